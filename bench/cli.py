@@ -1,0 +1,231 @@
+"""`bench`: the command line, a thin layer over :mod:`bench.api`."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any, Sequence
+
+log = logging.getLogger("bench")
+
+EPILOG = """examples:
+  bench models                                  list detectors and checkpoint cards
+  bench score --model aasist clip.wav           score a file (higher = more bona fide)
+  bench perturbations                           list perturbation families and ladders
+  bench perturb --family mp3 --severity 3 in.wav out.wav
+  bench run --suite compression                 the main job, on the built-in demo set
+  bench run --suite noise --model aasist,aasist-l --data manifest.csv --limit 200
+  bench report runs/<folder>                    tables, plots and an HTML page
+
+Checkpoints are looked up in --checkpoint, then $BENCH_WEIGHTS_DIR, then the user cache
+(~/.cache/deepfake-bench, downloaded with sha256 verification when online)."""
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def _table(rows: list[dict], columns: Sequence[str], title: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*["" if r.get(c) is None or r.get(c) != r.get(c) else str(r.get(c)) for c in columns])
+    Console().print(t)
+
+
+def cmd_models(a: argparse.Namespace) -> int:
+    from bench import api
+
+    df = api.models()
+    if a.json:
+        _print_json(df.to_dict(orient="records"))
+    else:
+        _table(df.to_dict(orient="records"),
+               ["name", "architecture", "params", "training_data", "published_eer", "licence", "checkpoint"],
+               "Detectors and checkpoints")
+    return 0
+
+
+def cmd_score(a: argparse.Namespace) -> int:
+    from bench import api
+
+    df = api.score_files(a.model, a.files, checkpoint=a.checkpoint, policy=a.policy, device=a.device,
+                         batch_size=a.batch_size)
+    rows = df.to_dict(orient="records")
+    for r in rows:
+        if r["error"]:
+            log.error("%s", r["error"])
+    if a.json:
+        _print_json([{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows])
+    else:
+        for r in rows:
+            sys.stdout.write(f"{r['path']}\t{'ERROR' if r['error'] else format(r['score'], '.6f')}\n")
+    return 1 if any(r["error"] for r in rows) else 0
+
+
+def cmd_perturbations(a: argparse.Namespace) -> int:
+    from bench import api
+
+    fams = api.perturbations()
+    if a.json:
+        _print_json(fams)
+        return 0
+    rows = [{"family": f["family"], **{f"s{l['severity']}": ", ".join(f"{k}={v}" for k, v in l["params"].items())
+                                       for l in f["levels"]}} for f in fams]
+    _table(rows, ["family", "s1", "s2", "s3", "s4", "s5"], "Perturbation families (severity 0 = clean)")
+    return 0
+
+
+def cmd_perturb(a: argparse.Namespace) -> int:
+    from bench import api
+
+    info = api.perturb_file(a.family, a.severity, a.input, a.output, seed=a.seed, resources=_resources(a),
+                            sample_rate=a.sample_rate)
+    sys.stdout.write(json.dumps(info, default=str) + "\n")
+    return 0
+
+
+def cmd_suites(a: argparse.Namespace) -> int:
+    from bench import api
+
+    items = api.suites()
+    if a.json:
+        _print_json(items)
+    else:
+        _table([{**s, "families": ", ".join(s["families"])} for s in items],
+               ["name", "n_conditions", "policy", "families", "description"], "Suites")
+    return 0
+
+
+def _resources(a: argparse.Namespace) -> dict[str, str]:
+    res = {}
+    for key, env in (("noise_dir", "BENCH_NOISE_DIR"), ("rir_dir", "BENCH_RIR_DIR")):
+        val = getattr(a, key, None) or os.environ.get(env)
+        if val:
+            res[key] = val
+    return res
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from bench import api
+    from bench.results import summary_pivot
+
+    models = tuple(m.strip() for m in a.model.split(",") if m.strip())
+    res = api.run(a.suite, models=models, checkpoint=a.checkpoint, data=a.data, out=a.out, limit=a.limit,
+                  seed=a.seed, device=a.device, batch_size=a.batch_size, executor=a.executor,
+                  workers=a.workers, policy=a.policy, resources=_resources(a))
+    piv = summary_pivot(res.results)
+    rows = [{"family": f, "severity": s, **{m: v for m, v in r.items()}} for (f, s), r in piv.iterrows()]
+    note = " - demo set: a smoke test, not a benchmark" if a.data == "demo" else ""
+    _table(rows, ["family", "severity", *piv.columns], f"EER (%) on {res.provenance['data']['name']}{note}")
+    n_prob = len(res.problems)
+    sys.stderr.write(f"results in {res.out} (results.csv, scores.csv, problems.csv, run.json)"
+                     + (f"; {n_prob} inputs could not be used: see problems.csv" if n_prob else "") + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench", description="Robustness and adversarial evaluation of audio "
+                                "deepfake (anti-spoofing) detectors: EER under codecs, rooms, noise, "
+                                "channels and attacks.", epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("models", help="list detectors and known checkpoints")
+    s.add_argument("--json", action="store_true", help="print a JSON array")
+    s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("score", help="score audio files with one detector")
+    s.add_argument("--model", default="aasist", help="card name (see `bench models`) or package.module:Class")
+    s.add_argument("--checkpoint", help="checkpoint file (.pth/.pt read with weights_only=True, or .safetensors)")
+    s.add_argument("--policy", help="input policy: official (first 64600 samples, short clips tiled) or full "
+                   "(whole utterance by windows), e.g. full:hop=32000,agg=mean; default: the card's")
+    s.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--json", action="store_true", help="print a JSON array of {path, score, ...}")
+    s.add_argument("files", nargs="+", metavar="FILE", help="wav, flac, mp3, ogg, m4a ... at any rate")
+    s.set_defaults(func=cmd_score)
+
+    s = sub.add_parser("perturbations", help="list perturbation families and their severity ladders")
+    s.add_argument("--json", action="store_true", help="print a JSON array")
+    s.set_defaults(func=cmd_perturbations)
+
+    s = sub.add_parser("perturb", help="apply one perturbation level to one file (to listen to it)")
+    s.add_argument("--family", required=True)
+    s.add_argument("--severity", type=int, required=True, help="0 (clean) .. 5 (harshest)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--sample-rate", type=int, default=16000, help="rate the audio is processed and written at")
+    s.add_argument("--noise-dir", help="folder of noise files (background-noise); or $BENCH_NOISE_DIR")
+    s.add_argument("--rir-dir", help="folder of measured impulse responses (rir); or $BENCH_RIR_DIR")
+    s.add_argument("input", metavar="IN")
+    s.add_argument("output", metavar="OUT")
+    s.set_defaults(func=cmd_perturb)
+
+    s = sub.add_parser("suites", help="list suites and what they contain")
+    s.add_argument("--json", action="store_true", help="print a JSON array")
+    s.set_defaults(func=cmd_suites)
+
+    s = sub.add_parser("run", help="the main job: a suite of conditions x data x detectors -> EER tables",
+                       description="Runs a suite. The same command resumes an interrupted run: without --out the "
+                       "folder name is derived from the configuration (runs/<suite>-<models>-<data>-<hash>).")
+    s.add_argument("--suite", required=True, help="clean, compression, reverb, noise, channel, realworld, "
+                   "adversarial, all, or a YAML file")
+    s.add_argument("--model", default="aasist", help="comma-separated models (default aasist)")
+    s.add_argument("--checkpoint", help="checkpoint for the model (one model only)")
+    s.add_argument("--data", default="demo", help="demo (built in), a CSV manifest, asvspoof2019-la:ROOT, "
+                   "asvspoof2021-la:ROOT, asvspoof2021-df:ROOT, inthewild:ROOT, or a folder with bonafide/ spoof/")
+    s.add_argument("--out", help="run folder (default: derived from the configuration under runs/)")
+    s.add_argument("--limit", type=int, help="use N utterances, stratified by label with the seed")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--executor", default="local", choices=["local", "ray"])
+    s.add_argument("--workers", type=int, help="audio preparation processes (default: cores - 1, 0 = in-process)")
+    s.add_argument("--policy", help="input policy, overriding the suite's (official, full, full:hop=...,agg=...)")
+    s.add_argument("--noise-dir", help="folder of noise files (background-noise); or $BENCH_NOISE_DIR")
+    s.add_argument("--rir-dir", help="folder of measured impulse responses (rir); or $BENCH_RIR_DIR")
+    s.set_defaults(func=cmd_run)
+
+    for name, mod, help_ in (("report", "reports.cli", "tables, plots and one HTML page for a run"),
+                             ("compare", "reports.cli", "compare runs side by side"),
+                             ("check", "reports.cli", "pass/fail gate against a baseline run")):
+        try:
+            import importlib
+
+            importlib.import_module(mod).add_parser(sub, name)
+        except (ImportError, AttributeError):
+            continue
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = build_parser()
+    a = p.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(a.verbose, 2)]
+    if a.command == "run":
+        level = min(level, logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not a.command:
+        p.print_help()
+        return 2
+    try:
+        return int(a.func(a) or 0)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted; what was computed is kept: give the same command to resume\n")
+        return 130
+    except Exception as e:  # noqa: BLE001 - the CLI turns errors into one clear line; -vv shows the trace
+        if a.verbose >= 2:
+            raise
+        sys.stderr.write(f"bench: error: {e}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""`bench run`: suite x data x detectors -> durable scores -> results.
+
+Flow: validate the suite (before any audio) -> load the data set -> lock the run folder and open
+its store -> load detectors -> build units (condition x shard, only what the store still misses)
+-> the executor prepares audio (read + perturb) in workers while this process scores batches on
+the device -> each batch is committed to the store -> results.csv / scores.csv / problems.csv and
+run.json are derived from the store.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from bench.executors import Unit, make_executor
+from bench.prepare import Task
+from bench.store import RunLock, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    suite: str = "compression"
+    models: tuple[str, ...] = ("aasist",)
+    checkpoint: str | None = None
+    data: str = "demo"
+    out: str | None = None
+    limit: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    batch_size: int = 8
+    executor: str = "local"
+    workers: int | None = None
+    policy: str | None = None                  # overrides the suite's input policy
+    shard_size: int = 32
+    n_boot: int = 1000
+    resources: Mapping[str, str] = field(default_factory=dict)  # noise_dir, rir_dir, ...
+
+    def identity(self, suite_sha: str) -> dict[str, Any]:
+        """What determines the scores (not how fast or where they are computed)."""
+        return {"suite": self.suite, "suite_sha256": suite_sha, "models": list(self.models),
+                "checkpoint": self.checkpoint, "data": self.data, "limit": self.limit, "seed": self.seed,
+                "policy": self.policy, "resources": dict(self.resources)}
+
+
+@dataclass
+class RunResult:
+    out: Path
+    results: pd.DataFrame
+    scores: pd.DataFrame
+    problems: pd.DataFrame
+    provenance: dict[str, Any]
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {device} was asked for, but torch sees no CUDA device; use --device cpu")
+    return device
+
+
+def default_out(cfg: RunConfig, ident: Mapping[str, Any]) -> Path:
+    """runs/<suite>-<models>-<data>-<hash>: the same command gives the same folder, so it resumes."""
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    data = Path(cfg.data.split(":", 1)[-1]).name or cfg.data
+    name = f"{Path(cfg.suite).stem}-{'+'.join(cfg.models)}-{data}-{digest}"
+    return Path("runs") / re.sub(r"[^A-Za-z0-9_.+-]+", "_", name)
+
+
+def run(cfg: RunConfig, show_progress: bool = False) -> RunResult:
+    from bench.data import load_dataset
+    from bench.policy import parse_policy
+    from bench.suite import load_suite
+    from models import load_detector
+
+    suite = load_suite(cfg.suite)
+    conditions = suite.expand()
+    policy = parse_policy(cfg.policy or suite.policy)
+    dataset = load_dataset(cfg.data, limit=cfg.limit, seed=cfg.seed)
+    if not dataset.utterances:
+        raise ValueError(f"data set {cfg.data!r} has no usable utterances")
+    ident = cfg.identity(suite.sha256)
+    out = Path(cfg.out) if cfg.out else default_out(cfg, ident)
+    device = resolve_device(cfg.device)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    with RunLock(out), Store(out / "store.sqlite") as store:
+        _check_identity(store, out, ident)
+        for prob in dataset.problems:
+            store.add_problem(prob[0], prob[0], "manifest", prob[1])
+        loaded = [load_detector(m, checkpoint=cfg.checkpoint, device=device) for m in cfg.models]
+        sr = {ld.detector.sample_rate for ld in loaded}
+        if len(sr) != 1:
+            raise ValueError(f"models with different sample rates in one run are not supported: {sorted(sr)}")
+        sr_ = sr.pop()
+        prov = _provenance(cfg, suite, policy, dataset, loaded, device, out)
+        _write_json(out / "run.json", {**prov, "status": "running"})
+        units = list(_units(cfg, conditions, dataset, store, [ld.name for ld in loaded]))
+        total = sum(len(u.tasks) * len(u.models) for u in units)
+        log.info("%s: %d conditions x %d utterances x %d models; %d scores to compute", out,
+                 len(conditions), len(dataset.utterances), len(loaded), total)
+        workers = cfg.workers if cfg.workers is not None else max(1, min(4, (os.cpu_count() or 2) - 1))
+        bona = [(u.utt_id, str(u.path)) for u in dataset.utterances if u.label == "bonafide"]
+        labels = {u.utt_id: u.label for u in dataset.utterances}
+        paths = {u.utt_id: str(u.path) for u in dataset.utterances}
+        by_name = {ld.name: ld for ld in loaded}
+        with _Progress(show_progress, total) as bar, make_executor(
+                cfg.executor, workers=workers, seed=cfg.seed, sr=sr_, bonafide=bona,
+                resources=cfg.resources) as ex:
+            for unit, prepared in ex.map_units(units):
+                cond = conditions[unit.condition_index]
+                ok = []
+                for p in prepared:
+                    if p.wav is None:
+                        store.add_problem(p.utt_id, paths[p.utt_id], p.stage, p.error or "",
+                                          family="" if p.stage == "read" else cond.family,
+                                          severity=-1 if p.stage == "read" else cond.severity)
+                        log.warning("%s %s@%d: %s", p.utt_id, cond.family, cond.severity, p.error)
+                    else:
+                        ok.append(p)
+                for name in unit.models:
+                    bar.describe(f"{name} {cond.family}@{cond.severity}")
+                    done = store.done(name, cond.family, cond.severity)
+                    todo = [p for p in ok if p.utt_id not in done]
+                    scores = _score(by_name[name], cond, todo, labels, policy, cfg, device)
+                    store.add_scores((name, cond.family, cond.severity, p.utt_id, labels[p.utt_id],
+                                      float(s), str(policy), cond.key()) for p, s in zip(todo, scores))
+                    bar.advance(len(unit.tasks))
+        result = _finish(out, store, suite, conditions, cfg, {**prov, "status": "complete",
+                                                              "elapsed_s": round(time.time() - started, 2)})
+    return result
+
+
+def _check_identity(store: Store, out: Path, ident: Mapping[str, Any]) -> None:
+    have = store.get_meta("identity")
+    want = json.dumps(ident, sort_keys=True, default=str)
+    if have is None:
+        store.set_meta("identity", want)
+        return
+    if have != want:
+        old = json.loads(have)
+        diff = sorted(k for k in set(old) | set(ident) if old.get(k) != ident.get(k))
+        raise ValueError(f"{out} holds a run with a different configuration (differs in: {', '.join(diff)}); "
+                         "choose another --out folder to start a new run")
+    log.info("resuming the run in %s", out)
+
+
+def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str]):
+    bad_read = store.failed("read")
+    for ci, cond in enumerate(conditions):
+        bad = bad_read | store.failed("perturb", cond.family, cond.severity)
+        done = {m: store.done(m, cond.family, cond.severity) for m in models}
+        todo = [u for u in dataset.utterances if u.utt_id not in bad
+                and any(u.utt_id not in done[m] for m in models)]
+        for i in range(0, len(todo), cfg.shard_size):
+            shard = todo[i:i + cfg.shard_size]
+            need = tuple(m for m in models if any(u.utt_id not in done[m] for u in shard))
+            tasks = tuple(Task(u.utt_id, str(u.path), cond.key(), cond.spec, cond.kind) for u in shard)
+            yield Unit(ci, tasks, need)
+
+
+def _score(ld, cond, todo, labels, policy, cfg: RunConfig, device: str) -> np.ndarray:
+    from bench.policy import score_batch
+
+    if not todo:
+        return np.zeros(0)
+    wavs = [p.wav for p in todo]
+    if cond.kind == "attack":
+        from bench.adversarial import attack_batch
+
+        wavs = attack_batch(ld.detector, cond, wavs, [labels[p.utt_id] for p in todo],
+                            [p.utt_id for p in todo], cfg.seed, cfg.batch_size, device)
+    return np.asarray(score_batch(ld.detector, wavs, policy, batch_size=cfg.batch_size, device=device))
+
+
+def _provenance(cfg, suite, policy, dataset, loaded, device, out) -> dict[str, Any]:
+    from bench.provenance import git_revision, versions
+
+    return {"config": {**asdict(cfg), "out": str(out), "resolved_device": device},
+            "suite": suite.to_dict(), "policy": policy.to_dict(), "seed": cfg.seed,
+            "data": {"spec": cfg.data, "name": dataset.name, "n_utterances": len(dataset.utterances),
+                     "n_bonafide": sum(u.label == "bonafide" for u in dataset.utterances),
+                     "n_problems": len(dataset.problems)},
+            "models": [{"name": ld.name, "card": ld.card.to_dict(), "checkpoint": ld.checkpoint,
+                        "sha256": ld.sha256} for ld in loaded],
+            "versions": versions(), "git_revision": git_revision(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: dict) -> RunResult:
+    from bench.results import results_table, write_tables
+
+    scores = store.scores()
+    problems = store.problems()
+    results = results_table(scores, suite.name, conditions, n_boot=cfg.n_boot, seed=cfg.seed)
+    write_tables(out, results, scores, problems)
+    prov = {**prov, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "n_scores": len(scores),
+            "n_problems": len(problems)}
+    _write_json(out / "run.json", prov)
+    return RunResult(out, results, scores, problems, prov)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    tmp.replace(path)
+
+
+class _Progress:
+    """A rich progress bar (rate, ETA) on stderr, or nothing."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled, self.total = enabled, total
+        self._p = None
+
+    def __enter__(self) -> "_Progress":
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+            from rich.text import Text
+
+            class Rate(ProgressColumn):
+                def render(self, task):
+                    return Text(f"{task.speed:5.2f} scores/s" if task.speed else "   -- scores/s")
+
+            self._p = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+                               Rate(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                               console=Console(stderr=True), transient=False)
+            self._p.start()
+            self._task = self._p.add_task("scoring", total=self.total)
+        return self
+
+    def describe(self, text: str) -> None:
+        if self._p is not None:
+            self._p.update(self._task, description=text)
+
+    def advance(self, n: int) -> None:
+        if self._p is not None:
+            self._p.advance(self._task, n)
+
+    def __exit__(self, *exc) -> None:
+        if self._p is not None:
+            self._p.stop()

@@ -1,0 +1,122 @@
+"""The run's durable store: one SQLite file per run folder.
+
+Every score is committed as soon as its batch is computed (WAL, synchronous=FULL), keyed by
+(model, family, severity, utt_id), so a killed run loses at most the batch in flight and a resumed
+run computes only what is missing. Inputs that could not be used are kept in ``problems``.
+``results.csv`` and ``scores.csv`` are always derived from here.
+
+One writer per folder: :class:`RunLock` takes an exclusive ``flock`` on ``run.lock``; a second
+process is refused with a message naming the holder's pid.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS scores (
+    model TEXT NOT NULL, family TEXT NOT NULL, severity INTEGER NOT NULL, utt_id TEXT NOT NULL,
+    label TEXT NOT NULL, score REAL NOT NULL, policy TEXT NOT NULL, condition_key TEXT NOT NULL,
+    PRIMARY KEY (model, family, severity, utt_id)
+);
+CREATE TABLE IF NOT EXISTS problems (
+    utt_id TEXT NOT NULL, path TEXT NOT NULL, stage TEXT NOT NULL, family TEXT NOT NULL,
+    severity INTEGER NOT NULL, model TEXT NOT NULL, reason TEXT NOT NULL,
+    PRIMARY KEY (utt_id, stage, family, severity, model)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class RunBusy(RuntimeError):
+    pass
+
+
+class RunLock:
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / "run.lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunBusy(f"{self.path.parent} is in use by pid {holder}; wait for it to finish "
+                          "or choose another --out folder") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class Store:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.db = sqlite3.connect(self.path, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- meta ------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # --- scores ----------------------------------------------------------------------------
+    def done(self, model: str, family: str, severity: int) -> set[str]:
+        rows = self.db.execute("SELECT utt_id FROM scores WHERE model=? AND family=? AND severity=?",
+                               (model, family, severity))
+        return {r[0] for r in rows}
+
+    def add_scores(self, rows: Iterable[tuple]) -> None:
+        """rows: (model, family, severity, utt_id, label, score, policy, condition_key); one commit."""
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(rows))
+
+    def add_problem(self, utt_id: str, path: str, stage: str, reason: str, family: str = "",
+                    severity: int = -1, model: str = "") -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO problems VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (utt_id, path, stage, family, severity, model, reason))
+
+    def failed(self, stage: str, family: str = "", severity: int = -1) -> set[str]:
+        rows = self.db.execute("SELECT utt_id FROM problems WHERE stage=? AND family=? AND severity=?",
+                               (stage, family, severity))
+        return {r[0] for r in rows}
+
+    def scores(self) -> pd.DataFrame:
+        return pd.read_sql_query(
+            "SELECT utt_id, model, family, severity, label, score, policy FROM scores "
+            "ORDER BY model, family, severity, utt_id", self.db)
+
+    def problems(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM problems ORDER BY stage, utt_id, family, severity", self.db)

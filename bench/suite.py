@@ -1,0 +1,185 @@
+"""Suites: YAML files parsed into frozen dataclasses and validated before any audio is read.
+
+A suite lists conditions. Each condition is one of
+- ``{family: mp3, severities: [1, 2, 3]}``: a registered perturbation family at those levels;
+  optional ``params: {...}`` overrides the table's parameters for every level;
+- ``{name: room+noise, chain: [room, pink-noise], severities: [1, 3]}``: a chain, every step at
+  the same severity, applied in order (configuration, not code);
+- ``{attack: pgd-linf, severities: [1, 2]}``: a gradient attack against each detector (white box).
+The clean condition (family ``clean``, severity 0) is always added, so every degradation is
+relative to a measured baseline. ``include: [other, suites]`` merges built-in suites.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+
+class SuiteError(ValueError):
+    """A suite file that is wrong; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class ConditionSpec:
+    label: str                                # family name in results (mp3, room+noise, pgd-linf)
+    severities: tuple[int, ...]
+    kind: str = "perturbation"                # perturbation | chain | attack
+    steps: tuple[str, ...] = ()               # for chains: family names in order
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One (family, severity) cell of the results table, with what builds it."""
+
+    family: str
+    severity: int
+    kind: str
+    spec: Mapping[str, Any]   # perturbation.to_dict() or attack.to_dict(); JSON-serialisable
+
+    def key(self) -> str:
+        return json.dumps({"family": self.family, "severity": self.severity, "kind": self.kind,
+                           "spec": self.spec}, sort_keys=True, separators=(",", ":"), default=str)
+
+    def build(self):
+        if self.kind == "attack":
+            from attacks import Attack
+            return Attack.from_dict(self.spec)
+        from perturbations import Perturbation
+        return Perturbation.from_dict(self.spec)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    version: int
+    description: str
+    conditions: tuple[ConditionSpec, ...]
+    policy: str = "official"
+    metrics: tuple[str, ...] = ("eer", "auc")
+    source: str = ""          # the file it came from
+    sha256: str = ""          # of the file's bytes (and included files)
+
+    def expand(self) -> list[Condition]:
+        """Every (family, severity) condition, clean first, validated by building each one."""
+        from perturbations import Identity
+        out = [Condition("clean", 0, "perturbation", Identity().to_dict())]
+        seen = {("clean", 0)}
+        for spec in self.conditions:
+            for sev in spec.severities:
+                if sev == 0 or (spec.label, sev) in seen:  # severity 0 is the clean condition
+                    continue
+                seen.add((spec.label, sev))
+                out.append(_build_condition(self.source, spec, sev))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "description": self.description,
+                "policy": self.policy, "metrics": list(self.metrics), "source": self.source,
+                "sha256": self.sha256,
+                "conditions": [{"label": c.label, "kind": c.kind, "severities": list(c.severities),
+                                "steps": list(c.steps), "params": dict(c.params)} for c in self.conditions]}
+
+
+def _build_condition(source: str, spec: ConditionSpec, sev: int) -> Condition:
+    where = f"{source}: condition {spec.label!r} severity {sev}"
+    try:
+        if spec.kind == "attack":
+            from attacks import ATTACKS
+            att = ATTACKS.get(spec.label).at(sev, **spec.params)
+            return Condition(spec.label, sev, "attack", att.to_dict())
+        from perturbations import PERTURBATIONS, Chain
+        if spec.kind == "chain":
+            steps = tuple(PERTURBATIONS.get(s).at(sev) for s in spec.steps)
+            return Condition(spec.label, sev, "chain", Chain(severity=sev, steps=steps).to_dict())
+        p = PERTURBATIONS.get(spec.label).at(sev, **spec.params)
+        return Condition(spec.label, sev, "perturbation", p.to_dict())
+    except (KeyError, ValueError, TypeError) as e:
+        raise SuiteError(f"{where}: {e}") from e
+
+
+def builtin_names() -> list[str]:
+    folder = resources.files("bench") / "suites"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read(name_or_path: str) -> tuple[str, bytes]:
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise SuiteError(f"suite file {p} does not exist")
+        return str(p), p.read_bytes()
+    res = resources.files("bench") / "suites" / f"{name_or_path}.yaml"
+    if not res.is_file():
+        raise SuiteError(f"unknown suite {name_or_path!r}; built-in suites: {', '.join(builtin_names())}, "
+                         "or give a path to a YAML suite")
+    return f"bench/suites/{name_or_path}.yaml", res.read_bytes()
+
+
+_TOP = {"name", "version", "description", "conditions", "policy", "metrics", "include"}
+_COND = {"family", "name", "chain", "attack", "severities", "params"}
+
+
+def load_suite(name_or_path: str, _stack: tuple[str, ...] = ()) -> Suite:
+    source, raw = _read(name_or_path)
+    if source in _stack:
+        raise SuiteError(f"{source}: include cycle {' -> '.join(_stack + (source,))}")
+    try:
+        doc = yaml.safe_load(raw) or {}
+    except yaml.YAMLError as e:
+        raise SuiteError(f"{source}: not valid YAML ({e})") from e
+    if not isinstance(doc, dict):
+        raise SuiteError(f"{source}: the top level must be a mapping with name and conditions")
+    unknown = sorted(set(doc) - _TOP)
+    if unknown:
+        raise SuiteError(f"{source}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(_TOP))}")
+    digest = hashlib.sha256(raw)
+    conds: list[ConditionSpec] = []
+    for inc in doc.get("include") or []:
+        sub = load_suite(str(inc), _stack + (source,))
+        conds.extend(sub.conditions)
+        digest.update(sub.sha256.encode())
+    items = doc.get("conditions") or []
+    if not isinstance(items, list):
+        raise SuiteError(f"{source}: 'conditions' must be a list")
+    for i, item in enumerate(items):
+        conds.append(_parse_condition(source, i, item))
+    policy = str(doc.get("policy", "official"))
+    metrics = tuple(doc.get("metrics") or ("eer", "auc"))
+    suite = Suite(name=str(doc.get("name") or Path(source).stem), version=int(doc.get("version", 1)),
+                  description=str(doc.get("description", "")), conditions=tuple(conds), policy=policy,
+                  metrics=metrics, source=source, sha256=digest.hexdigest())
+    suite.expand()  # validate every condition now, before any audio is touched
+    return suite
+
+
+def _parse_condition(source: str, i: int, item: Any) -> ConditionSpec:
+    where = f"{source}: conditions[{i}]"
+    if not isinstance(item, dict):
+        raise SuiteError(f"{where}: expected a mapping like {{family: mp3, severities: [1, 2]}}")
+    unknown = sorted(set(item) - _COND)
+    if unknown:
+        raise SuiteError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(_COND))}")
+    sev = item.get("severities", [1, 2, 3, 4, 5])
+    if not isinstance(sev, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in sev):
+        raise SuiteError(f"{where}: 'severities' must be a list of integers, got {sev!r}")
+    params = item.get("params") or {}
+    if not isinstance(params, dict):
+        raise SuiteError(f"{where}: 'params' must be a mapping")
+    if "chain" in item:
+        steps = item["chain"]
+        if not isinstance(steps, list) or not steps or not all(isinstance(s, str) for s in steps):
+            raise SuiteError(f"{where}: 'chain' must be a non-empty list of family names")
+        label = str(item.get("name") or "+".join(steps))
+        return ConditionSpec(label, tuple(sev), "chain", tuple(steps))
+    if "attack" in item:
+        return ConditionSpec(str(item["attack"]), tuple(sev), "attack", params=params)
+    if "family" not in item:
+        raise SuiteError(f"{where}: needs 'family' (or 'chain' or 'attack')")
+    return ConditionSpec(str(item["family"]), tuple(sev), "perturbation", params=params)

@@ -1,0 +1,120 @@
+"""Finding, verifying and safely reading checkpoint files.
+
+Resolution order for a card's file: an explicit path, then ``$BENCH_WEIGHTS_DIR/<card.filename>``,
+then the user cache (``$BENCH_CACHE_DIR`` or ``~/.cache/deepfake-bench``), downloading into the
+cache from ``card.url`` when online. A downloaded file whose sha256 differs from the card is
+refused and deleted. Checkpoints are never unpickled as arbitrary objects: ``.pt``/``.pth`` go
+through ``torch.load(weights_only=True)``, ``.safetensors`` through safetensors.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from models.base import Card
+
+log = logging.getLogger(__name__)
+
+
+class WeightsError(RuntimeError):
+    """A checkpoint that cannot be found, fetched, verified or read; the message says what to do."""
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("BENCH_CACHE_DIR", Path.home() / ".cache" / "deepfake-bench"))
+
+
+def _download(url: str, dest: Path, sha256: str | None) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    log.info("downloading %s -> %s", url, dest)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".part")
+    os.close(fd)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+            while block := r.read(1 << 20):
+                f.write(block)
+        if sha256:
+            got = sha256_file(tmp)
+            if got != sha256:
+                raise WeightsError(f"download of {url} has sha256 {got}, expected {sha256}; refused "
+                                   "(the file changed upstream or the transfer was corrupted)")
+        os.replace(tmp, dest)
+        return dest
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def resolve(card: "Card", explicit: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """The local path of a card's checkpoint, verified against its sha256 where it has one."""
+    if explicit is not None:
+        p = Path(explicit)
+        if not p.is_file():
+            raise WeightsError(f"checkpoint {p} does not exist")
+        return p
+    if not card.filename:
+        raise WeightsError(f"model {card.name!r} has no published checkpoint; "
+                           f"pass one with --checkpoint PATH")
+    candidates = []
+    if os.environ.get("BENCH_WEIGHTS_DIR"):
+        candidates.append(Path(os.environ["BENCH_WEIGHTS_DIR"]) / card.filename)
+    cached = cache_dir() / "weights" / card.filename
+    candidates.append(cached)
+    for p in candidates:
+        if p.is_file():
+            if card.sha256:
+                got = sha256_file(p)
+                if got != card.sha256:
+                    raise WeightsError(f"{p} has sha256 {got}, but the card of {card.name!r} says "
+                                       f"{card.sha256}; refusing to load it (delete or replace the file)")
+            return p
+    if download and card.url:
+        try:
+            return _download(card.url, cached, card.sha256)
+        except OSError as e:  # URLError is an OSError: offline, DNS, HTTP errors
+            raise WeightsError(f"could not download the {card.name!r} checkpoint from {card.url} ({e}); "
+                               f"offline? set BENCH_WEIGHTS_DIR to a folder holding {card.filename}, "
+                               "or pass --checkpoint PATH") from e
+    where = " or ".join(str(c) for c in candidates)
+    raise WeightsError(f"no checkpoint for {card.name!r} at {where}; set BENCH_WEIGHTS_DIR to a folder "
+                       f"holding {card.filename}, pass --checkpoint PATH"
+                       + (f", or go online to download {card.url}" if card.url else ""))
+
+
+def read_state_dict(path: str | os.PathLike) -> dict:
+    """Read tensors only: safetensors, or torch.load with weights_only=True (never arbitrary pickles)."""
+    import torch
+
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - re-raised with the file named
+        raise WeightsError(f"cannot read checkpoint {path} as tensors only ({type(e).__name__}: {e}); "
+                           "it may contain pickled objects, which are refused for safety. "
+                           "Re-save it as a plain state_dict or .safetensors") from e
+    # Common wrappers: {"state_dict": ...}, {"model": ...}
+    for key in ("state_dict", "model_state_dict", "model"):
+        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict):
+        raise WeightsError(f"checkpoint {path} holds a {type(obj).__name__}, not a state_dict")
+    return obj

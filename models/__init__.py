@@ -1,0 +1,75 @@
+"""Detectors: the architectures, their checkpoint cards, and the loader.
+
+``load_detector("aasist")`` resolves the card's checkpoint (see :mod:`bench.weights`), builds the
+architecture from the card's config and loads the weights strictly. A user's own model is
+``load_detector("package.module:Class", checkpoint="path.pth")``; the class must subclass
+:class:`models.base.Detector` (or at least map ``[B, T]`` waveforms to ``[B]`` scores) and
+provide ``from_config``.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from bench.registry import import_submodules
+from models.base import ARCHITECTURES, CARDS, Card, CheckpointMismatch, Detector, register_card
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ARCHITECTURES", "CARDS", "Card", "CheckpointMismatch", "Detector", "register_card",
+           "load_detector", "LoadedDetector", "list_cards"]
+
+import_submodules(__name__)
+
+
+@dataclass
+class LoadedDetector:
+    """A detector ready to score, with what provenance needs."""
+
+    name: str
+    detector: Detector
+    card: Card
+    checkpoint: str | None
+    sha256: str | None
+
+
+def list_cards() -> list[Card]:
+    return [c for _, c in CARDS.items()]
+
+
+def _user_class(spec: str) -> type:
+    module, _, attr = spec.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"cannot import model spec {spec!r} ({e}); expected 'package.module:Class' "
+                         "importable from the current environment") from e
+    if not hasattr(cls, "from_config"):
+        raise ValueError(f"{spec} has no from_config(config) classmethod; subclass models.base.Detector")
+    return cls
+
+
+def load_detector(name: str, checkpoint: str | Path | None = None, device: str = "cpu",
+                  config: Mapping[str, Any] | None = None) -> LoadedDetector:
+    """Build a detector by card name (``aasist``) or class spec (``pkg.mod:Class``) and load its weights."""
+    from bench.weights import read_state_dict, resolve, sha256_file
+
+    if ":" in name:
+        cls = _user_class(name)
+        card = Card(name=name, architecture=name, config=dict(config or {}), description="user model")
+        if checkpoint is None:
+            raise ValueError(f"model {name} needs --checkpoint PATH")
+    else:
+        card = CARDS.get(name)
+        cls = ARCHITECTURES.get(card.architecture)
+        if config:
+            card = Card(**{**card.to_dict(), "config": {**card.config, **config}})
+    path = resolve(card, checkpoint)
+    det = cls.from_config(card.config)
+    state = read_state_dict(path)
+    det.load_checkpoint_state(state)
+    det.eval().to(device)
+    return LoadedDetector(name=name, detector=det, card=card, checkpoint=str(path), sha256=sha256_file(path))

@@ -1,0 +1,12 @@
+"""Perturbation families, one per file, each registering itself with ``@register``.
+
+``make("mp3", 3)`` builds a level; ``PERTURBATIONS`` lists the families.
+"""
+from bench.registry import import_submodules
+from perturbations.base import (PERTURBATIONS, Chain, Context, Identity, Perturbation, SeverityError,
+                                families, make, register)
+
+__all__ = ["PERTURBATIONS", "Chain", "Context", "Identity", "Perturbation", "SeverityError",
+           "families", "make", "register"]
+
+import_submodules(__name__)

@@ -1,0 +1,1 @@
+"""Reports: tables, plots, HTML pages, comparisons and the pass/fail gate."""

@@ -1,0 +1,116 @@
+"""The `bench report`, `bench compare` and `bench check` subcommands (thin over reports.*).
+
+bench/cli.py calls :func:`add_parser` once per name. Exit codes: 0 done / passed, 1 the check failed,
+2 unusable inputs (a missing or malformed run folder, runs that cannot be compared, no common condition).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from reports.load import RunError
+
+REPORT_DESC = """Tables, plots and one self-contained HTML page for a finished run.
+Writes into DIR/report/ (or --out): report.md and report.tex (EER against severity, one table per
+family: rows = models, columns = clean, s1..s5, cells EER % [95% CI]; relative degradation and mCE),
+report.html (every table and plot embedded, sortable tables), degradation.csv and plots/*.png."""
+
+COMPARE_DESC = """Several runs side by side (columns model@run), with differences against the first run.
+A difference is marked * when significant: a paired bootstrap over utterances when both runs scored the
+same utterances (scores.csv), else non-overlapping bootstrap CIs of the two EERs. Runs whose data or
+conditions differ are refused unless --force. Writes compare.md, compare.html, compare.csv."""
+
+CHECK_DESC = """Pass/fail gate: exit 0 when no condition's EER rose by more than X over the baseline run,
+1 when some did (they are printed with both EERs), 2 when the inputs are unusable. Conditions are
+matched on (family, severity); models by name, or in order (first with first) when no name is shared."""
+
+
+def _err(e: Exception) -> int:
+    sys.stderr.write(f"bench: error: {e}\n")
+    return 2
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from reports.report import build_report
+
+    try:
+        rep = build_report(a.dir, out=a.out, reference=a.reference, plots=not a.no_plots)
+    except RunError as e:
+        return _err(e)
+    for n in rep.notes:
+        sys.stderr.write(f"note: {n}\n")
+    sys.stdout.write(f"{rep.files['report.html']}\n")
+    sys.stderr.write(f"report written to {rep.out} (report.html, report.md, report.tex, degradation.csv, "
+                     f"{sum(k.startswith('plots/') for k in rep.files)} plots)\n")
+    return 0
+
+
+def cmd_compare(a: argparse.Namespace) -> int:
+    from reports.compare import compare_runs, default_out, write_compare
+
+    try:
+        cmp = compare_runs(a.dirs, force=a.force, n_boot=a.n_boot, seed=a.seed)
+        out = a.out or default_out(a.dirs)
+        files = write_compare(cmp, out, plots=not a.no_plots)
+    except RunError as e:
+        return _err(e)
+    for d in cmp.differences:
+        sys.stderr.write(f"warning: compared with --force although {d}\n")
+    for n in cmp.notes:
+        sys.stderr.write(f"note: {n}\n")
+    sys.stdout.write(f"{files['compare.html']}\n")
+    sys.stderr.write(f"comparison written to {out} (compare.html, compare.md, compare.csv)\n")
+    return 0
+
+
+def cmd_check(a: argparse.Namespace) -> int:
+    from reports.check import check_runs, format_result
+
+    try:
+        res = check_runs(a.dir, a.baseline, a.max_eer_increase, families=a.families, exclude=a.exclude_families)
+    except RunError as e:
+        return _err(e)
+    if a.json:
+        rows = res.rows.astype(object).where(res.rows.notna(), None).to_dict(orient="records")
+        sys.stdout.write(json.dumps({"ok": res.ok, "max_eer_increase": res.max_increase, "notes": res.notes,
+                                     "conditions": rows}, indent=2, default=str) + "\n")
+    else:
+        (sys.stdout if res.ok else sys.stderr).write(format_result(res) + "\n")
+    return 0 if res.ok else 1
+
+
+def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    if name == "report":
+        s = subparsers.add_parser("report", help="tables, plots and one HTML page for a run",
+                                  description=REPORT_DESC, formatter_class=fmt)
+        s.add_argument("dir", metavar="DIR", help="a run folder (results.csv, scores.csv, run.json)")
+        s.add_argument("--out", help="output folder (default DIR/report)")
+        s.add_argument("--reference", metavar="M", help="reference model of the mCE (default: the run's first model)")
+        s.add_argument("--no-plots", action="store_true", help="tables only (faster)")
+        s.set_defaults(func=cmd_report)
+    elif name == "compare":
+        s = subparsers.add_parser("compare", help="compare runs side by side", description=COMPARE_DESC,
+                                  formatter_class=fmt)
+        s.add_argument("dirs", nargs="+", metavar="DIR", help="run folders; the first is the reference")
+        s.add_argument("--out", help="output folder (default: compare-<hash> beside the first run)")
+        s.add_argument("--force", action="store_true", help="compare even when data or conditions differ")
+        s.add_argument("--n-boot", type=int, default=1000, help="paired bootstrap resamples (default 1000)")
+        s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+        s.add_argument("--no-plots", action="store_true", help="tables only (faster)")
+        s.set_defaults(func=cmd_compare)
+    elif name == "check":
+        s = subparsers.add_parser("check", help="pass/fail gate against a baseline run", description=CHECK_DESC,
+                                  formatter_class=fmt)
+        s.add_argument("dir", metavar="DIR", help="the new run folder")
+        s.add_argument("--baseline", required=True, metavar="DIR0", help="the baseline run folder")
+        s.add_argument("--max-eer-increase", required=True, type=float, metavar="X",
+                       help="largest allowed EER rise, a fraction (0.01 = one EER point)")
+        s.add_argument("--families", metavar="F1,F2", help="check only these families (add clean for the clean condition)")
+        s.add_argument("--exclude-families", metavar="F1,F2", help="skip these families")
+        s.add_argument("--json", action="store_true", help="print every checked condition as JSON")
+        s.set_defaults(func=cmd_check)
+    else:
+        raise ValueError(f"reports.cli has no subcommand {name!r}")
+    return s

@@ -1,0 +1,236 @@
+"""Plots of a run, as matplotlib Figures (object API, Agg canvas: no pyplot state, no display needed).
+
+* :func:`fig_eer_curve`: EER against severity of one family, one line per model, CI bands; for an
+  attack family the x axis shows the budgets (SNR dB or eps) instead of s1..s5.
+* :func:`fig_det`: DET curves (probit axes, scipy.stats.norm.ppf), one panel per condition of a family
+  (clean, s1, ...), one line per model.
+* :func:`fig_histograms`: score histograms, clean against the worst severity (highest EER) per model.
+* :func:`fig_heatmap`: EER (%) of every model x condition.
+
+Every function returns the Figure; :func:`png_bytes` renders one.
+"""
+from __future__ import annotations
+
+import io
+import logging
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from reports.load import CLEAN, conditions, family_kind, level_params
+from reports.tables import budget_of, eer_grid, severity_labels
+
+log = logging.getLogger(__name__)
+
+DPI = 90
+DET_TICKS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.95)
+DET_LIM = (0.0005, 0.97)
+MAX_DET_POINTS = 2000
+ANNOTATE_MAX_CELLS = 160
+
+
+def _figure(w: float, h: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(w, h), dpi=DPI, layout="constrained")
+
+
+def safe_label(s: object) -> str:
+    """A text matplotlib shows literally: no mathtext ($), and not hidden from legends (leading _)."""
+    s = str(s).replace("$", r"\$")
+    return " " + s if s.startswith("_") else s
+
+
+def png_bytes(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()
+
+
+def _models(results: pd.DataFrame, models: Sequence[str] | None) -> list[str]:
+    return list(models) if models is not None else list(dict.fromkeys(results["model"]))
+
+
+def budget_labels(results: pd.DataFrame, family: str) -> tuple[list[str], str]:
+    """Tick labels (clean, then each severity's budget) and the axis title of an attack family."""
+    lv = level_params(results, family)
+    cols = severity_labels(results, family)
+    names = {budget_of(lv.get(s, {}))[0] for _, (_, s) in cols[1:] if budget_of(lv.get(s, {}))}
+    ticks = ["clean"]
+    for label, (_, s) in cols[1:]:
+        b = budget_of(lv.get(s, {}))
+        ticks.append(label if b is None else (f"{b[1]:g} dB" if b[0] == "snr_db" else f"{b[1]:g}"))
+    if names == {"snr_db"}:
+        axis = "attack budget: SNR (dB, per utterance); smaller = stronger"
+    elif names == {"eps"}:
+        axis = "attack budget: eps (waveform amplitude); larger = stronger"
+    else:
+        axis = "attack budget (severity)"
+    return ticks, axis
+
+
+def fig_eer_curve(results: pd.DataFrame, family: str, models: Sequence[str] | None = None,
+                  budget_axis: bool | None = None):
+    """EER (%) against severity (clean at 0), one line per model with its bootstrap CI as a band."""
+    models = _models(results, models)
+    eer = eer_grid(results, family, "eer", models)
+    lo = eer_grid(results, family, "eer_ci_low", models)
+    hi = eer_grid(results, family, "eer_ci_high", models)
+    x = np.arange(eer.shape[1])
+    if budget_axis is None:
+        budget_axis = family_kind(results, family) == "attack"
+    fig = _figure(6.0, 3.6)
+    ax = fig.add_subplot()
+    for m in models:
+        y = 100 * eer.loc[m].to_numpy(float)
+        (line,) = ax.plot(x, y, marker="o", label=safe_label(m))
+        band = np.isfinite(lo.loc[m].to_numpy(float)) & np.isfinite(hi.loc[m].to_numpy(float))
+        if band.any():
+            ax.fill_between(x, 100 * lo.loc[m].to_numpy(float), 100 * hi.loc[m].to_numpy(float),
+                            where=band, color=line.get_color(), alpha=0.18, linewidth=0)
+    if budget_axis:
+        ticks, axis = budget_labels(results, family)
+        ax.set_xlabel(safe_label(axis))
+        ax.set_title(safe_label(f"EER against attack budget: {family}"))
+    else:
+        ticks = list(eer.columns)
+        ax.set_xlabel("severity (clean = unperturbed)")
+        ax.set_title(safe_label(f"EER against severity: {family}"))
+    ax.set_xticks(x, [safe_label(t) for t in ticks])
+    ax.set_ylabel("EER (%)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    return fig
+
+
+def _probit(p: np.ndarray) -> np.ndarray:
+    from scipy.stats import norm
+
+    return norm.ppf(np.clip(p, *DET_LIM))
+
+
+def det_points(bona: np.ndarray, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(false acceptance, false rejection) of the official DET curve, thinned to MAX_DET_POINTS."""
+    from bench.metrics import det_curve
+
+    frr, far, _ = det_curve(bona, spoof)
+    if frr.size > MAX_DET_POINTS:
+        keep = np.unique(np.linspace(0, frr.size - 1, MAX_DET_POINTS).round().astype(int))
+        frr, far = frr[keep], far[keep]
+    return far, frr
+
+
+def _split(scores: pd.DataFrame, model: str, family: str, severity: int) -> tuple[np.ndarray, np.ndarray]:
+    g = scores[(scores["model"] == model) & (scores["family"] == family) & (scores["severity"] == severity)]
+    sc = g["score"].to_numpy(float)
+    ok = np.isfinite(sc)
+    lab = g["label"].to_numpy()
+    return sc[ok & (lab == "bonafide")], sc[ok & (lab == "spoof")]
+
+
+def fig_det(scores: pd.DataFrame, results: pd.DataFrame, family: str, models: Sequence[str] | None = None):
+    """DET curves, one panel per condition of ``family`` (clean first), one line per model."""
+    models = _models(results, models)
+    conds = severity_labels(results, family)
+    n = len(conds)
+    ncol = min(n, 3)
+    nrow = int(np.ceil(n / ncol))
+    fig = _figure(3.0 * ncol + 0.4, 2.9 * nrow + 0.3)
+    ticks = _probit(np.array(DET_TICKS))
+    labels = [f"{100 * t:g}" for t in DET_TICKS]
+    for i, (label, (fam, sev)) in enumerate(conds):
+        ax = fig.add_subplot(nrow, ncol, i + 1)
+        for m in models:
+            b, s = _split(scores, m, fam, sev)
+            if b.size and s.size:
+                far, frr = det_points(b, s)
+                ax.plot(_probit(far), _probit(frr), label=safe_label(m), linewidth=1.2)
+        lim = _probit(np.array(DET_LIM))
+        ax.plot(lim, lim, color="0.7", linewidth=0.6, linestyle=":", label="_eer_diagonal")
+        ax.set_xlim(*lim)
+        ax.set_ylim(*lim)
+        ax.set_xticks(ticks, labels, fontsize=6)
+        ax.set_yticks(ticks, labels, fontsize=6)
+        ax.set_title(safe_label("clean" if (fam, sev) == CLEAN else f"{family} {label}"), fontsize=9)
+        ax.set_xlabel("false acceptance (%)", fontsize=7)
+        ax.set_ylabel("false rejection (%)", fontsize=7)
+        ax.grid(alpha=0.3)
+        if i == 0:
+            ax.legend(fontsize=6, loc="upper right")
+    fig.suptitle(safe_label(f"DET curves: {family}"), fontsize=10)
+    return fig
+
+
+def worst_severity(results: pd.DataFrame, model: str, family: str) -> int | None:
+    """The family's severity with the highest EER for ``model`` (ties: the higher severity)."""
+    sub = results[(results["model"] == model) & (results["family"] == family) & (results["severity"] != 0)]
+    sub = sub[np.isfinite(sub["eer"].to_numpy(float))]
+    if sub.empty:
+        return None
+    best = sub.sort_values(["eer", "severity"], ascending=[False, False]).iloc[0]
+    return int(best["severity"])
+
+
+def fig_histograms(scores: pd.DataFrame, results: pd.DataFrame, family: str,
+                   models: Sequence[str] | None = None):
+    """Per model: score histograms of bona fide and spoof, clean (filled) against the worst severity (lines)."""
+    models = _models(results, models)
+    fig = _figure(min(3.2 * len(models), 12.8) + 0.3, 2.8 * int(np.ceil(len(models) / 4)) + 0.3)
+    ncol = min(len(models), 4)
+    nrow = int(np.ceil(len(models) / ncol))
+    for i, m in enumerate(models):
+        ax = fig.add_subplot(nrow, ncol, i + 1)
+        worst = worst_severity(results, m, family)
+        cb, cs = _split(scores, m, *CLEAN)
+        wb, ws = _split(scores, m, family, worst) if worst is not None else (np.zeros(0), np.zeros(0))
+        allv = np.concatenate([cb, cs, wb, ws])
+        if allv.size == 0:
+            ax.set_title(safe_label(f"{m}: no scores"), fontsize=9)
+            continue
+        bins = np.histogram_bin_edges(allv, bins=40)
+        for data, lab, color, style in ((cb, "clean bona fide", "tab:green", "bar"),
+                                        (cs, "clean spoof", "tab:red", "bar"),
+                                        (wb, f"s{worst} bona fide", "darkgreen", "step"),
+                                        (ws, f"s{worst} spoof", "darkred", "step")):
+            if data.size:
+                ax.hist(data, bins=bins, density=True, histtype=style, color=color, label=lab,
+                        alpha=0.35 if style == "bar" else 1.0, linewidth=1.3)
+        ax.set_title(safe_label(f"{m}: clean vs s{worst}" if worst is not None else f"{m}: clean"), fontsize=9)
+        ax.set_xlabel("score (higher = more bona fide)", fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.legend(fontsize=6)
+    fig.suptitle(safe_label(f"Score histograms: {family} (worst severity = highest EER)"), fontsize=10)
+    return fig
+
+
+def heatmap_matrix(results: pd.DataFrame, models: Sequence[str] | None = None) -> pd.DataFrame:
+    """EER (fraction) with rows = models, columns = conditions ('clean', 'family sK')."""
+    models = _models(results, models)
+    conds = conditions(results)
+    idx = results.set_index(["model", "family", "severity"])["eer"]
+    cols = {("clean" if c == CLEAN else f"{c[0]} s{c[1]}"): [idx.get((m, *c), np.nan) for m in models]
+            for c in conds}
+    return pd.DataFrame(cols, index=pd.Index(models, name="model"), dtype=float)
+
+
+def fig_heatmap(results: pd.DataFrame, models: Sequence[str] | None = None, title: str = "EER (%) by condition"):
+    mat = heatmap_matrix(results, models)
+    n_m, n_c = mat.shape
+    fig = _figure(min(max(5.0, 0.32 * n_c + 2.5), 30.0), max(2.2, 0.42 * n_m + 1.9))
+    ax = fig.add_subplot()
+    data = 100 * mat.to_numpy(float)
+    im = ax.imshow(np.ma.masked_invalid(data), aspect="auto", cmap="viridis", vmin=0,
+                   vmax=max(50.0, float(np.nanmax(data))) if np.isfinite(data).any() else 50.0)
+    ax.set_xticks(np.arange(n_c), [safe_label(c) for c in mat.columns], rotation=70, ha="right", fontsize=7)
+    ax.set_yticks(np.arange(n_m), [safe_label(m) for m in mat.index], fontsize=8)
+    if n_m * n_c <= ANNOTATE_MAX_CELLS:
+        for i in range(n_m):
+            for j in range(n_c):
+                if np.isfinite(data[i, j]):
+                    ax.text(j, i, f"{data[i, j]:.1f}", ha="center", va="center", fontsize=6,
+                            color="white" if data[i, j] < 30 else "black")
+    fig.colorbar(im, ax=ax, label="EER (%)")
+    ax.set_title(safe_label(title))
+    return fig

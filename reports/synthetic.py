@@ -1,0 +1,106 @@
+"""Synthetic run folders (results.csv, scores.csv, problems.csv, run.json) from Gaussian scores.
+
+For tests and examples of the reports: no audio and no detector; the tables come from the real
+:func:`bench.results.results_table`, so their columns are those of a real run. Every utterance has a
+latent difficulty shared by all models and conditions, so paired comparisons between models/runs
+behave like real ones; each severity step moves bona fide and spoof scores towards each other.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_FAMILIES: Mapping[str, tuple[str, Sequence[int]]] = {
+    "mp3": ("perturbation", (1, 2, 3)),
+    "pink-noise": ("perturbation", (1, 2, 3)),
+    "room+pink-noise+mp3": ("chain", (1, 2)),
+    "pgd-linf": ("attack", (1, 2)),
+}
+
+
+@dataclass(frozen=True)
+class _Cond:
+    family: str
+    severity: int
+    kind: str
+    spec: Mapping[str, Any] = field(default_factory=dict)
+
+
+def level_params(family: str, kind: str, severity: int) -> dict[str, Any]:
+    if kind == "attack":
+        return {"snr_db": 50.0 - 10.0 * (severity - 1), "steps": 10, "restarts": 1}
+    if kind == "chain":
+        return {"steps": [{"family": s, "severity": severity, "params": {"level": severity}, "version": 1}
+                          for s in family.split("+")]}
+    if "noise" in family:
+        return {"snr_db": 30.0 - 5.0 * severity}
+    return {"bitrate": int(128000 // 2 ** severity)}
+
+
+def conditions_for(fams: Mapping[str, tuple[str, Sequence[int]]]) -> list[_Cond]:
+    out = [_Cond("clean", 0, "perturbation", {"family": "clean", "severity": 0, "params": {}})]
+    for fam, (kind, sevs) in fams.items():
+        for s in sevs:
+            out.append(_Cond(fam, int(s), kind, {"family": fam, "severity": int(s),
+                                                 "params": level_params(fam, kind, int(s))}))
+    return out
+
+
+def make_scores(models: Sequence[str], conds: Sequence[_Cond], n_bonafide: int, n_spoof: int,
+                rng: np.random.Generator, separation: Mapping[str, float] | None = None,
+                drop: Mapping[str, float] | None = None, noise: float = 0.6) -> pd.DataFrame:
+    """scores.csv rows: per model a separation (clean d'), per family a drop of separation per severity."""
+    sep = {m: (separation or {}).get(m, 3.0 - 0.5 * i) for i, m in enumerate(models)}
+    utt = [f"B{i:04d}" for i in range(n_bonafide)] + [f"S{i:04d}" for i in range(n_spoof)]
+    label = np.array(["bonafide"] * n_bonafide + ["spoof"] * n_spoof)
+    sign = np.where(label == "bonafide", 0.5, -0.5)
+    latent = rng.normal(0.0, 1.0, len(utt))
+    frames = []
+    for m in models:
+        for c in conds:
+            d = max(sep[m] - (drop or {}).get(c.family, 0.6) * c.severity, 0.0)
+            score = sign * d + latent + noise * rng.normal(0.0, 1.0, len(utt))
+            frames.append(pd.DataFrame({"utt_id": utt, "model": m, "family": c.family, "severity": c.severity,
+                                        "label": label, "score": score, "policy": "official"}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_run(folder: str | Path, scores: pd.DataFrame, conds: Sequence[_Cond], data_spec: str = "demo",
+              n_boot: int = 50, seed: int = 0, suite: str = "synthetic",
+              problems: pd.DataFrame | None = None) -> Path:
+    """Write a run folder from a scores table (results.csv through bench.results.results_table)."""
+    from bench.results import results_table, write_tables
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    results = results_table(scores, suite, conds, n_boot=n_boot, seed=seed)
+    if problems is None:
+        problems = pd.DataFrame(columns=["utt_id", "path", "stage", "family", "severity", "model", "reason"])
+    write_tables(folder, results, scores, problems)
+    models = list(dict.fromkeys(scores["model"]))
+    n_utt = scores["utt_id"].nunique()
+    meta = {"config": {"suite": suite, "models": models, "data": data_spec, "seed": seed},
+            "suite": {"name": suite, "version": 1, "sha256": "0" * 64},
+            "policy": {"name": "official"}, "seed": seed,
+            "data": {"spec": data_spec, "name": data_spec, "n_utterances": int(n_utt),
+                     "n_bonafide": int(scores.loc[scores["label"] == "bonafide", "utt_id"].nunique()),
+                     "n_problems": len(problems)},
+            "models": [{"name": m, "card": {}, "checkpoint": f"{m}.pth", "sha256": "f" * 64} for m in models],
+            "versions": {"python": "3.11"}, "status": "complete"}
+    (folder / "run.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+    return folder
+
+
+def make_run(folder: str | Path, models: Sequence[str] = ("model-a", "model-b"),
+             fams: Mapping[str, tuple[str, Sequence[int]]] | None = None, n_bonafide: int = 30,
+             n_spoof: int = 40, seed: int = 0, data_spec: str = "demo", n_boot: int = 50, **kw: Any) -> Path:
+    """A complete synthetic run folder; keyword arguments go to :func:`make_scores`."""
+    rng = np.random.default_rng(seed)
+    conds = conditions_for(fams if fams is not None else DEFAULT_FAMILIES)
+    scores = make_scores(models, conds, n_bonafide, n_spoof, rng, **kw)
+    return write_run(folder, scores, conds, data_spec=data_spec, n_boot=n_boot, seed=seed)
