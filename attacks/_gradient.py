@@ -8,8 +8,8 @@ detector's ``[B]`` score, so it fits any :class:`models.base.Detector`. The loss
 for the duration (and restored after), so no parameter ever gets a ``.grad``.
 
 The attack runs on the device of the detector's parameters; the result comes back on the input's
-device and dtype. On CUDA the forward/backward runs with cuDNN disabled, since cuDNN's RNN backward
-refuses eval mode (RawNet2's GRU).
+device and dtype. On CUDA, a detector that contains an RNN (``nn.RNNBase``, e.g. RawNet2's GRU) runs its
+forward/backward with cuDNN disabled, since cuDNN's RNN backward refuses eval mode; others keep cuDNN.
 """
 from __future__ import annotations
 
@@ -49,9 +49,11 @@ class Objective:
     def __init__(self, detector: torch.nn.Module, sign: torch.Tensor, where: str):
         self.detector, self.sign, self.where = detector, sign, where
         self.calls = 0
+        # only where an RNN needs it: cuDNN-less convolutions are several times slower
+        self.has_rnn = any(isinstance(m, torch.nn.RNNBase) for m in detector.modules())
 
     def _cudnn(self, x: torch.Tensor):
-        if x.device.type == "cuda":
+        if x.device.type == "cuda" and self.has_rnn:
             return torch.backends.cudnn.flags(enabled=False)
         return contextlib.nullcontext()
 
@@ -75,17 +77,27 @@ class Objective:
         return loss.detach(), torch.nan_to_num(grad.detach(), nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def uniform(gen: torch.Generator | None, shape, like: torch.Tensor, where: str) -> torch.Tensor:
-    """U[0, 1) draws from the passed generator only (on the generator's device, then moved)."""
+def _check_generator(gen, where: str) -> torch.Generator:
     if not isinstance(gen, torch.Generator):
         raise ValueError(f"{where}: a random start needs a torch.Generator (bench.seeding.torch_generator_for); "
                          f"got {type(gen).__name__}. Pass one, or set random_start=False")
+    return gen
+
+
+def uniform(gen: torch.Generator | None, shape, like: torch.Tensor, where: str) -> torch.Tensor:
+    """U[0, 1) draws from the passed generator only (on the generator's device, then moved)."""
+    gen = _check_generator(gen, where)
     return torch.rand(shape, generator=gen, device=gen.device, dtype=torch.float32).to(like.device, like.dtype)
 
 
 def normal(gen: torch.Generator | None, shape, like: torch.Tensor, where: str) -> torch.Tensor:
-    uniform(gen, (0,), like, where)  # same check and message
+    """N(0, 1) draws from the passed generator only."""
+    gen = _check_generator(gen, where)
     return torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float32).to(like.device, like.dtype)
+
+
+def is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 @dataclass(frozen=True)
@@ -112,15 +124,15 @@ class GradientAttack(Attack):
         if (self.snr_db is None) == (self.eps is None):
             raise ValueError(f"{self.name}: give exactly one budget field, snr_db (dB) or eps (amplitude); "
                              f"got snr_db={self.snr_db!r}, eps={self.eps!r}")
-        if self.snr_db is not None and not math.isfinite(float(self.snr_db)):
+        if self.snr_db is not None and not (is_number(self.snr_db) and math.isfinite(self.snr_db)):
             raise ValueError(f"{self.name}: snr_db must be a finite number of dB, got {self.snr_db!r}")
-        if self.eps is not None and not (float(self.eps) > 0 and math.isfinite(float(self.eps))):
+        if self.eps is not None and not (is_number(self.eps) and 0 < self.eps < math.inf):
             raise ValueError(f"{self.name}: eps must be a positive amplitude (full scale 1.0), got {self.eps!r}")
         _budget.check_norm(self.budget_norm(), f"{self.name}: norm")
 
     def _positive(self, field: str, integer: bool = False, allow_zero: bool = False) -> None:
         v = getattr(self, field)
-        ok = (isinstance(v, int) and not isinstance(v, bool)) if integer else isinstance(v, (int, float))
+        ok = (isinstance(v, int) and not isinstance(v, bool)) if integer else is_number(v)
         if not ok or not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
             kind = "integer" if integer else "number"
             raise ValueError(f"{self.name}: {field} must be a {'non-negative' if allow_zero else 'positive'} "
@@ -169,7 +181,7 @@ class GradientAttack(Attack):
         return adv.to(device=wav.device, dtype=wav.dtype)
 
 
-def best_of(restarts: int, one_run, x: torch.Tensor) -> torch.Tensor:
+def best_of(restarts: int, one_run) -> torch.Tensor:
     """Run ``one_run() -> (adv, loss)`` ``restarts`` times, keeping the best per utterance."""
     best, best_loss = None, None
     for _ in range(restarts):

@@ -111,7 +111,7 @@ class APGD(GradientAttack):
                     since_check, next_check = 0, max(next_check - decr, gap_min)
             return best, best_loss
 
-        return best_of(self.restarts, one_run, x)
+        return best_of(self.restarts, one_run)
 
 
 __all__ = ["APGD", "LEVELS"]

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Mapping
 import torch
 
 from attacks import _budget
-from attacks._gradient import GradientAttack
+from attacks._gradient import GradientAttack, is_number
 from attacks.base import register
 
 LEVELS: tuple[Mapping[str, Any], ...] = (
@@ -61,12 +61,11 @@ class CW(GradientAttack):
     def validate(self) -> None:
         super().validate()
         self._check_loop()
-        for f in ("search_steps",):
-            self._positive(f, integer=True)
+        self._positive("search_steps", integer=True)
         for f in ("c", "lr"):
             self._positive(f)
         self._positive("kappa", allow_zero=True)
-        if not math.isfinite(float(self.threshold)):
+        if not (is_number(self.threshold) and math.isfinite(self.threshold)):
             raise ValueError(f"{self.name}: threshold must be a finite score, got {self.threshold!r}")
 
     def run(self, obj, x, bound, generator):

@@ -72,7 +72,7 @@ class PGDL2(GradientAttack):
             track.update(adv, obj.loss(adv))
             return track.adv, track.loss
 
-        return best_of(self.restarts, one_run, x)
+        return best_of(self.restarts, one_run)
 
 
 __all__ = ["PGDL2", "LEVELS"]

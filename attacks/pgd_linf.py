@@ -63,7 +63,7 @@ class PGDLinf(GradientAttack):
             track.update(adv, obj.loss(adv))
             return track.adv, track.loss
 
-        return best_of(self.restarts, one_run, x)
+        return best_of(self.restarts, one_run)
 
 
 __all__ = ["PGDLinf", "LEVELS"]

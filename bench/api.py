@@ -83,20 +83,30 @@ def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None 
 
 
 def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, seed: int = 0,
-                 resources: dict[str, str] | None = None, sample_rate: int = 16000) -> dict[str, Any]:
+                 resources: dict[str, str] | None = None, sample_rate: int = 16000,
+                 pool_data: str = "demo") -> dict[str, Any]:
     """Applies one perturbation level to one file and writes the result (so a person can listen).
 
     The input is first brought to ``sample_rate`` (the detectors' 16 kHz by default), so the file
-    is what a detector would hear under that condition.
+    is what a detector would hear under that condition. Babble draws its talkers from the bona
+    fide utterances of ``pool_data`` (a data spec; the built-in demo set by default).
     """
     from bench.audio import load_audio, save_audio
+    from bench.prepare import bonafide_pool, init_worker
     from bench.seeding import rng_for
     from perturbations import Context, make
 
     wav, _info = load_audio(src, target_sr=sample_rate)
     pert = make(family, severity)
     utt = Path(src).stem
-    out = pert(wav, sample_rate, rng_for(seed, utt, pert.key()), Context(utt_id=utt, resources=resources or {}))
+    if "babble" in pert.key():
+        from bench.data import load_dataset
+
+        data = load_dataset(pool_data)
+        init_worker(seed, sample_rate, [(u.utt_id, str(u.path)) for u in data.utterances
+                                        if u.label == "bonafide"], resources or {})
+    ctx = Context(utt_id=utt, pool=bonafide_pool, resources=resources or {})
+    out = pert(wav, sample_rate, rng_for(seed, utt, pert.key()), ctx)
     peak = float(np.max(np.abs(out))) if out.size else 0.0
     if peak > 1.0:
         log.warning("the output peaks at %.2f; it is scaled down by that factor for the file", peak)

@@ -193,15 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rir-dir", help="folder of measured impulse responses (rir); or $BENCH_RIR_DIR")
     s.set_defaults(func=cmd_run)
 
-    for name, mod, help_ in (("report", "reports.cli", "tables, plots and one HTML page for a run"),
-                             ("compare", "reports.cli", "compare runs side by side"),
-                             ("check", "reports.cli", "pass/fail gate against a baseline run")):
-        try:
-            import importlib
+    from reports.cli import add_parser as add_report_parser
 
-            importlib.import_module(mod).add_parser(sub, name)
-        except (ImportError, AttributeError):
-            continue
+    for name in ("report", "compare", "check"):
+        add_report_parser(sub, name)
     return p
 
 

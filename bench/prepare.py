@@ -63,7 +63,7 @@ def _build(key: str, kind: str, spec_json: str):
     return Perturbation.from_dict(json.loads(spec_json))
 
 
-def _pool(rng: np.random.Generator, n: int, exclude: str = "") -> list[np.ndarray]:
+def bonafide_pool(rng: np.random.Generator, n: int, exclude: str = "") -> list[np.ndarray]:
     """Other bona fide utterances of the set (for babble), chosen by the caller's rng."""
     cands = [p for u, p in _STATE["bonafide"] if u != exclude]
     if not cands:
@@ -88,7 +88,7 @@ def prepare(task: Task) -> Prepared:
     try:
         pert = _build(task.condition_key, task.kind, json.dumps(dict(task.spec), sort_keys=True, default=str))
         rng = rng_for(_STATE["seed"], task.utt_id, task.condition_key)
-        ctx = Context(utt_id=task.utt_id, pool=_pool, resources=_STATE["resources"])
+        ctx = Context(utt_id=task.utt_id, pool=bonafide_pool, resources=_STATE["resources"])
         wav = pert(np.array(clean), sr, rng, ctx)
         if not np.all(np.isfinite(wav)):
             raise ValueError("the perturbation produced non-finite samples")

@@ -46,9 +46,10 @@ class RunConfig:
     n_boot: int = 1000
     resources: Mapping[str, str] = field(default_factory=dict)  # noise_dir, rir_dir, ...
 
-    def identity(self, suite_sha: str) -> dict[str, Any]:
+    def identity(self, suite_sha: str, data_sha: str) -> dict[str, Any]:
         """What determines the scores (not how fast or where they are computed)."""
-        return {"suite": self.suite, "suite_sha256": suite_sha, "models": list(self.models),
+        return {"suite": self.suite, "suite_sha256": suite_sha, "data_sha256": data_sha,
+                "models": list(self.models),
                 "checkpoint": self.checkpoint, "data": self.data, "limit": self.limit, "seed": self.seed,
                 "policy": self.policy, "resources": dict(self.resources)}
 
@@ -92,7 +93,7 @@ def run(cfg: RunConfig, show_progress: bool = False) -> RunResult:
     dataset = load_dataset(cfg.data, limit=cfg.limit, seed=cfg.seed)
     if not dataset.utterances:
         raise ValueError(f"data set {cfg.data!r} has no usable utterances")
-    ident = cfg.identity(suite.sha256)
+    ident = cfg.identity(suite.sha256, _data_digest(dataset))
     out = Path(cfg.out) if cfg.out else default_out(cfg, ident)
     device = resolve_device(cfg.device)
     out.mkdir(parents=True, exist_ok=True)
@@ -142,6 +143,14 @@ def run(cfg: RunConfig, show_progress: bool = False) -> RunResult:
         result = _finish(out, store, suite, conditions, cfg, {**prov, "status": "complete",
                                                               "elapsed_s": round(time.time() - started, 2)})
     return result
+
+
+def _data_digest(dataset) -> str:
+    """Digest of the selected utterances (id, label, path): a changed data set is not resumed into."""
+    h = hashlib.sha256()
+    for u in sorted(dataset.utterances, key=lambda u: u.utt_id):
+        h.update(f"{u.utt_id}\t{u.label}\t{u.path}\n".encode())
+    return h.hexdigest()
 
 
 def _check_identity(store: Store, out: Path, ident: Mapping[str, Any]) -> None:

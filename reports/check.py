@@ -56,9 +56,11 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
     try:
         x = float(max_increase)
     except (TypeError, ValueError) as e:
-        raise RunError(f"--max-eer-increase must be a number (a fraction: 0.01 = one point), got {max_increase!r}") from e
+        raise RunError("--max-eer-increase must be a number (a fraction: 0.01 = one point), "
+                       f"got {max_increase!r}") from e
     if not 0 <= x <= 1 or not np.isfinite(x):
-        raise RunError(f"--max-eer-increase must be a fraction in [0, 1] (0.01 = one EER point), got {max_increase!r}")
+        raise RunError("--max-eer-increase must be a fraction in [0, 1] (0.01 = one EER point), "
+                       f"got {max_increase!r}")
     new, base = load_run(run_dir), load_run(baseline_dir)
     keep, drop = _split_names(families), _split_names(exclude)
     known = set(new.results["family"]) | set(base.results["family"])

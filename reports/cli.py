@@ -76,7 +76,7 @@ def cmd_check(a: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps({"ok": res.ok, "max_eer_increase": res.max_increase, "notes": res.notes,
                                      "conditions": rows}, indent=2, default=str) + "\n")
     else:
-        (sys.stdout if res.ok else sys.stderr).write(format_result(res) + "\n")
+        sys.stdout.write(format_result(res) + "\n")
     return 0 if res.ok else 1
 
 
@@ -87,7 +87,8 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
                                   description=REPORT_DESC, formatter_class=fmt)
         s.add_argument("dir", metavar="DIR", help="a run folder (results.csv, scores.csv, run.json)")
         s.add_argument("--out", help="output folder (default DIR/report)")
-        s.add_argument("--reference", metavar="M", help="reference model of the mCE (default: the run's first model)")
+        s.add_argument("--reference", metavar="M",
+                       help="reference model of the mCE (default: the run's first model)")
         s.add_argument("--no-plots", action="store_true", help="tables only (faster)")
         s.set_defaults(func=cmd_report)
     elif name == "compare":
@@ -96,7 +97,9 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
         s.add_argument("dirs", nargs="+", metavar="DIR", help="run folders; the first is the reference")
         s.add_argument("--out", help="output folder (default: compare-<hash> beside the first run)")
         s.add_argument("--force", action="store_true", help="compare even when data or conditions differ")
-        s.add_argument("--n-boot", type=int, default=1000, help="paired bootstrap resamples (default 1000)")
+        s.add_argument("--n-boot", type=int, default=200,
+                       help="paired bootstrap resamples per condition (default 200; time grows with resamples x "
+                       "utterances)")
         s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
         s.add_argument("--no-plots", action="store_true", help="tables only (faster)")
         s.set_defaults(func=cmd_compare)
@@ -107,7 +110,8 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
         s.add_argument("--baseline", required=True, metavar="DIR0", help="the baseline run folder")
         s.add_argument("--max-eer-increase", required=True, type=float, metavar="X",
                        help="largest allowed EER rise, a fraction (0.01 = one EER point)")
-        s.add_argument("--families", metavar="F1,F2", help="check only these families (add clean for the clean condition)")
+        s.add_argument("--families", metavar="F1,F2",
+                       help="check only these families (add clean for the clean condition)")
         s.add_argument("--exclude-families", metavar="F1,F2", help="skip these families")
         s.add_argument("--json", action="store_true", help="print every checked condition as JSON")
         s.set_defaults(func=cmd_check)

@@ -79,7 +79,7 @@ def run_labels(runs: Sequence[Run]) -> list[str]:
     return out
 
 
-def compare_runs(dirs: Sequence[str | Path], force: bool = False, n_boot: int = 1000, seed: int = 0) -> Comparison:
+def compare_runs(dirs: Sequence[str | Path], force: bool = False, n_boot: int = 200, seed: int = 0) -> Comparison:
     if len(dirs) < 2:
         raise RunError("give at least two run folders to compare")
     runs = [load_run(d) for d in dirs]
@@ -103,6 +103,8 @@ def compare_runs(dirs: Sequence[str | Path], force: bool = False, n_boot: int = 
     grouped = [_group_scores(r) for r in runs]
     rows: list[dict[str, Any]] = []
     for k, (r, name) in enumerate(zip(runs, names)):
+        if k:
+            log.info("comparing %s with %s (paired bootstrap, %d resamples per condition)", name, names[0], n_boot)
         for m in r.models:
             ref = refs[k].get(m, "")
             ref_model = ref.rsplit("@", 1)[0] if ref else ""

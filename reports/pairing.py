@@ -83,9 +83,10 @@ def paired_diff_ci(scores_a: pd.DataFrame, scores_b: pd.DataFrame, n_boot: int =
     """CI of EER(b) - EER(a) by a paired bootstrap over utterances, or None when they do not match.
 
     Both frames hold one condition of one model (utt_id, label, score). They match when they hold the
-    same (utt_id, label) pairs with finite scores. Each resample draws utterances (with replacement) and
-    takes the same utterances from both sides: :func:`bench.metrics.bootstrap_eers` is called with every
-    utterance as its own cluster and the same seed, so both calls draw the same clusters (ids sorted).
+    same (utt_id, label) pairs with finite scores. Each resample draws bona fide and spoof utterances
+    with replacement (class sizes kept, as the CIs in results.csv) and takes the same utterances from both
+    sides: both sides are sorted by utt_id and :func:`bench.metrics.bootstrap_eers` is called with the same
+    seed and sizes, so it draws the same positions, i.e. the same utterances (tests check this pairing).
     """
     from bench.metrics import bootstrap_eers
 
@@ -104,9 +105,8 @@ def paired_diff_ci(scores_a: pd.DataFrame, scores_b: pd.DataFrame, n_boot: int =
         spoof = (d["label"] == "spoof").to_numpy()
         if not bona.any() or not spoof.any():
             return None
-        ids = d.index.to_numpy()
-        eers.append(bootstrap_eers(d["score"].to_numpy(float)[bona], d["score"].to_numpy(float)[spoof],
-                                   n_boot=n_boot, seed=seed, groups=(ids[bona], ids[spoof])))
+        sc = d["score"].to_numpy(float)
+        eers.append(bootstrap_eers(sc[bona], sc[spoof], n_boot=n_boot, seed=seed))
     diff = eers[1] - eers[0]
     diff = diff[np.isfinite(diff)]
     if diff.size == 0:

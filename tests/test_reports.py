@@ -166,6 +166,28 @@ def test_every_subcommand_has_help(capsys):
         assert "usage: bench " + name in capsys.readouterr().out
 
 
+def test_min_tdcf_table_when_the_run_has_asv_scores(run_dir, tmp_path):
+    from bench.metrics import min_tdcf
+    from reports.report import NO_TDCF, build_report
+
+    run = tmp_path / "asv"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("report"))
+    rng = np.random.default_rng(5)
+    asv = pd.DataFrame({"label": ["target"] * 40 + ["nontarget"] * 40 + ["spoof"] * 40,
+                        "score": np.concatenate([rng.normal(3, 1, 40), rng.normal(-3, 1, 40), rng.normal(1, 1, 40)])})
+    asv.to_csv(run / "asv_scores.csv", index=False)
+    rep = build_report(run, plots=False)
+    assert NO_TDCF not in rep.notes
+    tab = next(t for t in rep.tables if t.key == "tdcf")
+    assert tab.columns == ["condition", "model-a", "model-b"] and tab.rows[0][0][0] == "clean"
+    sc = load_run(run).scores
+    g = sc[(sc["model"] == "model-b") & (sc["family"] == "mp3") & (sc["severity"] == 2)]
+    want = min_tdcf(g.loc[g["label"] == "bonafide", "score"], g.loc[g["label"] == "spoof", "score"],
+                    *(asv.loc[asv["label"] == k, "score"] for k in ("target", "nontarget", "spoof")))
+    row = next(r for r in tab.rows if r[0][0] == "mp3 s2")
+    assert row[2][1] == pytest.approx(want)
+
+
 # ---------------------------------------------------------------- check
 def _copy_with(src, dst, change):
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("report"))
@@ -184,13 +206,23 @@ def test_check_passes_against_itself_and_fails_on_one_raised_condition(run_dir, 
         res.loc[i, "eer"] += 0.03
     new = _copy_with(run_dir, tmp_path / "new", raise_one)
     assert bench_main(["check", str(new), "--baseline", str(run_dir), "--max-eer-increase", "0.02"]) == 1
-    err = capsys.readouterr().err
-    assert "FAIL: 1 of 12" in err and "model-b mp3@2" in err and "(+3.00 points)" in err
+    out = capsys.readouterr().out
+    assert "FAIL: 1 of 12" in out and "model-b mp3@2" in out and "(+3.00 points)" in out
     assert bench_main(["check", str(new), "--baseline", str(run_dir), "--max-eer-increase", "0.04"]) == 0
     assert bench_main(["check", str(new), "--baseline", str(run_dir), "--max-eer-increase", "0.02",
                        "--exclude-families", "mp3"]) == 0
     res = check_runs(new, run_dir, 0.02, families="mp3")
     assert len(res.rows) == 6 and list(res.failed["severity"]) == [2]
+
+
+def test_check_fails_a_condition_without_eer_and_prints_json(run_dir, tmp_path, capsys):
+    new = _copy_with(run_dir, tmp_path / "nan", lambda r: r.__setitem__(
+        "eer", r["eer"].where(~((r["family"] == "pgd-linf") & (r["severity"] == 1)))))
+    assert bench_main(["check", str(new), "--baseline", str(run_dir), "--max-eer-increase", "0.5", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    bad = [c for c in doc["conditions"] if c["failed"]]
+    assert doc["ok"] is False and {(c["family"], c["severity"]) for c in bad} == {("pgd-linf", 1)}
+    assert all(c["reason"] == "no EER in the new run" and c["eer"] is None for c in bad)
 
 
 def test_check_pairs_models_in_order_when_names_differ(run_dir, tmp_path):
@@ -213,6 +245,12 @@ def test_check_exit_2_on_unusable_inputs(run_dir, tmp_path, capsys):
     assert "no (family, severity) condition in common" in capsys.readouterr().err
     assert bench_main(["check", str(run_dir), "--baseline", str(run_dir), "--max-eer-increase", "5"]) == 2
     assert "0.01 = one EER point" in capsys.readouterr().err
+    broken = _copy_with(run_dir, tmp_path / "pct", lambda r: r.__setitem__("eer", 100 * r["eer"]))
+    with pytest.raises(RunError, match="must be a fraction in \\[0, 1\\]"):
+        load_run(broken)
+    (broken / "results.csv").write_text("model,family\na,clean\n")
+    with pytest.raises(RunError, match=r"results.csv lacks column\(s\) \['severity', 'eer'\]"):
+        load_run(broken)
     with pytest.raises(RunError, match="'nope' is in neither run"):
         check_runs(run_dir, run_dir, 0.01, families="nope")
 

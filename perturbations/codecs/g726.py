@@ -1,7 +1,8 @@
 """G.726 (ITU-T ADPCM, 8 kHz) at 40, 32, 24 and 16 kb/s (5, 4, 3 and 2 bits per sample).
 
-The harshest level adds a second (tandem) pass at 16 kb/s, the asynchronous tandem condition
-of the standard's own tests. Delay: 0 (sample-by-sample ADPCM; measured, see tests/test_codecs.py).
+The harshest level feeds the 16 kb/s codec at a low level (``input_level_dbov`` -56, RMS over
+the clip; the output is scaled back), where its adaptive quantiser runs out of resolution;
+tandem passes would not do (G.726 re-encodes its own output almost unchanged). Delay: 0 (sample-by-sample ADPCM; measured, see tests/test_codecs.py).
 """
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from perturbations.codecs import _pyav
 from perturbations.codecs._base import CodecPerturbation
 
 LEVELS = (
-    {"bitrate": 40000, "passes": 1},
-    {"bitrate": 32000, "passes": 1},
-    {"bitrate": 24000, "passes": 1},
-    {"bitrate": 16000, "passes": 1},
-    {"bitrate": 16000, "passes": 2},
+    {"bitrate": 40000, "input_level_dbov": None},
+    {"bitrate": 32000, "input_level_dbov": None},
+    {"bitrate": 24000, "input_level_dbov": None},
+    {"bitrate": 16000, "input_level_dbov": None},
+    {"bitrate": 16000, "input_level_dbov": -56.0},
 )
 
 DELAY = 0  # samples at 8 kHz

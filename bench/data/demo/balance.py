@@ -167,8 +167,10 @@ languages, so content matches the bona fide class):
   seeded random start) of the magnitude spectrogram of Asterisk prompts other than the bona fide ones.
 
 Licences of the spoofs: TTS output is released as CC0-1.0 by this project (the voices' licences allow
-it: CMU's BSD-style licence for Flite and the HTS voice, CC0 for Piper's joe, GPL-3 for eSpeak NG's program
-but not its output). Copy-synthesis output is a derivative of its source recording and keeps that
+it: CMU's BSD-style licence for Flite and the HTS voice, GPL-3 for eSpeak NG's program but not its
+output; Piper's joe voice card lists CC0 for its recordings, though the model was fine-tuned from
+Piper's lessac voice, whose Blizzard 2011 data carry a research licence: whoever must avoid that
+lineage can drop the `piper-joe` rows). Copy-synthesis output is a derivative of its source recording and keeps that
 recording's licence (CC-BY-SA-3.0 or CC-BY-3.0, attribution above). All files were modified by the
 chain below; under CC-BY(-SA) and the ARCTIC licence, that is the notice of modification.
 
@@ -182,7 +184,7 @@ chain below; under CC-BY(-SA) and the ARCTIC licence, that is the notice of modi
 4. Keep files of 2.5-5 s; each spoof generator synthesises a pool of candidates and keeps those whose
    durations are nearest to durations drawn from the bona fide files.
 5. A seeded Gaussian noise floor at -60 dBFS (34 dB under the speech), so no file holds digital
-   silence and pauses sound alike in both classes.
+   silence.
 6. RMS to -26 dBFS with a soft limiter above 0.7 (tanh knee), repeated three times.
 
 ## Balance: how far trivial cues separate the classes
