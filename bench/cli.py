@@ -118,7 +118,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     models = tuple(m.strip() for m in a.model.split(",") if m.strip())
     res = api.run(a.suite, models=models, checkpoint=a.checkpoint, data=a.data, out=a.out, limit=a.limit,
-                  seed=a.seed, device=a.device, batch_size=a.batch_size, executor=a.executor,
+                  seed=a.seed, device=a.device, batch_size=a.batch_size, executor=a.executor, address=a.address,
                   workers=a.workers, policy=a.policy, resources=_resources(a))
     piv = summary_pivot(res.results)
     rows = [{"family": f, "severity": s, **{m: v for m, v in r.items()}} for (f, s), r in piv.iterrows()]
@@ -186,7 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
     s.add_argument("--batch-size", type=int, default=8)
-    s.add_argument("--executor", default="local", choices=["local", "ray"])
+    s.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help="local (default) or ray (pip install 'deepfake-bench[ray]')")
+    s.add_argument("--address", help="Ray cluster address for --executor ray (auto, HOST:PORT; default: "
+                   "start a local cluster)")
     s.add_argument("--workers", type=int, help="audio preparation processes (default: cores - 1, 0 = in-process)")
     s.add_argument("--policy", help="input policy, overriding the suite's (official, full, full:hop=...,agg=...)")
     s.add_argument("--noise-dir", help="folder of noise files (background-noise); or $BENCH_NOISE_DIR")

@@ -1,9 +1,9 @@
 """Executors move units of work around; they never change what a unit computes.
 
-A :class:`Unit` is (condition, shard of utterances, models). The local executor prepares audio
-(read + perturb) in a pool of worker processes and hands the prepared batches back in order,
-prefetching the next unit while the caller scores the current one, with a bounded number of
-tasks in flight so memory does not grow with the manifest.
+The local executor prepares audio (read + perturb) in a pool of spawned worker processes and
+scores in this process on the run's device, preparing the next units while the current one is
+scored, with a bounded number of tasks in flight so memory does not grow with the manifest.
+Every executor yields :class:`bench.units.UnitResult` objects; the runner is the single writer.
 """
 from __future__ import annotations
 
@@ -11,26 +11,19 @@ import logging
 import multiprocessing as mp
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from bench.prepare import Prepared, Task, init_worker, prepare
+from bench.prepare import init_worker, prepare
+from bench.units import Scorer, Unit, UnitResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Unit:
-    condition_index: int
-    tasks: tuple[Task, ...]
-    models: tuple[str, ...]     # the models that still miss scores for (some of) these utterances
 
 
 class LocalExecutor:
     name = "local"
 
     def __init__(self, workers: int, seed: int, sr: int, bonafide: Sequence[tuple[str, str]],
-                 resources: Mapping[str, str], prefetch: int = 64):
+                 resources: Mapping[str, str], prefetch: int = 64, **_: Any):
         self.workers = int(workers)
         self.init = (seed, sr, tuple(bonafide), dict(resources))
         self.prefetch = max(1, prefetch)
@@ -48,8 +41,11 @@ class LocalExecutor:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def map_units(self, units: Iterable[Unit]) -> Iterator[tuple[Unit, list[Prepared]]]:
-        """Yields (unit, prepared audio of its tasks in order), preparing ahead in the pool."""
+    def run(self, units: Iterable[Unit], scorer: Scorer) -> Iterator[UnitResult]:
+        for unit, prepared in self._prepared(units):
+            yield scorer(unit, prepared)
+
+    def _prepared(self, units: Iterable[Unit]):
         if self._pool is None:
             for unit in units:
                 yield unit, [prepare(t) for t in unit.tasks]
@@ -74,14 +70,14 @@ class LocalExecutor:
             yield unit, [f.result() for f in futs]
 
 
-def make_executor(name: str, **kwargs: Any) -> LocalExecutor:
+def make_executor(name: str, **kwargs: Any):
     if name == "local":
         return LocalExecutor(**kwargs)
     if name == "ray":
         try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise RuntimeError("the ray executor needs Ray: pip install 'deepfake-bench[ray]' "
+            from bench.ray_executor import RayExecutor
+        except ImportError as e:
+            raise RuntimeError(f"the ray executor needs Ray ({e}): pip install 'deepfake-bench[ray]' "
                                "(or pip install 'ray[default]')") from None
-        raise RuntimeError("the ray executor is not available in this version yet; use --executor local")
+        return RayExecutor(**kwargs)
     raise ValueError(f"unknown executor {name!r}; choose local or ray")

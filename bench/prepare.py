@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 class Task:
     utt_id: str
     path: str
+    label: str
     condition_key: str
     spec: Mapping[str, Any]      # Perturbation.to_dict(); an attack condition prepares clean audio
     kind: str

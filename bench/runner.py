@@ -21,9 +21,10 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from bench.executors import Unit, make_executor
+from bench.executors import make_executor
 from bench.prepare import Task
 from bench.store import RunLock, Store
+from bench.units import Scorer, ScorerSpec, Unit
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class RunConfig:
     policy: str | None = None                  # overrides the suite's input policy
     shard_size: int = 32
     n_boot: int = 1000
+    address: str | None = None                 # Ray cluster address for --executor ray
     resources: Mapping[str, str] = field(default_factory=dict)  # noise_dir, rir_dir, ...
 
     def identity(self, suite_sha: str, data_sha: str) -> dict[str, Any]:
@@ -85,7 +87,6 @@ def run(cfg: RunConfig, show_progress: bool = False) -> RunResult:
     from bench.data import load_dataset
     from bench.policy import parse_policy
     from bench.suite import load_suite
-    from models import load_detector
 
     suite = load_suite(cfg.suite)
     conditions = suite.expand()
@@ -102,44 +103,30 @@ def run(cfg: RunConfig, show_progress: bool = False) -> RunResult:
         _check_identity(store, out, ident)
         for prob in dataset.problems:
             store.add_problem(prob[0], prob[0], "manifest", prob[1])
-        loaded = [load_detector(m, checkpoint=cfg.checkpoint, device=device) for m in cfg.models]
+        spec = ScorerSpec(tuple(cfg.models), cfg.checkpoint, device, str(policy), cfg.batch_size, cfg.seed)
+        scorer = Scorer(spec)
+        loaded = scorer.loaded
         sr = {ld.detector.sample_rate for ld in loaded}
         if len(sr) != 1:
             raise ValueError(f"models with different sample rates in one run are not supported: {sorted(sr)}")
-        sr_ = sr.pop()
         prov = _provenance(cfg, suite, policy, dataset, loaded, device, out)
         _write_json(out / "run.json", {**prov, "status": "running"})
         units = list(_units(cfg, conditions, dataset, store, [ld.name for ld in loaded]))
-        total = sum(len(u.tasks) * len(u.models) for u in units)
+        total = sum(u.n_scores for u in units)
         log.info("%s: %d conditions x %d utterances x %d models; %d scores to compute", out,
                  len(conditions), len(dataset.utterances), len(loaded), total)
         workers = cfg.workers if cfg.workers is not None else max(1, min(4, (os.cpu_count() or 2) - 1))
         bona = [(u.utt_id, str(u.path)) for u in dataset.utterances if u.label == "bonafide"]
-        labels = {u.utt_id: u.label for u in dataset.utterances}
-        paths = {u.utt_id: str(u.path) for u in dataset.utterances}
-        by_name = {ld.name: ld for ld in loaded}
         with _Progress(show_progress, total) as bar, make_executor(
-                cfg.executor, workers=workers, seed=cfg.seed, sr=sr_, bonafide=bona,
-                resources=cfg.resources) as ex:
-            for unit, prepared in ex.map_units(units):
-                cond = conditions[unit.condition_index]
-                ok = []
-                for p in prepared:
-                    if p.wav is None:
-                        store.add_problem(p.utt_id, paths[p.utt_id], p.stage, p.error or "",
-                                          family="" if p.stage == "read" else cond.family,
-                                          severity=-1 if p.stage == "read" else cond.severity)
-                        log.warning("%s %s@%d: %s", p.utt_id, cond.family, cond.severity, p.error)
-                    else:
-                        ok.append(p)
-                for name in unit.models:
-                    bar.describe(f"{name} {cond.family}@{cond.severity}")
-                    done = store.done(name, cond.family, cond.severity)
-                    todo = [p for p in ok if p.utt_id not in done]
-                    scores = _score(by_name[name], cond, todo, labels, policy, cfg, device)
-                    store.add_scores((name, cond.family, cond.severity, p.utt_id, labels[p.utt_id],
-                                      float(s), str(policy), cond.key()) for p, s in zip(todo, scores))
-                    bar.advance(len(unit.tasks))
+                cfg.executor, workers=workers, seed=cfg.seed, sr=sr.pop(), bonafide=bona,
+                resources=cfg.resources, scorer_spec=spec, address=cfg.address) as ex:
+            for res in ex.run(units, scorer):
+                cond = res.unit.condition
+                for prob in res.problems:
+                    store.add_problem(*prob)
+                store.add_scores(res.scores)
+                bar.describe(f"{cond.family}@{cond.severity}")
+                bar.advance(res.unit.n_scores)
         result = _finish(out, store, suite, conditions, cfg, {**prov, "status": "complete",
                                                               "elapsed_s": round(time.time() - started, 2)})
     return result
@@ -168,31 +155,19 @@ def _check_identity(store: Store, out: Path, ident: Mapping[str, Any]) -> None:
 
 
 def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str]):
+    """Units for what the store still lacks (utterances that failed to read or perturb are not retried)."""
     bad_read = store.failed("read")
-    for ci, cond in enumerate(conditions):
+    for cond in conditions:
         bad = bad_read | store.failed("perturb", cond.family, cond.severity)
         done = {m: store.done(m, cond.family, cond.severity) for m in models}
         todo = [u for u in dataset.utterances if u.utt_id not in bad
                 and any(u.utt_id not in done[m] for m in models)]
         for i in range(0, len(todo), cfg.shard_size):
             shard = todo[i:i + cfg.shard_size]
-            need = tuple(m for m in models if any(u.utt_id not in done[m] for u in shard))
-            tasks = tuple(Task(u.utt_id, str(u.path), cond.key(), cond.spec, cond.kind) for u in shard)
-            yield Unit(ci, tasks, need)
-
-
-def _score(ld, cond, todo, labels, policy, cfg: RunConfig, device: str) -> np.ndarray:
-    from bench.policy import score_batch
-
-    if not todo:
-        return np.zeros(0)
-    wavs = [p.wav for p in todo]
-    if cond.kind == "attack":
-        from bench.adversarial import attack_batch
-
-        wavs = attack_batch(ld.detector, cond, wavs, [labels[p.utt_id] for p in todo],
-                            [p.utt_id for p in todo], cfg.seed, cfg.batch_size, device)
-    return np.asarray(score_batch(ld.detector, wavs, policy, batch_size=cfg.batch_size, device=device))
+            needs = tuple((m, ids) for m in models
+                          if (ids := tuple(u.utt_id for u in shard if u.utt_id not in done[m])))
+            tasks = tuple(Task(u.utt_id, str(u.path), u.label, cond.key(), cond.spec, cond.kind) for u in shard)
+            yield Unit(cond, tasks, needs)
 
 
 def _provenance(cfg, suite, policy, dataset, loaded, device, out) -> dict[str, Any]:

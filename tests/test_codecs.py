@@ -302,3 +302,11 @@ def test_empty_and_tiny_inputs():
         p = make(family, 1)
         assert p(np.zeros(0, np.float32), 16000, np.random.default_rng(0)).shape == (0,)
         assert p(np.full(37, 0.1, np.float32), 16000, np.random.default_rng(0)).shape == (37,)
+
+
+def test_unreachable_bitrate_is_reported():
+    from perturbations import Context
+
+    ctx = Context()
+    make("vorbis", 1)(np.zeros(16000, np.float32), 16000, np.random.default_rng(0), ctx)
+    assert any("vorbis" in note and "nominal 64.0 kb/s" in note for note in ctx.report), ctx.report

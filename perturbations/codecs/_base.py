@@ -188,7 +188,16 @@ class CodecPerturbation(Perturbation):
             payloads.append(payload)
             y = fit_length(resample(decoded, out_rate, sr), shift, n)
         out = y / gain
-        return Encoded(int(round(float(np.mean(payloads)))), n / sr, out.astype(np.float32), rate)
+        enc = Encoded(int(round(float(np.mean(payloads)))), n / sr, out.astype(np.float32), rate)
+        nominal = getattr(self, "bitrate", None)
+        if isinstance(nominal, (int, np.integer)) and nominal > 0 and abs(enc.bitrate / nominal - 1) > 0.1:
+            note = (f"{self.family}: this clip's payload is {enc.bitrate / 1000:.1f} kb/s, not the "
+                    f"nominal {nominal / 1000:.1f} kb/s (a variable-rate codec on silence or a very "
+                    "short clip)")
+            log.debug(note)
+            if context is not None:
+                context.report.append(note)
+        return enc
 
     def apply(self, wav: np.ndarray, sr: int, rng: np.random.Generator,
               context: Context | None = None) -> np.ndarray:

@@ -47,16 +47,21 @@ class Aac(CodecPerturbation):
     def validate(self) -> None:
         super().validate()
         if isinstance(self.bitrate, bool) or not isinstance(self.bitrate, (int, np.integer)) \
-                or not 8000 <= self.bitrate <= 320000:
-            raise ValueError(f"{self.family}: bitrate must be an integer in 8000..320000 b/s, "
+                or not 8000 <= self.bitrate <= 288000:
+            raise ValueError(f"{self.family}: bitrate must be an integer in 8000..288000 b/s, "
                              f"got {self.bitrate!r}")
 
+    def codec_rate(self, sr: int) -> int:
+        # AAC-LC carries at most 6144 bits per channel per 1024-sample frame (6 bits per sample)
+        able = [r for r in RATES if 6 * r >= self.bitrate]
+        if sr in able:
+            return int(sr)
+        above = [r for r in able if r > sr]
+        return min(above) if above else max(RATES)
+
     def _roundtrip(self, x: np.ndarray, rate: int):
-        # AAC-LC carries at most 6144 bits per channel per 1024-sample frame
         cap = 6 * rate
-        if self.bitrate > cap:
-            raise ValueError(f"{self.family}: bitrate {self.bitrate} exceeds what AAC-LC carries at "
-                             f"{rate} Hz ({cap} b/s); choose a lower bitrate")
+
         def run(log_request: float):
             return _pyav.roundtrip(x, rate, "aac", family=self.family,
                                    bit_rate=int(round(np.exp(log_request))))

@@ -2,7 +2,8 @@
 
 The harshest level feeds the 16 kb/s codec at a low level (``input_level_dbov`` -56, RMS over
 the clip; the output is scaled back), where its adaptive quantiser runs out of resolution;
-tandem passes would not do (G.726 re-encodes its own output almost unchanged). Delay: 0 (sample-by-sample ADPCM; measured, see tests/test_codecs.py).
+tandem passes would not do (G.726 re-encodes its own output almost unchanged).
+Delay: 0 (sample-by-sample ADPCM; measured, see tests/test_codecs.py).
 """
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ quality is searched until the payload, the Vorbis audio packets (Ogg page header
 three Vorbis header packets are not counted), matches. Decoded with FFmpeg's Vorbis decoder
 through PyAV; the Ogg granule positions trim priming and tail, so the delay is 0 (measured; see
 tests/test_codecs.py). At 16 kHz mono libvorbis spans about 25-75 kb/s on speech; a level
-outside what the clip allows gets the nearest reachable bitrate, noted in the run's report.
+outside what the clip allows gets the nearest reachable bitrate, noted in the run's report
+(``Context.report``).
 """
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from perturbations.base import Context, register
+from perturbations.base import register
 from perturbations.codecs import _pyav
-from perturbations.codecs._base import CodecPerturbation, Encoded, hit_bitrate
+from perturbations.codecs._base import CodecPerturbation, hit_bitrate
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +74,3 @@ class Vorbis(CodecPerturbation):
         start = float(np.log(_PRIOR_TOP / self.bitrate) / -_PRIOR_SLOPE)
         return hit_bitrate(lambda c: self._encode_at(x, rate, c), float(self.bitrate),
                            len(x) / rate, start=start, lo=0.0, hi=1.0, slope=_PRIOR_SLOPE)
-
-    def encode(self, wav: np.ndarray, sr: int, context: Context | None = None) -> Encoded:
-        enc = super().encode(wav, sr, context)
-        if enc.duration_s > 0 and abs(enc.bitrate / self.bitrate - 1) > 0.1:
-            note = (f"vorbis: this clip reaches {enc.bitrate / 1000:.1f} kb/s at the nearest quality, "
-                    f"not the nominal {self.bitrate / 1000:.1f} kb/s")
-            log.debug(note)
-            if context is not None:
-                context.report.append(note)
-        return enc

@@ -1,0 +1,102 @@
+"""Units of work and the scorer that turns a unit's prepared audio into stored rows.
+
+A :class:`Unit` is (condition, shard of utterances, which models still lack which utterances). It
+is plain picklable data, so any executor can move it: the local one scores in the main process,
+a distributed one in remote workers. :class:`Scorer` holds the detectors on one device; it is
+built from a :class:`ScorerSpec` so that a remote worker can build its own.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bench.prepare import Prepared, Task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Unit:
+    condition: Any                                  # bench.suite.Condition
+    tasks: tuple[Task, ...]
+    needs: tuple[tuple[str, tuple[str, ...]], ...]  # (model, utterance ids still to score)
+
+    @property
+    def n_scores(self) -> int:
+        return sum(len(ids) for _, ids in self.needs)
+
+
+@dataclass
+class UnitResult:
+    unit: Unit
+    scores: list[tuple] = field(default_factory=list)    # rows for Store.add_scores
+    problems: list[tuple] = field(default_factory=list)  # (utt_id, path, stage, reason, family, severity, model)
+
+
+@dataclass(frozen=True)
+class ScorerSpec:
+    models: tuple[str, ...]
+    checkpoint: str | None
+    device: str
+    policy: str
+    batch_size: int
+    seed: int
+
+    def build(self) -> "Scorer":
+        return Scorer(self)
+
+
+class Scorer:
+    def __init__(self, spec: ScorerSpec, loaded: list | None = None):
+        from bench.policy import parse_policy
+        from models import load_detector
+
+        self.spec = spec
+        self.policy = parse_policy(spec.policy)
+        self.loaded = loaded or [load_detector(m, checkpoint=spec.checkpoint, device=spec.device)
+                                 for m in spec.models]
+        self.by_name = {ld.name: ld for ld in self.loaded}
+
+    def __call__(self, unit: Unit, prepared: list[Prepared]) -> UnitResult:
+        cond = unit.condition
+        res = UnitResult(unit)
+        paths = {t.utt_id: t.path for t in unit.tasks}
+        labels = {t.utt_id: t.label for t in unit.tasks}
+        ok = {}
+        for p in prepared:
+            if p.wav is None:
+                read = p.stage == "read"
+                res.problems.append((p.utt_id, paths[p.utt_id], p.stage, p.error or "",
+                                     "" if read else cond.family, -1 if read else cond.severity, ""))
+                log.warning("%s %s@%d: %s", p.utt_id, cond.family, cond.severity, p.error)
+            else:
+                ok[p.utt_id] = p.wav
+        for name, ids in unit.needs:
+            todo = [u for u in ids if u in ok]
+            if not todo:
+                continue
+            try:
+                scores = self._score(self.by_name[name], cond, [ok[u] for u in todo], [labels[u] for u in todo],
+                                     todo)
+            except Exception as e:  # noqa: BLE001 - a failing batch is recorded, the run goes on
+                log.error("%s %s@%d: scoring failed: %s", name, cond.family, cond.severity, e)
+                res.problems.extend((u, paths[u], "score", f"{type(e).__name__}: {e}", cond.family,
+                                     cond.severity, name) for u in todo)
+                continue
+            res.scores.extend((name, cond.family, cond.severity, u, labels[u], float(s), str(self.policy),
+                               cond.key()) for u, s in zip(todo, scores))
+        return res
+
+    def _score(self, ld, cond, wavs, labels, utt_ids) -> np.ndarray:
+        from bench.policy import score_batch
+
+        if cond.kind == "attack":
+            from bench.adversarial import attack_batch
+
+            wavs = attack_batch(ld.detector, cond, wavs, labels, utt_ids, self.spec.seed,
+                                self.spec.batch_size, self.spec.device)
+        return np.asarray(score_batch(ld.detector, wavs, self.policy, batch_size=self.spec.batch_size,
+                                      device=self.spec.device))
