@@ -120,10 +120,15 @@ def run(cfg: RunConfig, show_progress: bool = False) -> RunResult:
         with _Progress(show_progress, total) as bar, make_executor(
                 cfg.executor, workers=workers, seed=cfg.seed, sr=sr.pop(), bonafide=bona,
                 resources=cfg.resources, scorer_spec=spec, address=cfg.address) as ex:
+            seen: set[tuple] = set()
             for res in ex.run(units, scorer):
                 cond = res.unit.condition
                 for prob in res.problems:
                     store.add_problem(*prob)
+                    if (prob[2], prob[4], prob[5], prob[3]) not in seen:  # log each distinct reason once
+                        seen.add((prob[2], prob[4], prob[5], prob[3]))
+                        log.warning("%s failed for %s (%s@%s): %s (further such inputs: see problems.csv)",
+                                    prob[2], prob[0], prob[4] or "-", prob[5], prob[3])
                 store.add_scores(res.scores)
                 bar.describe(f"{cond.family}@{cond.severity}")
                 bar.advance(res.unit.n_scores)

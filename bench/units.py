@@ -71,7 +71,6 @@ class Scorer:
                 read = p.stage == "read"
                 res.problems.append((p.utt_id, paths[p.utt_id], p.stage, p.error or "",
                                      "" if read else cond.family, -1 if read else cond.severity, ""))
-                log.warning("%s %s@%d: %s", p.utt_id, cond.family, cond.severity, p.error)
             else:
                 ok[p.utt_id] = p.wav
         for name, ids in unit.needs:
