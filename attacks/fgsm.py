@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
-import torch
-
 from attacks import _budget
 from attacks._gradient import GradientAttack
 from attacks.base import register

@@ -8,8 +8,10 @@ and restarts (so the result is never worse than plain PGD's last iterate from th
 
 Budget (see attacks/_budget.py): ``snr_db`` gives each utterance ``a_i = rms(x_i) * 10**(-snr_db/20)``
 and ``max|delta_i| <= a_i``, hence an achieved SNR ``>= snr_db``; ``eps`` gives ``max|delta| <= eps``
-for every utterance (full scale 1.0). Steps ``alpha_k`` are fractions of ``a`` (``step``; default
-``2.5 / steps``, torchattacks' eps/4 at 10 steps; ``cosine`` starts at twice that and decays).
+for every utterance (full scale 1.0). Steps ``alpha_k`` are fractions of ``a``: ``schedule="cosine"`` (the
+default) gives ``alpha_k = step * (1 + cos(pi k / steps)) / 2`` with ``step`` defaulting to ``5 / steps``;
+``"constant"`` gives ``alpha_k = step``, default ``2.5 / steps`` (Madry; torchattacks' eps/4 at 10 steps).
+Both walk the same total distance; the cosine decay measured clearly stronger on AASIST-L at 10 steps.
 Cost: ``restarts * (steps + 1)`` forwards and ``restarts * steps`` backwards.
 """
 from __future__ import annotations
@@ -22,11 +24,11 @@ from attacks._gradient import GradientAttack, Tracker, best_of, step_sizes, unif
 from attacks.base import register
 
 LEVELS: tuple[Mapping[str, Any], ...] = (
-    {"snr_db": 50.0, "steps": 10, "restarts": 1, "schedule": "constant"},
-    {"snr_db": 40.0, "steps": 10, "restarts": 1, "schedule": "constant"},
-    {"snr_db": 30.0, "steps": 10, "restarts": 1, "schedule": "constant"},
-    {"snr_db": 20.0, "steps": 10, "restarts": 1, "schedule": "constant"},
-    {"snr_db": 10.0, "steps": 10, "restarts": 1, "schedule": "constant"},
+    {"snr_db": 50.0, "steps": 10, "restarts": 1, "schedule": "cosine"},
+    {"snr_db": 40.0, "steps": 10, "restarts": 1, "schedule": "cosine"},
+    {"snr_db": 30.0, "steps": 10, "restarts": 1, "schedule": "cosine"},
+    {"snr_db": 20.0, "steps": 10, "restarts": 1, "schedule": "cosine"},
+    {"snr_db": 10.0, "steps": 10, "restarts": 1, "schedule": "cosine"},
 )
 
 
@@ -40,7 +42,7 @@ class PGDLinf(GradientAttack):
     steps: int = 10
     restarts: int = 1
     step: float | None = None          # fraction of the budget per step; None: 2.5 / steps
-    schedule: str = "constant"         # or "cosine"
+    schedule: str = "cosine"           # or "constant"
     random_start: bool = True
 
     def validate(self) -> None:

@@ -121,9 +121,9 @@ def cmd_run(a: argparse.Namespace) -> int:
                   seed=a.seed, device=a.device, batch_size=a.batch_size, executor=a.executor, address=a.address,
                   workers=a.workers, policy=a.policy, resources=_resources(a))
     piv = summary_pivot(res.results)
-    rows = [{"family": f, "severity": s, **{m: v for m, v in r.items()}} for (f, s), r in piv.iterrows()]
-    note = " - demo set: a smoke test, not a benchmark" if a.data == "demo" else ""
-    _table(rows, ["family", "severity", *piv.columns], f"EER (%) on {res.provenance['data']['name']}{note}")
+    note = " (demo set: a smoke test, not a benchmark)" if a.data == "demo" else ""
+    _table(piv.to_dict(orient="records"), list(piv.columns),
+           f"EER (%) by severity on {res.provenance['data']['name']}{note}")
     n_prob = len(res.problems)
     sys.stderr.write(f"results in {res.out} (results.csv, scores.csv, problems.csv, run.json)"
                      + (f"; {n_prob} inputs could not be used: see problems.csv" if n_prob else "") + "\n")

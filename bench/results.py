@@ -53,9 +53,16 @@ def write_tables(folder: Path, results: pd.DataFrame, scores: pd.DataFrame, prob
 
 
 def summary_pivot(results: pd.DataFrame) -> pd.DataFrame:
-    """EER (%) per family x severity, models side by side."""
+    """EER (%) with families as rows and severities as columns (clean first); one row per model x family."""
     if results.empty:
         return pd.DataFrame()
-    t = results.assign(eer_pct=100 * results["eer"]).pivot_table(
-        index=["family", "severity"], columns="model", values="eer_pct", sort=False)
-    return t.round(2).replace({np.nan: None})
+    r = results.assign(eer_pct=(100 * results["eer"]).round(2))
+    clean = r[r["family"] == "clean"].set_index("model")["eer_pct"]
+    rest = r[r["family"] != "clean"]
+    if rest.empty:
+        return pd.DataFrame({"family": "clean", "model": clean.index, "clean": clean.to_numpy()})
+    t = rest.pivot_table(index=["family", "model"], columns="severity", values="eer_pct", sort=False)
+    t.columns = [str(c) for c in t.columns]
+    t = t.reset_index()
+    t.insert(2, "clean", t["model"].map(clean))
+    return t.astype(object).where(t.notna(), None)

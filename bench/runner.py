@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -83,7 +83,7 @@ def default_out(cfg: RunConfig, ident: Mapping[str, Any]) -> Path:
     return Path("runs") / re.sub(r"[^A-Za-z0-9_.+-]+", "_", name)
 
 
-def run(cfg: RunConfig, show_progress: bool = False) -> RunResult:
+def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
     from bench.data import load_dataset
     from bench.policy import parse_policy
     from bench.suite import load_suite
@@ -96,7 +96,9 @@ def run(cfg: RunConfig, show_progress: bool = False) -> RunResult:
         raise ValueError(f"data set {cfg.data!r} has no usable utterances")
     ident = cfg.identity(suite.sha256, _data_digest(dataset))
     out = Path(cfg.out) if cfg.out else default_out(cfg, ident)
-    device = resolve_device(cfg.device)
+    # Under Ray the scoring device is the workers' (they resolve "auto" themselves); the driver only
+    # loads the detectors on its CPU for provenance.
+    device = resolve_device(cfg.device) if cfg.executor == "local" else cfg.device
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     with RunLock(out), Store(out / "store.sqlite") as store:
@@ -104,7 +106,7 @@ def run(cfg: RunConfig, show_progress: bool = False) -> RunResult:
         for prob in dataset.problems:
             store.add_problem(prob[0], prob[0], "manifest", prob[1])
         spec = ScorerSpec(tuple(cfg.models), cfg.checkpoint, device, str(policy), cfg.batch_size, cfg.seed)
-        scorer = Scorer(spec)
+        scorer = Scorer(spec if cfg.executor == "local" else replace(spec, device="cpu"))
         loaded = scorer.loaded
         sr = {ld.detector.sample_rate for ld in loaded}
         if len(sr) != 1:
@@ -209,15 +211,20 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 class _Progress:
-    """A rich progress bar (rate, ETA) on stderr, or nothing."""
+    """A rich progress bar (rate, ETA) on a terminal; log lines every ~15 s and per condition otherwise."""
 
     def __init__(self, enabled: bool, total: int):
         self.enabled, self.total = enabled, total
         self._p = None
+        self._done, self._desc, self._t0, self._last = 0, "", time.time(), 0.0
 
     def __enter__(self) -> "_Progress":
-        if self.enabled:
-            from rich.console import Console
+        if not self.enabled:
+            return self
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        if console.is_terminal:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
                                        TimeElapsedColumn, TimeRemainingColumn)
             from rich.text import Text
@@ -228,7 +235,7 @@ class _Progress:
 
             self._p = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
                                Rate(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                               console=Console(stderr=True), transient=False)
+                               console=console, transient=False)
             self._p.start()
             self._task = self._p.add_task("scoring", total=self.total)
         return self
@@ -236,10 +243,23 @@ class _Progress:
     def describe(self, text: str) -> None:
         if self._p is not None:
             self._p.update(self._task, description=text)
+        elif self.enabled and text != self._desc and self._desc:
+            self._log()
+        self._desc = text
 
     def advance(self, n: int) -> None:
+        self._done += n
         if self._p is not None:
             self._p.advance(self._task, n)
+        elif self.enabled and time.time() - self._last > 15:
+            self._log()
+
+    def _log(self) -> None:
+        self._last = time.time()
+        el = self._last - self._t0
+        rate = self._done / el if el > 0 else 0.0
+        eta = (self.total - self._done) / rate if rate > 0 else float("nan")
+        log.info("%s: %d/%d scores, %.2f scores/s, ETA %.0f s", self._desc, self._done, self.total, rate, eta)
 
     def __exit__(self, *exc) -> None:
         if self._p is not None:

@@ -99,8 +99,12 @@ class Store:
 
     def add_scores(self, rows: Iterable[tuple]) -> None:
         """rows: (model, family, severity, utt_id, label, score, policy, condition_key); one commit."""
+        rows = list(rows)
         with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(rows))
+            self.db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            # a scoring failure that a resume has since mended is no longer a problem
+            self.db.executemany("DELETE FROM problems WHERE stage='score' AND model=? AND family=? AND severity=? "
+                                "AND utt_id=?", [(r[0], r[1], r[2], r[3]) for r in rows])
 
     def add_problem(self, utt_id: str, path: str, stage: str, reason: str, family: str = "",
                     severity: int = -1, model: str = "") -> None:

@@ -52,8 +52,13 @@ class ScorerSpec:
 class Scorer:
     def __init__(self, spec: ScorerSpec, loaded: list | None = None):
         from bench.policy import parse_policy
+        from bench.runner import resolve_device
         from models import load_detector
 
+        if spec.device == "auto":
+            from dataclasses import replace
+
+            spec = replace(spec, device=resolve_device("auto"))
         self.spec = spec
         self.policy = parse_policy(spec.policy)
         self.loaded = loaded or [load_detector(m, checkpoint=spec.checkpoint, device=spec.device)

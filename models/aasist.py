@@ -270,7 +270,11 @@ class AASIST(Detector):
         x = F.selu(self.first_bn(x))
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        e = self.encoder(x).abs()                                         # (B, C, n_freq, n_time)
+        return self.graph_head(self.encoder(x))
+
+    def graph_head(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, hidden) from the encoder's output (B, C, n_freq, n_time): the graph back end."""
+        e = e.abs()
         e_S = e.amax(dim=3).transpose(1, 2) + self.pos_S                  # spectral nodes
         e_T = e.amax(dim=2).transpose(1, 2)                               # temporal nodes
         out_S = self.pool_S(self.GAT_layer_S(e_S))

@@ -18,4 +18,4 @@ fi
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/python -c "import torch, torchaudio" 2>/dev/null || \
   .venv/bin/pip install -q "torch==2.9.1" "torchaudio==2.9.1"
-.venv/bin/pip install -q -e '.[dev]'
+.venv/bin/pip install -q -e '.[dev,ray]'

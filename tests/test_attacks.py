@@ -262,12 +262,13 @@ def test_pgd_linf_at_least_textbook_pgd(tiny, data):
     # the same random start (our first draw from a generator seeded alike) and torchattacks' alpha = eps/4
     start = (2 * torch.rand(x.shape, generator=gen(5)) - 1) * eps
     ref = textbook_pgd(tiny, x, y, eps, eps / 4, steps, start=start)
-    adv = ATTACKS.get("pgd-linf").at(1, eps=eps, steps=steps, step=0.25)(tiny, x, y, gen(5))
+    pgd = ATTACKS.get("pgd-linf")
+    adv = pgd.at(1, eps=eps, steps=steps, step=0.25, schedule="constant")(tiny, x, y, gen(5))
     assert (objective(tiny, adv, y) >= objective(tiny, ref, y) - 1e-5).all()
-    more = ATTACKS.get("pgd-linf").at(1, eps=eps, steps=steps, step=0.25, restarts=2)(tiny, x, y, gen(5))
+    more = pgd.at(1, eps=eps, steps=steps, step=0.25, schedule="constant", restarts=2)(tiny, x, y, gen(5))
     assert (objective(tiny, more, y) >= objective(tiny, adv, y) - 1e-5).all()
-    # our defaults (Madry's 2.5 eps / steps) against the textbook defaults, on average
-    default = ATTACKS.get("pgd-linf").at(1, eps=eps, steps=steps)(tiny, x, y, gen(5))
+    # our defaults (cosine steps) against the textbook defaults, on average
+    default = pgd.at(1, eps=eps, steps=steps)(tiny, x, y, gen(5))
     assert objective(tiny, default, y).mean() >= objective(tiny, ref, y).mean() - 1e-5
 
 
@@ -289,7 +290,8 @@ def test_pgd_linf_at_least_torchattacks(tiny, data):
 
     ta = torchattacks.PGD(TwoLogits(tiny), eps=eps / 2, alpha=eps / 8, steps=steps, random_start=False)
     ref = 2.0 * ta((x + 1) / 2, y) - 1.0
-    adv = ATTACKS.get("pgd-linf").at(1, eps=eps, steps=steps, step=0.25, random_start=False)(tiny, x, y, gen())
+    ours = ATTACKS.get("pgd-linf").at(1, eps=eps, steps=steps, step=0.25, schedule="constant", random_start=False)
+    adv = ours(tiny, x, y, gen())
     assert (linf(x, ref) <= eps + 1e-6).all()
     assert (objective(tiny, adv, y) >= objective(tiny, ref, y) - 1e-4).all()
 
@@ -313,7 +315,7 @@ def test_aasist_l_pgd_beats_textbook(aasist_l, shared_dir):
     x, y = fixture_clips(shared_dir, 16000), torch.tensor([0, 1, 0, 1])
     snr, steps = 40.0, 2
     eps = amplitude(x, snr_db=snr)[:, None]
-    adv = ATTACKS.get("pgd-linf").at(2, steps=steps, random_start=False)(aasist_l, x, y, gen())
+    adv = ATTACKS.get("pgd-linf").at(2, steps=steps, schedule="constant", random_start=False)(aasist_l, x, y, gen())
     ref = textbook_pgd(aasist_l, x, y, eps, 2.5 / steps * eps, steps)
     assert (linf(x, adv) <= eps[:, 0] + 1e-7).all() and (achieved_snr_db(x, adv) >= snr - 0.01).all()
     clean, ours, theirs = (objective(aasist_l, w, y) for w in (x, adv, ref))
@@ -351,7 +353,7 @@ def test_aasist_l_official_crop_other_attacks(aasist_l, shared_dir, name):
 def test_aasist_l_pgd_at_least_torchattacks(aasist_l, shared_dir):
     torchattacks = pytest.importorskip("torchattacks")
     x, y = fixture_clips(shared_dir, 64600), torch.tensor([0, 1, 0, 1])
-    eps, steps = 0.002, 10  # at 10 steps our default step (2.5 eps / steps) is torchattacks' eps / 4
+    eps, steps = 0.002, 10  # at 10 steps our constant step (2.5 eps / steps) is torchattacks' eps / 4
 
     class TwoLogits(nn.Module):
         def __init__(self, det):
@@ -364,5 +366,6 @@ def test_aasist_l_pgd_at_least_torchattacks(aasist_l, shared_dir):
 
     ta = torchattacks.PGD(TwoLogits(aasist_l), eps=eps / 2, alpha=eps / 8, steps=steps, random_start=False)
     ref = 2.0 * ta((x + 1) / 2, y) - 1.0
-    adv = ATTACKS.get("pgd-linf").at(1, eps=eps, steps=steps, random_start=False)(aasist_l, x, y, gen())
+    ours = ATTACKS.get("pgd-linf").at(1, eps=eps, steps=steps, schedule="constant", random_start=False)
+    adv = ours(aasist_l, x, y, gen())
     assert (objective(aasist_l, adv, y) >= objective(aasist_l, ref, y) - 1e-3).all()
