@@ -73,27 +73,40 @@ class Objective:
         adv = adv.detach().requires_grad_(True)
         with torch.enable_grad(), self._cudnn(adv):
             loss = self.sign * self.score(adv).float()
+            if not loss.requires_grad:
+                raise ValueError(f"{self.where}: {type(self.detector).__name__}'s score does not depend "
+                                 "differentiably on its input (no_grad, inference_mode, detach or numpy "
+                                 "inside forward?); gradient attacks need a differentiable forward")
             (grad,) = torch.autograd.grad(loss.sum(), adv)
         return loss.detach(), torch.nan_to_num(grad.detach(), nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _check_generator(gen, where: str) -> torch.Generator:
     if not isinstance(gen, torch.Generator):
-        raise ValueError(f"{where}: a random start needs a torch.Generator (bench.seeding.torch_generator_for); "
-                         f"got {type(gen).__name__}. Pass one, or set random_start=False")
+        raise ValueError(f"{where}: a random start needs a torch.Generator (bench.seeding.torch_generator_for), "
+                         f"or one per utterance; got {type(gen).__name__}. Pass one, or set random_start=False")
     return gen
 
 
-def uniform(gen: torch.Generator | None, shape, like: torch.Tensor, where: str) -> torch.Tensor:
-    """U[0, 1) draws from the passed generator only (on the generator's device, then moved)."""
+def _draw(fn, gen, shape, like: torch.Tensor, where: str) -> torch.Tensor:
+    """Draws from one generator, or row by row from one generator per utterance (a list), so that an
+    utterance's random start does not depend on which others share its batch."""
+    if isinstance(gen, (list, tuple)):
+        if len(gen) != shape[0]:
+            raise ValueError(f"{where}: {len(gen)} generators for a batch of {shape[0]}")
+        return torch.stack([_draw(fn, g, tuple(shape[1:]), like, where) for g in gen])
     gen = _check_generator(gen, where)
-    return torch.rand(shape, generator=gen, device=gen.device, dtype=torch.float32).to(like.device, like.dtype)
+    return fn(shape, generator=gen, device=gen.device, dtype=torch.float32).to(like.device, like.dtype)
 
 
-def normal(gen: torch.Generator | None, shape, like: torch.Tensor, where: str) -> torch.Tensor:
-    """N(0, 1) draws from the passed generator only."""
-    gen = _check_generator(gen, where)
-    return torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float32).to(like.device, like.dtype)
+def uniform(gen, shape, like: torch.Tensor, where: str) -> torch.Tensor:
+    """U[0, 1) draws from the passed generator(s) only (on the generator's device, then moved)."""
+    return _draw(torch.rand, gen, shape, like, where)
+
+
+def normal(gen, shape, like: torch.Tensor, where: str) -> torch.Tensor:
+    """N(0, 1) draws from the passed generator(s) only."""
+    return _draw(torch.randn, gen, shape, like, where)
 
 
 def is_number(v: Any) -> bool:

@@ -10,7 +10,8 @@ a waveform amplitude ``eps`` or the perturbation's SNR in dB against each uttera
 - ``label``: ``[B]`` long tensor, 1 = bona fide, 0 = spoof. The attack pushes each utterance
   towards the other class (spoof -> judged bona fide is evasion, the main threat; bona fide ->
   judged spoof is the reverse);
-- ``generator``: a ``torch.Generator`` on the device, derived from (seed, utterance, condition).
+- ``generator``: a ``torch.Generator`` on the device, derived from (seed, utterance, condition), or a
+  list of one generator per utterance (row i draws only from generator i: batch-independent results).
 The detector stays in eval mode; waveforms stay in [-1, 1] (never [0, 1]).
 """
 from __future__ import annotations

@@ -19,3 +19,5 @@ fi
 .venv/bin/python -c "import torch, torchaudio" 2>/dev/null || \
   .venv/bin/pip install -q "torch==2.9.1" "torchaudio==2.9.1"
 .venv/bin/pip install -q -e '.[dev,ray]'
+# torchattacks (a reference in the attack tests) declares torchvision and an old requests it does not need
+.venv/bin/python -c 'import torchattacks' 2>/dev/null || .venv/bin/pip install -q --no-deps 'torchattacks>=3.5'
