@@ -119,7 +119,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     models = tuple(m.strip() for m in a.model.split(",") if m.strip())
     res = api.run(a.suite, models=models, checkpoint=a.checkpoint, data=a.data, out=a.out, limit=a.limit,
                   seed=a.seed, device=a.device, batch_size=a.batch_size, executor=a.executor, address=a.address,
-                  workers=a.workers, policy=a.policy, resources=_resources(a))
+                  workers=a.workers, policy=a.policy, resources=_resources(a),
+                  cache_dir=a.cache)
     piv = summary_pivot(res.results)
     note = " (demo set: a smoke test, not a benchmark)" if a.data == "demo" else ""
     _table(piv.to_dict(orient="records"), list(piv.columns),
@@ -194,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--policy", help="input policy, overriding the suite's (official, full, full:hop=...,agg=...)")
     s.add_argument("--noise-dir", help="folder of noise files (background-noise); or $BENCH_NOISE_DIR")
     s.add_argument("--rir-dir", help="folder of measured impulse responses (rir); or $BENCH_RIR_DIR")
+    s.add_argument("--cache", metavar="DIR", default=os.environ.get("BENCH_AUDIO_CACHE"),
+                   help="cache perturbed audio here (keyed by utterance, condition, seed and perturbation "
+                   "version) so re-runs and other detectors reuse it; or $BENCH_AUDIO_CACHE; default off")
     s.set_defaults(func=cmd_run)
 
     from reports.cli import add_parser as add_report_parser

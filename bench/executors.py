@@ -23,9 +23,9 @@ class LocalExecutor:
     name = "local"
 
     def __init__(self, workers: int, seed: int, sr: int, bonafide: Sequence[tuple[str, str]],
-                 resources: Mapping[str, str], prefetch: int = 64, **_: Any):
+                 resources: Mapping[str, str], prefetch: int = 64, cache_dir: str | None = None, **_: Any):
         self.workers = int(workers)
-        self.init = (seed, sr, tuple(bonafide), dict(resources))
+        self.init = (seed, sr, tuple(bonafide), dict(resources), cache_dir)
         self.prefetch = max(1, prefetch)
         self._pool: ProcessPoolExecutor | None = None
 

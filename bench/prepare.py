@@ -7,8 +7,11 @@ or machine.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -38,12 +41,40 @@ class Prepared:
 
 
 # Set once per worker by ``init_worker`` (the bona fide pool for babble, resource folders, ...).
-_STATE: dict[str, Any] = {"seed": 0, "sr": 16000, "bonafide": (), "resources": {}}
+_STATE: dict[str, Any] = {"seed": 0, "sr": 16000, "bonafide": (), "resources": {}, "cache_dir": None}
 
 
-def init_worker(seed: int, sr: int, bonafide: Sequence[tuple[str, str]], resources: Mapping[str, str]) -> None:
-    _STATE.update(seed=int(seed), sr=int(sr), bonafide=tuple(bonafide), resources=dict(resources))
+def init_worker(seed: int, sr: int, bonafide: Sequence[tuple[str, str]], resources: Mapping[str, str],
+                cache_dir: str | None = None) -> None:
+    _STATE.update(seed=int(seed), sr=int(sr), bonafide=tuple(bonafide), resources=dict(resources),
+                  cache_dir=cache_dir)
     read_clean.cache_clear()
+
+
+def cache_path(task: Task) -> Path | None:
+    """Where the perturbed audio of a task is cached: keyed by (seed, utterance, file size and mtime,
+    rate, condition key); the key holds the perturbation's ``version``, so a changed family misses."""
+    if not _STATE["cache_dir"] or task.kind == "attack" or '"family":"clean"' in task.condition_key:
+        return None
+    try:
+        st = os.stat(task.path)
+    except OSError:
+        return None
+    ident = f"{_STATE['seed']}|{task.utt_id}|{os.path.abspath(task.path)}|{st.st_size}|{st.st_mtime_ns}|" \
+            f"{_STATE['sr']}|{task.condition_key}"
+    digest = hashlib.sha256(ident.encode()).hexdigest()
+    return Path(_STATE["cache_dir"]) / digest[:2] / f"{digest}.npy"
+
+
+def _cache_put(path: Path, wav: np.ndarray) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, wav.astype(np.float32, copy=False))
+        os.replace(tmp, path)
+    except OSError as e:  # a full or read-only cache must not stop the run
+        log.warning("could not write the audio cache %s: %s", path, e)
 
 
 @functools.lru_cache(maxsize=64)
@@ -86,6 +117,14 @@ def prepare(task: Task) -> Prepared:
         return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "read")
     if task.kind == "attack":
         return Prepared(task.utt_id, task.condition_key, np.array(clean))
+    cached = cache_path(task)
+    if cached is not None and cached.is_file():
+        try:
+            wav = np.load(cached)
+            if wav.shape == clean.shape:
+                return Prepared(task.utt_id, task.condition_key, wav)
+        except (OSError, ValueError) as e:
+            log.warning("ignoring unreadable cache entry %s: %s", cached, e)
     try:
         pert = _build(task.condition_key, task.kind, json.dumps(dict(task.spec), sort_keys=True, default=str))
         rng = rng_for(_STATE["seed"], task.utt_id, task.condition_key)
@@ -95,4 +134,6 @@ def prepare(task: Task) -> Prepared:
             raise ValueError("the perturbation produced non-finite samples")
     except Exception as e:  # noqa: BLE001 - recorded per utterance and condition
         return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "perturb")
+    if cached is not None:
+        _cache_put(cached, wav)
     return Prepared(task.utt_id, task.condition_key, wav)

@@ -126,9 +126,9 @@ class RayExecutor:
     def __init__(self, workers: int, seed: int, sr: int, bonafide: Sequence[tuple[str, str]],
                  resources: Mapping[str, str], scorer_spec: ScorerSpec, address: str | None = None,
                  num_scorers: int | None = None, inflight_per_scorer: int = 2, chunk_size: int = 8,
-                 max_attempts: int = 3, threads_per_scorer: int = 1, **_: Any):
+                 max_attempts: int = 3, threads_per_scorer: int = 1, cache_dir: str | None = None, **_: Any):
         self.init = (int(seed), int(sr), tuple((u, _absolute(p)) for u, p in bonafide),
-                     {k: _absolute(v) for k, v in resources.items()})
+                     {k: _absolute(v) for k, v in resources.items()}, _absolute(cache_dir) if cache_dir else None)
         self.key = hashlib.sha256(pickle.dumps(self.init)).hexdigest()[:16]
         self.spec = scorer_spec
         self.address = address

@@ -46,6 +46,7 @@ class RunConfig:
     shard_size: int = 32
     n_boot: int = 1000
     address: str | None = None                 # Ray cluster address for --executor ray
+    cache_dir: str | None = None               # perturbed-audio cache shared by runs and detectors
     resources: Mapping[str, str] = field(default_factory=dict)  # noise_dir, rir_dir, ...
 
     def identity(self, suite_sha: str, data_sha: str) -> dict[str, Any]:
@@ -121,7 +122,7 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
         bona = [(u.utt_id, str(u.path)) for u in dataset.utterances if u.label == "bonafide"]
         with _Progress(show_progress, total) as bar, make_executor(
                 cfg.executor, workers=workers, seed=cfg.seed, sr=sr.pop(), bonafide=bona,
-                resources=cfg.resources, scorer_spec=spec, address=cfg.address) as ex:
+                resources=cfg.resources, scorer_spec=spec, address=cfg.address, cache_dir=cfg.cache_dir) as ex:
             seen: set[tuple] = set()
             for res in ex.run(units, scorer):
                 cond = res.unit.condition
