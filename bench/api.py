@@ -96,8 +96,8 @@ def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, s
     from bench.seeding import rng_for
     from perturbations import Context, make
 
+    pert = make(family, severity)  # a bad family or severity is reported before any audio is read
     wav, _info = load_audio(src, target_sr=sample_rate)
-    pert = make(family, severity)
     utt = Path(src).stem
     if "babble" in pert.key():
         from bench.data import load_dataset
