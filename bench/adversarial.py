@@ -1,36 +1,181 @@
-"""Attack conditions inside a run: white-box attacks against each detector, then scoring.
+"""Attack conditions inside a run: crafting adversarial audio, and the tables that summarise attacks.
 
-Each utterance is brought to the detector's input form (the official fixed-length crop) and
-attacked towards the other class; the adversarial crop is what gets scored. Every utterance has
-its own generator from (seed, utterance id, condition), so its adversarial audio does not depend on
-which other utterances share its batch.
+Crafting (:func:`attack_batch`): each utterance is brought to the crafting detector's input form (the
+official fixed-length crop) and attacked towards the other class. Every utterance has its own
+generator from (seed, utterance id, condition), so its adversarial audio does not depend on which
+other utterances share its batch.
+
+* White box (no ``source``): the scorer crafts against each scored model in turn.
+* Transfer (``source: MODEL``): the scorer crafts once per unit on the source model and every model
+  of the run scores the same audio (family ``ATTACK<-MODEL``).
+* Through a perturbation (``through: {family, severity}``): the attack sees
+  ``detector(perturb(x))`` (see attacks/_through.py; the EOT draws come from
+  ``rng_for(seed, utt, key + "#eot")``), and the audio that gets scored is the adversarial crop passed
+  through the perturbation once more with the condition's own ``rng_for(seed, utt, key)``: what a
+  detector hears after the codec or room (family ``ATTACK|FAMILY@SEVERITY``).
+
+The achieved SNR of each perturbation (``attacks._budget.achieved_snr_db``, adversarial crop against
+the clean crop, before any ``through`` pass) is logged per batch (median); it is not stored.
+
+Tables: :func:`transfer_matrix` (EER by source x target from results.csv rows) and
+:func:`attack_summary` (success rates against each model's clean EER threshold).
 """
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+import re
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
-from bench.seeding import torch_generator_for
+from bench.seeding import rng_for, torch_generator_for
 
 log = logging.getLogger(__name__)
+
+_LABEL = re.compile(r"^(?P<attack>[^<|]+?)(?:<-(?P<source>[^|]+))?(?:\|(?P<through>.+@\d+))?$")
+
+
+def _contexts(utt_ids: Sequence[str]) -> list:
+    from bench.prepare import _STATE, bonafide_pool
+    from perturbations import Context
+
+    return [Context(utt_id=u, pool=bonafide_pool, resources=dict(_STATE.get("resources", {}))) for u in utt_ids]
+
+
+def craft(detector, cond, wavs: Sequence[np.ndarray], labels: Sequence[str], utt_ids: Sequence[str],
+          seed: int, batch_size: int, device: str) -> tuple[list[np.ndarray], np.ndarray]:
+    """The audio to score for an attack condition, and each utterance's achieved SNR (dB)."""
+    from attacks import _budget
+    from attacks._through import Through
+    from bench.policy import fix_length
+
+    attack = cond.build()
+    pert = cond.build_through()
+    eot = int((cond.through or {}).get("eot", 1))
+    key = cond.key()
+    gen_device = device if str(device).startswith("cuda") else "cpu"
+    sr = int(getattr(detector, "sample_rate", 16000))
+    out: list[np.ndarray] = []
+    snrs: list[float] = []
+    for i in range(0, len(wavs), max(1, batch_size)):
+        ids = list(utt_ids[i:i + batch_size])
+        x = torch.from_numpy(np.stack([fix_length(np.asarray(w, np.float32), detector.nb_samp)
+                                       for w in wavs[i:i + batch_size]])).to(device)
+        y = torch.tensor([1 if lab == "bonafide" else 0 for lab in labels[i:i + batch_size]], device=device)
+        gens = [torch_generator_for(seed, u, key, gen_device) for u in ids]
+        target = detector
+        if pert is not None:
+            target = Through(detector, pert, [rng_for(seed, u, key + "#eot") for u in ids], eot=eot,
+                             contexts=_contexts(ids))
+        adv = attack(target, x, y, gens if len(gens) > 1 else gens[0])
+        snrs.extend(_budget.achieved_snr_db(x, adv).cpu().numpy().tolist())
+        rows = [a.detach().float().cpu().numpy() for a in adv]
+        if pert is not None:  # what the detector hears: the adversarial audio after the perturbation
+            rows = [pert(r, sr, rng_for(seed, u, key), c) for r, u, c in zip(rows, ids, _contexts(ids))]
+            bad = [u for u, r in zip(ids, rows) if not np.all(np.isfinite(r))]
+            if bad:
+                raise ValueError(f"through {pert.family}: non-finite samples for {', '.join(bad)}")
+        out.extend(rows)
+    snr = np.asarray(snrs, dtype=np.float64)
+    if len(snr):
+        finite = snr[np.isfinite(snr)]
+        log.info("%s@%d: %d utterances, median achieved SNR %.2f dB", cond.family, cond.severity, len(snr),
+                 float(np.median(finite)) if len(finite) else float("nan"))
+    return out, snr
 
 
 def attack_batch(detector, cond, wavs: Sequence[np.ndarray], labels: Sequence[str], utt_ids: Sequence[str],
                  seed: int, batch_size: int, device: str) -> list[np.ndarray]:
-    from bench.policy import fix_length
+    """The audio to score for an attack condition (see :func:`craft`, which also returns the SNRs)."""
+    return craft(detector, cond, wavs, labels, utt_ids, seed, batch_size, device)[0]
 
-    attack = cond.build()
-    key = cond.key()
-    gen_device = device if str(device).startswith("cuda") else "cpu"
-    out: list[np.ndarray] = []
-    for i in range(0, len(wavs), max(1, batch_size)):
-        x = torch.from_numpy(np.stack([fix_length(np.asarray(w, np.float32), detector.nb_samp)
-                                       for w in wavs[i:i + batch_size]])).to(device)
-        y = torch.tensor([1 if lab == "bonafide" else 0 for lab in labels[i:i + batch_size]], device=device)
-        gens = [torch_generator_for(seed, u, key, gen_device) for u in utt_ids[i:i + batch_size]]
-        adv = attack(detector, x, y, gens if len(gens) > 1 else gens[0])
-        out.extend(a.detach().float().cpu().numpy() for a in adv)
-    return out
+
+# ------------------------------------------------------------------------------------------ tables
+def parse_label(family: str) -> dict[str, Any]:
+    """``pgd-linf<-aasist-l|mp3@3`` -> ``{attack: pgd-linf, source: aasist-l, through: mp3@3}``
+    (``source``/``through`` None when absent)."""
+    m = _LABEL.match(str(family))
+    if not m:
+        return {"attack": str(family), "source": None, "through": None}
+    return {"attack": m["attack"], "source": m["source"], "through": m["through"]}
+
+
+def _attack_rows(results: pd.DataFrame) -> pd.DataFrame:
+    if "kind" in results.columns:
+        return results[results["kind"] == "attack"]
+    from attacks import ATTACKS
+    return results[results["family"].map(lambda f: parse_label(f)["attack"] in ATTACKS)]
+
+
+def transfer_matrix(results: pd.DataFrame, attack: str | None = None, severity: int | None = None,
+                    through: str | None = None, value: str = "eer") -> pd.DataFrame:
+    """Rows: the source model an attack was crafted on; columns: the target model that scored it;
+    cells: ``value`` (EER by default) from results.csv rows of transfer conditions (``ATTACK<-SOURCE``).
+
+    ``attack``/``severity``/``through`` (``"mp3@3"``; ``""`` for none) pick one attack setting; they may
+    be left out when the results hold only one. A white-box condition without ``source`` is not a row (its
+    diagonal is a transfer condition whose source is the scoring model).
+    """
+    rows = _attack_rows(results)
+    parsed = pd.DataFrame([parse_label(f) for f in rows["family"]], index=rows.index,
+                          columns=["attack", "source", "through"])
+    rows = rows.join(parsed.rename(columns={"attack": "_attack", "source": "_source", "through": "_through"}))
+    rows["_through"] = rows["_through"].fillna("")
+    rows = rows[rows["_source"].notna()]
+    if attack is not None:
+        rows = rows[rows["_attack"] == attack]
+    if severity is not None:
+        rows = rows[rows["severity"].astype(int) == int(severity)]
+    if through is not None:
+        rows = rows[rows["_through"] == through]
+    settings = sorted({(a, int(s), t) for a, s, t in zip(rows["_attack"], rows["severity"], rows["_through"])})
+    if not settings:
+        raise ValueError("no transfer conditions (ATTACK<-SOURCE) in these results for the chosen attack/severity; "
+                         "add e.g. {attack: pgd-linf, severities: [5], source: aasist-l} to the suite")
+    if len(settings) > 1:
+        opts = ", ".join(f"attack={a} severity={s}" + (f" through={t}" if t else "") for a, s, t in settings)
+        raise ValueError(f"the results hold several transfer settings ({opts}); choose one with attack=, "
+                         "severity= (and through=)")
+    models = list(dict.fromkeys(results["model"]))
+    m = rows.pivot_table(index="_source", columns="model", values=value, aggfunc="first")
+    m = m.reindex(columns=[c for c in models if c in m.columns])
+    m.index.name, m.columns.name = "source", "target"
+    return m
+
+
+def attack_summary(scores: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """Attack success rates per model x attack family x severity.
+
+    Success is judged against the model's clean EER threshold (``eer_threshold`` of its ``clean``
+    row in results; accepted as bona fide iff ``score >= threshold``, as in :func:`bench.metrics.eer`):
+    a spoof utterance succeeds when its attacked score is ``>= threshold`` (evasion, spoof -> bona fide);
+    a bona fide one when it is ``< threshold`` (bona fide -> spoof). Rates are over every attacked
+    utterance of that class (NaN when there is none). Columns: model, family, severity, attack, source,
+    through, threshold, n_spoof, n_bonafide, success_spoof_to_bonafide, success_bonafide_to_spoof,
+    success (both classes together).
+    """
+    cols = ["model", "family", "severity", "attack", "source", "through", "threshold", "n_spoof", "n_bonafide",
+            "success_spoof_to_bonafide", "success_bonafide_to_spoof", "success"]
+    clean = results[results["family"] == "clean"].set_index("model")["eer_threshold"]
+    attacked = _attack_rows(results)[["model", "family", "severity"]].drop_duplicates()
+    out = []
+    for model, family, severity in attacked.itertuples(index=False):
+        if model not in clean.index:
+            raise ValueError(f"attack_summary: no clean row for model {model!r} in results; its clean EER "
+                             "threshold is what success is measured against")
+        thr = float(clean.loc[model])
+        g = scores[(scores["model"] == model) & (scores["family"] == family)
+                   & (scores["severity"].astype(int) == int(severity))]
+        s = g.loc[g["label"] == "spoof", "score"].to_numpy(float)
+        b = g.loc[g["label"] == "bonafide", "score"].to_numpy(float)
+        s_ok, b_ok = int(np.sum(s >= thr)), int(np.sum(b < thr))
+        n = len(s) + len(b)
+        out.append({"model": model, "family": family, "severity": int(severity), **parse_label(family),
+                    "threshold": thr, "n_spoof": len(s), "n_bonafide": len(b),
+                    "success_spoof_to_bonafide": s_ok / len(s) if len(s) else float("nan"),
+                    "success_bonafide_to_spoof": b_ok / len(b) if len(b) else float("nan"),
+                    "success": (s_ok + b_ok) / n if n else float("nan")})
+    return pd.DataFrame(out, columns=cols)

@@ -5,7 +5,13 @@ A suite lists conditions. Each condition is one of
   optional ``params: {...}`` overrides the table's parameters for every level;
 - ``{name: room+noise, chain: [room, pink-noise], severities: [1, 3]}``: a chain, every step at
   the same severity, applied in order (configuration, not code);
-- ``{attack: pgd-linf, severities: [1, 2]}``: a gradient attack against each detector (white box).
+- ``{attack: pgd-linf, severities: [1, 2]}``: a gradient attack against each detector (white box);
+  optional ``source: MODEL`` crafts it once on that model and scores it on every model of the run
+  (a transfer attack; white box where a model is its own source), results family ``pgd-linf<-MODEL``;
+  optional ``through: {family: mp3, severity: 3, params: {...}, eot: 1}`` attacks
+  ``detector(perturb(x))`` (straight-through gradients, ``eot`` perturbation draws averaged per step)
+  and scores the adversarial audio after one more pass through the perturbation, family
+  ``pgd-linf|mp3@3`` (both: ``pgd-linf<-MODEL|mp3@3``). See attacks/_through.py.
 The clean condition (family ``clean``, severity 0) is always added, so every degradation is
 relative to a measured baseline. ``include: [other, suites]`` merges built-in suites.
 """
@@ -32,6 +38,18 @@ class ConditionSpec:
     kind: str = "perturbation"                # perturbation | chain | attack
     steps: tuple[str, ...] = ()               # for chains: family names in order
     params: Mapping[str, Any] = field(default_factory=dict)
+    attack: str = ""                          # for attacks: the registered attack name
+    source: str | None = None                 # transfer: the model the attack is crafted on
+    through: Mapping[str, Any] | None = None  # {family, severity, params, eot}: attack through a perturbation
+
+
+def attack_label(attack: str, source: str | None = None, through: Mapping[str, Any] | None = None) -> str:
+    """The results family of an attack condition: ``pgd-linf``, ``pgd-linf<-aasist-l`` (crafted on
+    aasist-l), ``pgd-linf|mp3@3`` (through mp3 severity 3), or both ``pgd-linf<-aasist-l|mp3@3``."""
+    label = attack + (f"<-{source}" if source else "")
+    if through:
+        label += f"|{through['family']}@{int(through.get('severity', 0))}"
+    return label
 
 
 @dataclass(frozen=True)
@@ -46,6 +64,24 @@ class Condition:
     def key(self) -> str:
         return json.dumps({"family": self.family, "severity": self.severity, "kind": self.kind,
                            "spec": self.spec}, sort_keys=True, separators=(",", ":"), default=str)
+
+    @property
+    def source(self) -> str | None:
+        """The model a transfer attack is crafted on (None: white box against each scored model)."""
+        return self.spec.get("source") if self.kind == "attack" else None
+
+    @property
+    def through(self) -> Mapping[str, Any] | None:
+        """``{family, severity, params, version, eot}`` of an attack through a perturbation, or None."""
+        return self.spec.get("through") if self.kind == "attack" else None
+
+    def build_through(self):
+        """The perturbation an attack goes through (None when it does not)."""
+        t = self.through
+        if not t:
+            return None
+        from perturbations import Perturbation
+        return Perturbation.from_dict({k: v for k, v in t.items() if k != "eot"})
 
     def build(self):
         if self.kind == "attack":
@@ -84,17 +120,30 @@ class Suite:
                 "policy": self.policy, "metrics": list(self.metrics), "source": self.source,
                 "sha256": self.sha256,
                 "conditions": [{"label": c.label, "kind": c.kind, "severities": list(c.severities),
-                                "steps": list(c.steps), "params": dict(c.params)} for c in self.conditions]}
+                                "steps": list(c.steps), "params": dict(c.params),
+                                **({"attack": c.attack} if c.attack else {}),
+                                **({"source": c.source} if c.source else {}),
+                                **({"through": dict(c.through)} if c.through else {})}
+                               for c in self.conditions]}
 
 
 def _build_condition(source: str, spec: ConditionSpec, sev: int) -> Condition:
     where = f"{source}: condition {spec.label!r} severity {sev}"
     try:
+        from perturbations import PERTURBATIONS, Chain
         if spec.kind == "attack":
             from attacks import ATTACKS
-            att = ATTACKS.get(spec.label).at(sev, **spec.params)
-            return Condition(spec.label, sev, "attack", att.to_dict())
-        from perturbations import PERTURBATIONS, Chain
+            att = ATTACKS.get(spec.attack or spec.label).at(sev, **spec.params)
+            d = att.to_dict()
+            if spec.source:
+                d["source"] = spec.source
+            if spec.through:
+                t = spec.through
+                pert = PERTURBATIONS.get(t["family"]).at(t["severity"], **dict(t.get("params") or {}))
+                if pert.severity == 0:
+                    raise ValueError("through: severity 0 is the identity; give 1..5 or drop 'through'")
+                d["through"] = {**pert.to_dict(), "eot": int(t.get("eot", 1))}
+            return Condition(spec.label, sev, "attack", d)
         if spec.kind == "chain":
             steps = tuple(PERTURBATIONS.get(s).at(sev) for s in spec.steps)
             return Condition(spec.label, sev, "chain", Chain(severity=sev, steps=steps).to_dict())
@@ -123,7 +172,8 @@ def _read(name_or_path: str) -> tuple[str, bytes]:
 
 
 _TOP = {"name", "version", "description", "conditions", "policy", "metrics", "include"}
-_COND = {"family", "name", "chain", "attack", "severities", "params"}
+_COND = {"family", "name", "chain", "attack", "severities", "params", "source", "through"}
+_THROUGH = {"family", "severity", "params", "eot"}
 
 
 def load_suite(name_or_path: str, _stack: tuple[str, ...] = ()) -> Suite:
@@ -178,8 +228,48 @@ def _parse_condition(source: str, i: int, item: Any) -> ConditionSpec:
             raise SuiteError(f"{where}: 'chain' must be a non-empty list of family names")
         label = str(item.get("name") or "+".join(steps))
         return ConditionSpec(label, tuple(sev), "chain", tuple(steps))
+    if "attack" not in item:
+        for f in ("source", "through"):
+            if f in item:
+                raise SuiteError(f"{where}: '{f}' applies only to attack conditions ({{attack: pgd-linf, {f}: ...}})")
     if "attack" in item:
-        return ConditionSpec(str(item["attack"]), tuple(sev), "attack", params=params)
+        attack = str(item["attack"])
+        source = _parse_source(where, item.get("source"))
+        through = _parse_through(where, item.get("through"))
+        return ConditionSpec(attack_label(attack, source, through), tuple(sev), "attack", params=params,
+                             attack=attack, source=source, through=through)
     if "family" not in item:
         raise SuiteError(f"{where}: needs 'family' (or 'chain' or 'attack')")
     return ConditionSpec(str(item["family"]), tuple(sev), "perturbation", params=params)
+
+
+def _parse_source(where: str, source: Any) -> str | None:
+    if source is None:
+        return None
+    if not isinstance(source, str) or not source:
+        raise SuiteError(f"{where}: 'source' must be a model name (e.g. aasist-l), got {source!r}")
+    if ":" not in source:
+        from models import CARDS
+        if source not in CARDS:
+            raise SuiteError(f"{where}: source: unknown model {source!r}; known: {', '.join(sorted(CARDS))}")
+    return source
+
+
+def _parse_through(where: str, through: Any) -> dict[str, Any] | None:
+    if through is None:
+        return None
+    if not isinstance(through, dict) or "family" not in through or "severity" not in through:
+        raise SuiteError(f"{where}: 'through' must be a mapping like {{family: mp3, severity: 3}}, got {through!r}")
+    unknown = sorted(set(through) - _THROUGH)
+    if unknown:
+        raise SuiteError(f"{where}: through: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(_THROUGH))}")
+    sev, eot = through["severity"], through.get("eot", 1)
+    if isinstance(sev, bool) or not isinstance(sev, int):
+        raise SuiteError(f"{where}: through: 'severity' must be an integer 1..5, got {sev!r}")
+    if isinstance(eot, bool) or not isinstance(eot, int) or eot < 1:
+        raise SuiteError(f"{where}: through: 'eot' must be a positive integer (perturbation draws per step), "
+                         f"got {eot!r}")
+    if not isinstance(through.get("params") or {}, dict):
+        raise SuiteError(f"{where}: through: 'params' must be a mapping")
+    return {"family": str(through["family"]), "severity": sev, "params": dict(through.get("params") or {}),
+            "eot": eot}

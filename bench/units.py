@@ -64,6 +64,23 @@ class Scorer:
         self.loaded = loaded or [load_detector(m, checkpoint=spec.checkpoint, device=spec.device)
                                  for m in spec.models]
         self.by_name = {ld.name: ld for ld in self.loaded}
+        self._sources: dict[str, Any] = {}   # transfer sources that are not among the run's models
+
+    def source(self, name: str):
+        """The detector a transfer attack is crafted on: a run model, or loaded once (default checkpoint)."""
+        if name in self.by_name:
+            return self.by_name[name]
+        if name not in self._sources:
+            from models import load_detector
+
+            ld = load_detector(name, checkpoint=None, device=self.spec.device)
+            rates = {x.detector.sample_rate for x in self.loaded}
+            if rates and ld.detector.sample_rate not in rates:
+                raise ValueError(f"transfer source {name} runs at {ld.detector.sample_rate} Hz but the run's "
+                                 f"models at {sorted(rates)} Hz; pick a source at the same rate")
+            log.info("loaded transfer source %s (%s) on %s", name, ld.checkpoint, self.spec.device)
+            self._sources[name] = ld
+        return self._sources[name]
 
     def __call__(self, unit: Unit, prepared: list[Prepared]) -> UnitResult:
         cond = unit.condition
@@ -78,6 +95,18 @@ class Scorer:
                                      "" if read else cond.family, -1 if read else cond.severity, ""))
             else:
                 ok[p.utt_id] = p.wav
+        if getattr(cond, "source", None):
+            # transfer: craft once on the source for every utterance any model still needs
+            want = [u for u in dict.fromkeys(u for _, ids in unit.needs for u in ids) if u in ok]
+            try:
+                crafted = self._craft(self.source(cond.source).detector, cond, want, ok, labels)
+            except Exception as e:  # noqa: BLE001 - recorded for every model that needed these utterances
+                log.error("%s@%d: crafting on %s failed: %s", cond.family, cond.severity, cond.source, e)
+                res.problems.extend((u, paths[u], "score", f"crafting on {cond.source}: {type(e).__name__}: {e}",
+                                     cond.family, cond.severity, name) for name, ids in unit.needs
+                                    for u in ids if u in ok)
+                return res
+            ok = {u: crafted[u] for u in want}
         for name, ids in unit.needs:
             todo = [u for u in ids if u in ok]
             if not todo:
@@ -94,10 +123,19 @@ class Scorer:
                                cond.key()) for u, s in zip(todo, scores))
         return res
 
+    def _craft(self, detector, cond, utt_ids, wavs, labels) -> dict[str, np.ndarray]:
+        from bench.adversarial import attack_batch
+
+        adv = attack_batch(detector, cond, [wavs[u] for u in utt_ids], [labels[u] for u in utt_ids], utt_ids,
+                           self.spec.seed, self.spec.batch_size, self.spec.device)
+        return dict(zip(utt_ids, adv))
+
     def _score(self, ld, cond, wavs, labels, utt_ids) -> np.ndarray:
+        """Scores one model; a white-box attack condition is crafted against that model first (a
+        transfer condition arrives already crafted, see ``__call__``)."""
         from bench.policy import score_batch
 
-        if cond.kind == "attack":
+        if cond.kind == "attack" and not getattr(cond, "source", None):
             from bench.adversarial import attack_batch
 
             wavs = attack_batch(ld.detector, cond, wavs, labels, utt_ids, self.spec.seed,
