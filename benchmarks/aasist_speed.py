@@ -1,0 +1,145 @@
+"""AASIST scoring speed on this CPU, against the machine's fp32 GEMM throughput, side by side.
+
+    python benchmarks/aasist_speed.py [--model aasist|aasist-l] [--batch 8] [--rounds 5] [--compile]
+
+Every round times, back to back in this one process: a large fp32 ``torch.mm`` (the hardware
+reference: what this machine's BLAS gets on these threads right now), then each scoring variant on
+the same batch of 64600-sample clips. The ratios are taken round by round, so a change in the
+machine's load moves both sides. Variants:
+
+* ``reference-nchw``: the reference formulation in the official release's memory layout (NCHW);
+* ``reference-cl``: the same, channels-last (the model's differentiable ``forward`` path);
+* ``fast``: ``AASIST.score``/``infer``, the cache-blocked inference path (models/_aasist_fast.py);
+* ``compiled-cl`` (``--compile``): ``torch.compile`` of the channels-last reference (compile time shown).
+
+Each variant's logits on the official parity fixture (../shared/fixtures/aasist_parity.npz) are
+compared with the release's (tolerance 1e-4). FLOPs per clip are counted by torch's FlopCounterMode.
+Prints a table and one verdict line per target; ``--json`` also writes the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT.parent / "shared" / "fixtures" / "aasist_parity.npz"
+os.environ.setdefault("BENCH_WEIGHTS_DIR", str(ROOT.parent / "shared" / "weights"))
+sys.path.insert(0, str(ROOT))
+
+import models
+from bench.policy import fix_length
+
+
+def gemm_gflops(n: int = 2048) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(3))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def flops_per_clip(det, nb_samp: int) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        det.logits_and_hidden(torch.zeros(1, nb_samp))
+    return float(fc.get_total_flops())
+
+
+def load(name: str, channels_last: bool):
+    det = models.load_detector(name, config={"channels_last": channels_last}).detector.eval()
+    det.fast_inference = False
+    return det
+
+
+def variants(name: str, compile_: bool) -> dict:
+    nchw, cl = load(name, False), load(name, True)
+    fast = load(name, True)
+    fast.fast_inference = True
+    out = {
+        "reference-nchw": lambda x: nchw.logits_and_hidden(x)[0],
+        "reference-cl": lambda x: cl.logits_and_hidden(x)[0],
+        "fast": lambda x: fast.infer(x)[0],
+    }
+    if compile_:
+        out["compiled-cl"] = torch.compile(cl.logits)
+    return out, fast
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="aasist", choices=["aasist", "aasist-l"])
+    ap.add_argument("--batch", type=int, default=8, help="clips per scoring call (bench run's default: 8)")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, = cores)")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile of the reference")
+    ap.add_argument("--json", help="write the figures to this file")
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    load0 = os.getloadavg()
+    fns, fast = variants(a.model, a.compile)
+    flops = flops_per_clip(fast, fast.nb_samp)
+    fx = np.load(FIXTURE)
+    key = {"aasist": "aasist", "aasist-l": "aasist_l"}[a.model]
+    xp = torch.from_numpy(np.stack([fix_length(fx[f"wav{i}"], fast.nb_samp) for i in range(3)]))
+    x = torch.from_numpy(np.random.default_rng(0).normal(0, 0.1, (a.batch, fast.nb_samp)).astype(np.float32))
+    parity, first_call = {}, {}
+    with torch.inference_mode():
+        for k, fn in fns.items():
+            first_call[k] = _timed(lambda fn=fn: fn(x))    # warm-up (and compilation)
+            parity[k] = float(np.abs(fn(xp).numpy() - fx[f"logits_{key}"]).max())
+        rows: dict[str, list[float]] = {k: [] for k in ["gemm", *fns]}
+        ratios: dict[str, list[float]] = {k: [] for k in fns}
+        for _ in range(a.rounds):
+            g = gemm_gflops()
+            rows["gemm"].append(g)
+            for k, fn in fns.items():
+                sec = _timed(lambda fn=fn: fn(x)) / a.batch
+                rows[k].append(sec)
+                ratios[k].append(flops / sec / 1e9 / g)
+    load1 = os.getloadavg()
+    g = float(np.median(rows["gemm"]))
+    print(f"AASIST scoring speed: model {a.model}, batch {a.batch}, {torch.get_num_threads()} threads, "
+          f"{a.rounds} rounds; {flops / 1e9:.2f} GFLOP per {fast.nb_samp}-sample clip")
+    print(f"load average {load0[0]:.2f} at start, {load1[0]:.2f} at end (of {os.cpu_count()} CPUs)")
+    print(f"fp32 GEMM (torch.mm 2048^2): median {g:.1f} GFLOP/s (min {min(rows['gemm']):.1f}, "
+          f"max {max(rows['gemm']):.1f})")
+    print(f"{'variant':16s} {'s/clip':>8s} {'GFLOP/s':>8s} {'of GEMM':>8s} {'vs nchw':>8s} {'|dlogit|':>9s} "
+          f"{'1st call s':>10s}")
+    ref = float(np.median(rows["reference-nchw"]))
+    summary = {"model": a.model, "batch": a.batch, "threads": torch.get_num_threads(), "rounds": a.rounds,
+               "gflop_per_clip": flops / 1e9, "gemm_gflops": g, "loadavg": [load0[0], load1[0]], "variants": {}}
+    for k in fns:
+        sec = float(np.median(rows[k]))
+        frac = float(np.median(ratios[k]))
+        print(f"{k:16s} {sec:8.3f} {flops / sec / 1e9:8.1f} {frac:8.0%} {ref / sec:7.2f}x {parity[k]:9.1e} "
+              f"{first_call[k]:10.1f}")
+        summary["variants"][k] = {"s_per_clip": sec, "gflops": flops / sec / 1e9, "of_gemm": frac,
+                                  "speedup_vs_nchw": ref / sec, "max_abs_logit_diff": parity[k],
+                                  "first_call_s": first_call[k], "rounds_s_per_clip": rows[k],
+                                  "rounds_of_gemm": ratios[k]}
+    summary["rounds_gemm_gflops"] = rows["gemm"]
+    frac = summary["variants"]["fast"]["of_gemm"]
+    ok = frac >= 0.5 and parity["fast"] <= 1e-4
+    print(f"TARGET scoring >= 50% of fp32 GEMM with logits within 1e-4: fast path {frac:.0%}, "
+          f"|dlogit| {parity['fast']:.1e} -> {'MET' if ok else 'MISSED'}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

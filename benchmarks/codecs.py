@@ -1,0 +1,127 @@
+"""The codec path (perturbations/codecs: in-process PyAV) against a pydub/ffmpeg-subprocess round trip.
+
+    python benchmarks/codecs.py [--family mp3] [--severity 3] [--repeats 7]
+
+For 1 s and 4 s clips of 16 kHz speech from the demo set, times one encode + decode round trip per
+clip both ways, alternating A B A B so the machine's load is shared, and prints the median times and
+their ratio (target: the in-process path >= 10x faster). pydub needs a system ffmpeg
+(``apt-get install ffmpeg``); it is only used here. The pydub side does what a user of pydub would:
+16-bit PCM -> ``AudioSegment.export(format="mp3", bitrate=...)`` -> ``AudioSegment.from_file`` -> float.
+
+For mp3 a third column times the same in-process round trip with LAME's ``compression_level`` 7
+(``lame -q 7``) instead of the default (-q 3, what both the family and ffmpeg's CLI use): most of
+the in-process time is LAME's own psychoacoustic search, which a subprocess pays as well, so this
+shows what that one setting would change (it is NOT what the registered family does).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+#: family -> (pydub/ffmpeg format, how the level's bitrate is spelled for ffmpeg)
+PYDUB_FORMATS = {"mp3": "mp3", "opus": "opus", "aac": "adts", "vorbis": "ogg"}
+
+
+def demo_clip(seconds: float, sr: int = 16000) -> np.ndarray:
+    """The first ``seconds`` of demo speech (tiled from several clips if one is too short)."""
+    from bench.audio import load_audio
+
+    audio = sorted((ROOT / "bench" / "data" / "demo" / "audio").glob("*.flac"))
+    need, parts = int(seconds * sr), []
+    for p in audio:
+        parts.append(load_audio(str(p), target_sr=sr)[0])
+        if sum(len(x) for x in parts) >= need:
+            break
+    return np.concatenate(parts)[:need].astype(np.float32)
+
+
+def pydub_roundtrip(wav: np.ndarray, sr: int, fmt: str, bitrate: int) -> np.ndarray:
+    from pydub import AudioSegment
+
+    pcm = (np.clip(wav, -1, 1) * 32767).astype("<i2").tobytes()
+    seg = AudioSegment(data=pcm, sample_width=2, frame_rate=sr, channels=1)
+    buf = io.BytesIO()
+    seg.export(buf, format=fmt, bitrate=f"{bitrate // 1000}k")
+    buf.seek(0)
+    back = AudioSegment.from_file(buf, format=fmt).set_frame_rate(sr).set_channels(1)
+    out = np.array(back.get_array_of_samples(), dtype=np.float32) / 32768.0
+    return out[: len(wav)]
+
+
+def fast_lame(wav: np.ndarray, sr: int, bitrate: int) -> np.ndarray:
+    from perturbations.codecs import _pyav
+
+    _, y, _ = _pyav.roundtrip(wav.astype(np.float64), sr, "libmp3lame", family="mp3", bit_rate=bitrate,
+                              options={"reservoir": "1", "compression_level": "7"}, decoder="mp3float")
+    return y[: len(wav)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--family", default="mp3", choices=sorted(PYDUB_FORMATS))
+    ap.add_argument("--severity", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--json", help="write the figures to this file")
+    a = ap.parse_args(argv)
+    if shutil.which("ffmpeg") is None:
+        sys.stderr.write("pydub needs a system ffmpeg: apt-get install -y ffmpeg\n")
+        return 2
+    from perturbations import PERTURBATIONS
+
+    pert = PERTURBATIONS.get(a.family).at(a.severity)
+    bitrate = int(pert.to_dict()["params"]["bitrate"])
+    sr, fmt = 16000, PYDUB_FORMATS[a.family]
+    rng = np.random.default_rng(0)
+    load0 = os.getloadavg()[0]
+    print(f"codec round trip per clip: {a.family} severity {a.severity} ({bitrate // 1000} kb/s), 16 kHz mono, "
+          f"median of {a.repeats} alternating runs; ffmpeg {shutil.which('ffmpeg')}")
+    results = {}
+    for seconds in (1.0, 4.0):
+        wav = demo_clip(seconds, sr)
+        pert(wav, sr, rng)  # warm-up: imports, codec tables
+        pydub_roundtrip(wav, sr, fmt, bitrate)
+        t_av, t_pd, t_q7 = [], [], []
+        for _ in range(a.repeats):
+            if a.family == "mp3":
+                t = time.perf_counter()
+                fast_lame(wav, sr, bitrate)
+                t_q7.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            y = pert(wav, sr, rng)
+            t_av.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            z = pydub_roundtrip(wav, sr, fmt, bitrate)
+            t_pd.append(time.perf_counter() - t)
+        av, pd_ = statistics.median(t_av), statistics.median(t_pd)
+        ratios = sorted(p / q for p, q in zip(t_pd, t_av))
+        results[f"{seconds:g}s"] = {"pyav_ms": av * 1e3, "pydub_ms": pd_ * 1e3, "ratio_median": statistics.median(ratios),
+                                    "ratio_min": ratios[0], "out_len": [len(y), len(z)]}
+        print(f"  {seconds:g} s clip: in-process {av * 1e3:7.1f} ms ({av / seconds * 1e3:5.1f} ms per second of audio), "
+              f"pydub {pd_ * 1e3:7.1f} ms -> {statistics.median(ratios):5.1f}x (pairwise min {ratios[0]:.1f}x)")
+        if t_q7:
+            q7 = statistics.median(t_q7)
+            results[f"{seconds:g}s"].update(pyav_q7_ms=q7 * 1e3, ratio_q7=pd_ / q7)
+            print(f"      in-process with lame -q 7 (not the family's setting): {q7 * 1e3:7.1f} ms -> {pd_ / q7:5.1f}x")
+    worst = min(r["ratio_median"] for r in results.values())
+    print(f"load average {load0:.2f} at start, {os.getloadavg()[0]:.2f} at end (of {os.cpu_count()} CPUs)")
+    print(f"TARGET codec path >= 10x faster than pydub per clip: worst of 1 s / 4 s {worst:.1f}x -> "
+          f"{'MET' if worst >= 10 else 'MISSED'}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
