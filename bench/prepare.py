@@ -87,7 +87,7 @@ def read_clean(path: str, sr: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=256)
-def _build(key: str, kind: str, spec_json: str):
+def _build(spec_json: str):
     import json
 
     from perturbations import Perturbation
@@ -126,7 +126,7 @@ def prepare(task: Task) -> Prepared:
         except (OSError, ValueError) as e:
             log.warning("ignoring unreadable cache entry %s: %s", cached, e)
     try:
-        pert = _build(task.condition_key, task.kind, json.dumps(dict(task.spec), sort_keys=True, default=str))
+        pert = _build(json.dumps(dict(task.spec), sort_keys=True, default=str))
         rng = rng_for(_STATE["seed"], task.utt_id, task.condition_key)
         ctx = Context(utt_id=task.utt_id, pool=bonafide_pool, resources=_STATE["resources"])
         wav = pert(np.array(clean), sr, rng, ctx)

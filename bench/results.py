@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
