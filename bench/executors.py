@@ -11,7 +11,7 @@ import logging
 import multiprocessing as mp
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from bench.prepare import init_worker, prepare
 from bench.units import Scorer, Unit, UnitResult
@@ -41,32 +41,46 @@ class LocalExecutor:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def run(self, units: Iterable[Unit], scorer: Scorer) -> Iterator[UnitResult]:
-        for unit, prepared in self._prepared(units):
+    def run(self, units: Iterable[Unit], scorer: Scorer | Callable[[], Scorer]) -> Iterator[UnitResult]:
+        """Scores every unit. ``scorer`` may be a factory: it is then called once the first
+        preparations are submitted, so loading the detectors overlaps the workers' start-up."""
+        source = _Prefetch(self._pool, units, self.prefetch) if self._pool is not None else None
+        if source is not None:
+            source.fill()
+        if not isinstance(scorer, Scorer):
+            scorer = scorer()
+        if source is None:
+            source = ((unit, [prepare(t) for t in unit.tasks]) for unit in units)
+        for unit, prepared in source:
             yield scorer(unit, prepared)
 
-    def _prepared(self, units: Iterable[Unit]):
-        if self._pool is None:
-            for unit in units:
-                yield unit, [prepare(t) for t in unit.tasks]
-            return
-        window: deque[tuple[Unit, list[Future]]] = deque()
-        in_flight = 0
-        it = iter(units)
-        exhausted = False
-        while True:
-            while not exhausted and (in_flight < self.prefetch or not window):
-                unit = next(it, None)
-                if unit is None:
-                    exhausted = True
-                    break
-                futs = [self._pool.submit(prepare, t) for t in unit.tasks]
-                window.append((unit, futs))
-                in_flight += len(futs)
-            if not window:
+
+class _Prefetch:
+    """Units in order with their preparations, keeping at most ``prefetch`` tasks in flight."""
+
+    def __init__(self, pool: ProcessPoolExecutor, units: Iterable[Unit], prefetch: int):
+        self.pool, self.units, self.prefetch = pool, iter(units), prefetch
+        self.window: deque[tuple[Unit, list[Future]]] = deque()
+        self.in_flight = 0
+        self.exhausted = False
+
+    def fill(self) -> None:
+        while not self.exhausted and (self.in_flight < self.prefetch or not self.window):
+            unit = next(self.units, None)
+            if unit is None:
+                self.exhausted = True
                 return
-            unit, futs = window.popleft()
-            in_flight -= len(futs)
+            futs = [self.pool.submit(prepare, t) for t in unit.tasks]
+            self.window.append((unit, futs))
+            self.in_flight += len(futs)
+
+    def __iter__(self) -> Iterator[tuple[Unit, list]]:
+        while True:
+            self.fill()
+            if not self.window:
+                return
+            unit, futs = self.window.popleft()
+            self.in_flight -= len(futs)
             yield unit, [f.result() for f in futs]
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
+
+from bench.store import Store
 
 log = logging.getLogger(__name__)
 
+SCORE_COLUMNS = list(Store.SCORE_COLUMNS)
 RESULT_COLUMNS = ["model", "suite", "family", "severity", "n_bonafide", "n_spoof", "eer", "eer_ci_low",
                   "eer_ci_high", "auc", "eer_threshold", "kind", "params"]
 
@@ -17,38 +21,70 @@ RESULT_COLUMNS = ["model", "suite", "family", "severity", "n_bonafide", "n_spoof
 def results_table(scores: pd.DataFrame, suite: str, conditions: Sequence, n_boot: int = 1000,
                   seed: int = 0) -> pd.DataFrame:
     """One row per model x condition, in the suite's condition order (clean first)."""
+    groups = ((model, family, int(severity), g["label"].to_numpy(), g["score"].to_numpy(float))
+              for (model, family, severity), g in scores.groupby(["model", "family", "severity"], sort=False))
+    return _table(groups, suite, conditions, n_boot, seed)
+
+
+def results_from_store(store, suite: str, conditions: Sequence, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """:func:`results_table` of a run's store, reading one condition's scores at a time."""
+    def groups():
+        for model, family, severity in store.groups():
+            labels, scores = store.group_scores(model, family, severity)
+            yield model, family, int(severity), np.asarray(labels), np.asarray(scores, float)
+    return _table(groups(), suite, conditions, n_boot, seed)
+
+
+def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: int, seed: int) -> pd.DataFrame:
     from bench import metrics
 
     order = {(c.family, c.severity): i for i, c in enumerate(conditions)}
     info = {(c.family, c.severity): c for c in conditions}
-    rows = []
-    for (model, family, severity), g in scores.groupby(["model", "family", "severity"], sort=False):
-        bona = g.loc[g["label"] == "bonafide", "score"].to_numpy(float)
-        spoof = g.loc[g["label"] == "spoof", "score"].to_numpy(float)
+    rows, models = [], {}
+    for model, family, severity, labels, scores in groups:
+        models.setdefault(model, len(models))
+        bona, spoof = scores[labels == "bonafide"], scores[labels == "spoof"]
         eer = thr = auc = lo = hi = float("nan")
         if len(bona) and len(spoof):
             eer, thr = metrics.eer(bona, spoof)
             auc = metrics.auc(bona, spoof)
             lo, hi = metrics.bootstrap_eer_ci(bona, spoof, n_boot=n_boot, seed=seed)
-        c = info.get((family, int(severity)))
-        rows.append({"model": model, "suite": suite, "family": family, "severity": int(severity),
+        c = info.get((family, severity))
+        rows.append({"model": model, "suite": suite, "family": family, "severity": severity,
                      "n_bonafide": len(bona), "n_spoof": len(spoof), "eer": float(eer),
                      "eer_ci_low": float(lo), "eer_ci_high": float(hi), "auc": float(auc),
                      "eer_threshold": float(thr), "kind": c.kind if c else "",
                      "params": json.dumps(c.spec.get("params", {}), sort_keys=True, default=str) if c else "",
-                     "_order": order.get((family, int(severity)), len(order))})
-    df = pd.DataFrame(rows, columns=RESULT_COLUMNS + ["_order"])
-    models = list(dict.fromkeys(scores["model"])) if len(scores) else []
-    df["_m"] = df["model"].map({m: i for i, m in enumerate(models)})
+                     "_order": order.get((family, severity), len(order)), "_m": models[model]})
+    df = pd.DataFrame(rows, columns=RESULT_COLUMNS + ["_order", "_m"])
     return df.sort_values(["_m", "_order"]).drop(columns=["_order", "_m"]).reset_index(drop=True)
 
 
-def write_tables(folder: Path, results: pd.DataFrame, scores: pd.DataFrame, problems: pd.DataFrame) -> None:
+def write_tables(folder: Path, results: pd.DataFrame, scores: pd.DataFrame | Iterable[pd.DataFrame],
+                 problems: pd.DataFrame) -> None:
+    """Writes the three tables atomically; ``scores`` may be an iterable of chunks (streamed to disk)."""
     folder = Path(folder)
     for name, df in (("results.csv", results), ("scores.csv", scores), ("problems.csv", problems)):
         tmp = folder / (name + ".tmp")
-        df.to_csv(tmp, index=False)
+        if isinstance(df, pd.DataFrame):
+            df.to_csv(tmp, index=False)
+        else:
+            with open(tmp, "w", newline="") as f:
+                header = True
+                for chunk in df:
+                    chunk.to_csv(f, index=False, header=header)
+                    header = False
+                if header:   # no scores at all: still a table with its columns
+                    f.write(",".join(SCORE_COLUMNS) + "\n")
         tmp.replace(folder / name)
+
+
+def read_scores_csv(path: Path) -> pd.DataFrame:
+    """scores.csv as written by :func:`write_tables` (ids stay strings, scores round-trip exactly)."""
+    # pandas 3 parses floats exactly by default and deprecates the option; pandas 2 needs it
+    exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+    return pd.read_csv(path, dtype={c: str for c in ("utt_id", "model", "family", "label", "policy")},
+                       keep_default_na=False, **exact)
 
 
 def summary_pivot(results: pd.DataFrame) -> pd.DataFrame:

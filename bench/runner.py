@@ -1,10 +1,11 @@
 """`bench run`: suite x data x detectors -> durable scores -> results.
 
 Flow: validate the suite (before any audio) -> load the data set -> lock the run folder and open
-its store -> load detectors -> build units (condition x shard, only what the store still misses)
--> the executor prepares audio (read + perturb) in workers while this process scores batches on
+its store -> count what the store still misses (a finished run stops here and only rewrites its
+tables) -> the executor starts preparing audio (read + perturb) in workers for units (condition x
+shard) made lazily from that gap, while this process loads the detectors and then scores batches on
 the device -> each batch is committed to the store -> results.csv / scores.csv / problems.csv and
-run.json are derived from the store.
+run.json are derived from the store, one condition at a time.
 """
 from __future__ import annotations
 
@@ -60,9 +61,15 @@ class RunConfig:
 class RunResult:
     out: Path
     results: pd.DataFrame
-    scores: pd.DataFrame
     problems: pd.DataFrame
     provenance: dict[str, Any]
+
+    @property
+    def scores(self) -> pd.DataFrame:
+        """scores.csv, read when asked for (a large run's scores are not held in memory)."""
+        from bench.results import read_scores_csv
+
+        return read_scores_csv(self.out / "scores.csv")
 
 
 def resolve_device(device: str) -> str:
@@ -105,30 +112,41 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
         _check_identity(store, out, ident)
         for prob in dataset.problems:
             store.add_problem(prob[0], prob[0], "manifest", prob[1])
-        units = list(_units(cfg, conditions, dataset, store, list(cfg.models)))
+        models = list(cfg.models)
+        total = _count_scores(conditions, dataset, store, models)
         prev = _read_json(out / "run.json")
-        if not units and prev.get("status") == "complete":
+        if not total and prev.get("status") == "complete":
             # a finished run given again: nothing to score, so no detector is loaded (warm re-runs are cheap)
             log.info("%s: every score is already stored; rewriting the tables", out)
             return _finish(out, store, suite, conditions, cfg, prev)
+        sr = _sample_rate(models)
         spec = ScorerSpec(tuple(cfg.models), cfg.checkpoint, device, str(policy), cfg.batch_size, cfg.seed)
-        scorer = Scorer(spec if cfg.executor == "local" else replace(spec, device="cpu"))
-        loaded = scorer.loaded
-        sr = {ld.detector.sample_rate for ld in loaded}
-        if len(sr) != 1:
-            raise ValueError(f"models with different sample rates in one run are not supported: {sorted(sr)}")
-        prov = _provenance(cfg, suite, policy, dataset, loaded, device, out)
-        _write_json(out / "run.json", {**prov, "status": "running"})
-        total = sum(u.n_scores for u in units)
-        log.info("%s: %d conditions x %d utterances x %d models; %d scores to compute", out,
-                 len(conditions), len(dataset.utterances), len(loaded), total)
+        prov: dict[str, Any] = {}
+
+        def build_scorer() -> Scorer:
+            """Loads the detectors; the local executor calls this once its workers are busy preparing."""
+            scorer = Scorer(spec if cfg.executor == "local" else replace(spec, device="cpu"))
+            for ld in scorer.loaded:
+                if ld.detector.sample_rate != sr:
+                    raise ValueError(f"model {ld.name}: its class declares sample_rate {sr} but the loaded "
+                                     f"detector runs at {ld.detector.sample_rate} Hz; declare the rate as the "
+                                     "class attribute `sample_rate`")
+            prov.update(_provenance(cfg, suite, policy, dataset, scorer.loaded, device, out))
+            _write_json(out / "run.json", {**prov, "status": "running"})
+            log.info("%s: %d conditions x %d utterances x %d models; %d scores to compute", out,
+                     len(conditions), len(dataset.utterances), len(scorer.loaded), total)
+            return scorer
+
         workers = cfg.workers if cfg.workers is not None else max(1, min(4, (os.cpu_count() or 2) - 1))
         bona = [(u.utt_id, str(u.path)) for u in dataset.utterances if u.label == "bonafide"]
+        units = _units(cfg, conditions, dataset, store, models)   # lazy: memory does not grow with the set
         with _Progress(show_progress, total) as bar, make_executor(
-                cfg.executor, workers=workers, seed=cfg.seed, sr=sr.pop(), bonafide=bona,
+                cfg.executor, workers=workers, seed=cfg.seed, sr=sr, bonafide=bona,
                 resources=cfg.resources, scorer_spec=spec, address=cfg.address, cache_dir=cfg.cache_dir) as ex:
             seen: set[tuple] = set()
-            for res in ex.run(units, scorer):
+            # local: the detectors load while the workers start; Ray scores remotely and the driver's
+            # copy (on its CPU) only gives the provenance
+            for res in ex.run(units, build_scorer if cfg.executor == "local" else build_scorer()):
                 cond = res.unit.condition
                 for prob in res.problems:
                     store.add_problem(*prob)
@@ -139,9 +157,20 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
                 store.add_scores(res.scores)
                 bar.describe(f"{cond.family}@{cond.severity}")
                 bar.advance(res.unit.n_scores)
+        if not prov:   # nothing was scored (every input failed earlier): the detectors still give provenance
+            build_scorer()
         result = _finish(out, store, suite, conditions, cfg, {**prov, "status": "complete",
                                                               "elapsed_s": round(time.time() - started, 2)})
     return result
+
+
+def _sample_rate(models: list[str]) -> int:
+    from models import declared_sample_rate
+
+    rates = {m: declared_sample_rate(m) for m in models}
+    if len(set(rates.values())) != 1:
+        raise ValueError(f"models with different sample rates in one run are not supported: {rates}")
+    return next(iter(rates.values()))
 
 
 def _data_digest(dataset) -> str:
@@ -166,14 +195,26 @@ def _check_identity(store: Store, out: Path, ident: Mapping[str, Any]) -> None:
     log.info("resuming the run in %s", out)
 
 
-def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str]):
-    """Units for what the store still lacks (utterances that failed to read or perturb are not retried)."""
+def _todo(conditions, dataset, store: Store, models: list[str]):
+    """Per condition: the utterances some model still lacks, and what each model has (from the store).
+    Utterances that failed to read or perturb are not retried."""
     bad_read = store.failed("read")
     for cond in conditions:
         bad = bad_read | store.failed("perturb", cond.family, cond.severity)
         done = {m: store.done(m, cond.family, cond.severity) for m in models}
         todo = [u for u in dataset.utterances if u.utt_id not in bad
                 and any(u.utt_id not in done[m] for m in models)]
+        yield cond, todo, done
+
+
+def _count_scores(conditions, dataset, store: Store, models: list[str]) -> int:
+    return sum(sum(u.utt_id not in done[m] for u in todo for m in models)
+               for _cond, todo, done in _todo(conditions, dataset, store, models))
+
+
+def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str]):
+    """Units for what the store still lacks, made as the executor asks for them (never all at once)."""
+    for cond, todo, done in _todo(conditions, dataset, store, models):
         for i in range(0, len(todo), cfg.shard_size):
             shard = todo[i:i + cfg.shard_size]
             needs = tuple((m, ids) for m in models
@@ -197,16 +238,15 @@ def _provenance(cfg, suite, policy, dataset, loaded, device, out) -> dict[str, A
 
 
 def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: dict) -> RunResult:
-    from bench.results import results_table, write_tables
+    from bench.results import results_from_store, write_tables
 
-    scores = store.scores()
     problems = store.problems()
-    results = results_table(scores, suite.name, conditions, n_boot=cfg.n_boot, seed=cfg.seed)
-    write_tables(out, results, scores, problems)
-    prov = {**prov, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "n_scores": len(scores),
-            "n_problems": len(problems)}
+    results = results_from_store(store, suite.name, conditions, n_boot=cfg.n_boot, seed=cfg.seed)
+    write_tables(out, results, store.iter_scores(), problems)
+    prov = {**prov, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "n_scores": store.n_scores(), "n_problems": len(problems)}
     _write_json(out / "run.json", prov)
-    return RunResult(out, results, scores, problems, prov)
+    return RunResult(out, results, problems, prov)
 
 
 def _read_json(path: Path) -> dict:

@@ -117,10 +117,33 @@ class Store:
                                (stage, family, severity))
         return {r[0] for r in rows}
 
+    SCORE_COLUMNS = ("utt_id", "model", "family", "severity", "label", "score", "policy")
+
     def scores(self) -> pd.DataFrame:
-        return pd.read_sql_query(
-            "SELECT utt_id, model, family, severity, label, score, policy FROM scores "
-            "ORDER BY model, family, severity, utt_id", self.db)
+        """Every score (for small runs and tests; the runner streams with :meth:`iter_scores`)."""
+        return pd.read_sql_query(f"SELECT {', '.join(self.SCORE_COLUMNS)} FROM scores "
+                                 "ORDER BY model, family, severity, utt_id", self.db)
+
+    def iter_scores(self, rows: int = 200_000):
+        """The scores table in key order, ``rows`` at a time (DataFrames), so memory stays bounded."""
+        cur = self.db.execute(f"SELECT {', '.join(self.SCORE_COLUMNS)} FROM scores "
+                              "ORDER BY model, family, severity, utt_id")
+        while batch := cur.fetchmany(rows):
+            yield pd.DataFrame(batch, columns=list(self.SCORE_COLUMNS))
+
+    def n_scores(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
+
+    def groups(self) -> list[tuple[str, str, int]]:
+        """The (model, family, severity) combinations that hold scores, in key order."""
+        return [tuple(r) for r in self.db.execute(
+            "SELECT DISTINCT model, family, severity FROM scores ORDER BY model, family, severity")]
+
+    def group_scores(self, model: str, family: str, severity: int) -> tuple[list[str], list[float]]:
+        """Labels and scores of one model under one condition."""
+        rows = self.db.execute("SELECT label, score FROM scores WHERE model=? AND family=? AND severity=? "
+                               "ORDER BY utt_id", (model, family, severity)).fetchall()
+        return [r[0] for r in rows], [r[1] for r in rows]
 
     def problems(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM problems ORDER BY stage, utt_id, family, severity", self.db)

@@ -1,11 +1,12 @@
 """Peak memory of `bench run` against the size of the manifest.
 
-    python benchmarks/memory.py [--sizes 2000 20000] [--workers 1]
+    python benchmarks/memory.py [--sizes 2000 20000] [--workers 1] [--severities 3]
 
 Writes a few tiny real audio files and a CSV manifest of N rows pointing at them under different
 utt_ids (the runner does not dedupe by path), makes a checkpoint for the trivially cheap
-``benchmarks.tiny_detector:TinyDetector``, and runs ``bench.runner.run`` on the ``clean`` suite in a
-fresh child process per size. The child reports its own peak RSS (the runner's process: getrusage
+``benchmarks.tiny_detector:TinyDetector``, and runs ``bench.runner.run`` on a suite of clean plus
+``--severities`` levels of ``gain`` (default 3: four conditions, so per-condition bookkeeping shows)
+in a fresh child process per size. The child reports its own peak RSS (the runner's process: getrusage
 RUSAGE_SELF), its peak before the results step (VmHWM when ``_finish`` starts: reading, scoring and
 storing) and the largest peak of its worker processes (their VmHWM, sampled every 50 ms: getrusage's
 RUSAGE_CHILDREN would report the moment between fork and exec, when a child still maps the parent). The runner's peak should not
@@ -60,11 +61,11 @@ def timed_finish(*a, **k):  # the peak so far = the peak of reading, scoring and
     return finish(*a, **k)
 runner._finish = timed_finish
 t = time.perf_counter()
-res = runner.run(runner.RunConfig(suite="clean", models=("benchmarks.tiny_detector:TinyDetector",),
+res = runner.run(runner.RunConfig(suite={suite!r}, models=("benchmarks.tiny_detector:TinyDetector",),
                                   checkpoint={ckpt!r}, data={manifest!r}, out={out!r}, workers={workers},
                                   batch_size=64, n_boot={n_boot}))
 wall = time.perf_counter() - t
-print(json.dumps({{"n_scores": len(res.scores), "wall_s": wall, **phase,
+print(json.dumps({{"n_scores": res.provenance["n_scores"], "wall_s": wall, **phase,
                   "worker_hwm_mb": max(workers.values(), default=0.0),
                   "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "children_maxrss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}}))
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000])
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--severities", type=int, default=3, help="gain severities beside clean (0: clean only)")
     ap.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs (bench run's default)")
     ap.add_argument("--json", help="write the figures to this file")
     a = ap.parse_args(argv)
@@ -102,10 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="memory-bench-"))
     manifests = make_inputs(folder, a.sizes)
     ckpt = write_checkpoint(folder / "tiny.pth")
+    suite = folder / "memory.yaml"
+    suite.write_text("name: memory\nconditions:\n" + (
+        f"  - {{family: gain, severities: {list(range(1, a.severities + 1))}}}\n" if a.severities else "  []\n"))
     rows = []
     for n in a.sizes:
         code = CHILD.format(root=str(ROOT), ckpt=str(ckpt), manifest=str(manifests[n]), out=str(folder / f"run_{n}"),
-                            workers=a.workers, n_boot=a.n_boot)
+                            workers=a.workers, n_boot=a.n_boot, suite=str(suite))
         t = time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
         if proc.returncode != 0:

@@ -20,7 +20,7 @@ from models.base import ARCHITECTURES, CARDS, Card, CheckpointMismatch, Detector
 log = logging.getLogger(__name__)
 
 __all__ = ["ARCHITECTURES", "CARDS", "Card", "CheckpointMismatch", "Detector", "register_card",
-           "load_detector", "LoadedDetector", "list_cards"]
+           "load_detector", "LoadedDetector", "list_cards", "declared_sample_rate"]
 
 import_submodules(__name__)
 
@@ -50,6 +50,13 @@ def _user_class(spec: str) -> type:
     if not hasattr(cls, "from_config"):
         raise ValueError(f"{spec} has no from_config(config) classmethod; subclass models.base.Detector")
     return cls
+
+
+def declared_sample_rate(name: str) -> int:
+    """The sample rate a model's class declares (``Detector.sample_rate``), known without loading weights:
+    the runner starts preparing audio at this rate while the detectors load."""
+    cls = _user_class(name) if ":" in name else ARCHITECTURES.get(CARDS.get(name).architecture)
+    return int(getattr(cls, "sample_rate", 16000))
 
 
 def load_detector(name: str, checkpoint: str | Path | None = None, device: str = "cpu",

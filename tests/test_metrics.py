@@ -135,6 +135,16 @@ def test_bootstrap_ci_properties():
     assert lo <= lo90 and hi90 <= hi
 
 
+def test_bootstrap_resamples_do_not_depend_on_the_memory_bound(monkeypatch):
+    rng = np.random.default_rng(4)
+    b, s = rng.normal(1, 1, 70), rng.normal(-1, 1, 90)
+    spk = (np.arange(70) % 7, np.arange(90) % 9)
+    whole = [M.bootstrap_eers(b, s, n_boot=40, seed=3), M.bootstrap_eers(b, s, n_boot=40, seed=3, groups=spk)]
+    monkeypatch.setattr(M, "_CHUNK_ITEMS", 3 * 160 + 1)   # 3 resamples per pass instead of all 40
+    np.testing.assert_array_equal(whole[0], M.bootstrap_eers(b, s, n_boot=40, seed=3))
+    np.testing.assert_array_equal(whole[1], M.bootstrap_eers(b, s, n_boot=40, seed=3, groups=spk))
+
+
 def test_cluster_bootstrap_is_wider_for_correlated_speakers():
     rng = np.random.default_rng(1)
     spk = np.repeat(np.arange(10), 20)                  # 10 speakers x 20 utterances per class
