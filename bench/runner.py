@@ -103,9 +103,6 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
         raise ValueError(f"data set {cfg.data!r} has no usable utterances")
     ident = cfg.identity(suite.sha256, _data_digest(dataset))
     out = Path(cfg.out) if cfg.out else default_out(cfg, ident)
-    # Under Ray the scoring device is the workers' (they resolve "auto" themselves); the driver only
-    # loads the detectors on its CPU for provenance.
-    device = resolve_device(cfg.device) if cfg.executor == "local" else cfg.device
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     with RunLock(out), Store(out / "store.sqlite") as store:
@@ -119,6 +116,9 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
             # a finished run given again: nothing to score, so no detector is loaded (warm re-runs are cheap)
             log.info("%s: every score is already stored; rewriting the tables", out)
             return _finish(out, store, suite, conditions, cfg, prev)
+        # Under Ray the scoring device is the workers' (they resolve "auto" themselves); the driver only
+        # loads the detectors on its CPU for provenance.
+        device = resolve_device(cfg.device) if cfg.executor == "local" else cfg.device
         sr = _sample_rate(models)
         spec = ScorerSpec(tuple(cfg.models), cfg.checkpoint, device, str(policy), cfg.batch_size, cfg.seed)
         prov: dict[str, Any] = {}

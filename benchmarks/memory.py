@@ -41,11 +41,14 @@ def hwm_mb(pid="self"):
 workers = {{}}
 def sample_workers():  # VmHWM of each worker after its exec (getrusage would count the fork's copy of us)
     me = os.getpid()
+    mine = open(f"/proc/{{me}}/cmdline", "rb").read()
     while True:
         try:
             kids = open(f"/proc/{{me}}/task/{{me}}/children").read().split()
             for pid in kids:
                 try:
+                    if open(f"/proc/{{pid}}/cmdline", "rb").read() == mine:
+                        continue  # forked but not yet exec'd: still our own memory image
                     workers[pid] = max(workers.get(pid, 0.0), hwm_mb(pid))
                 except OSError:
                     pass
