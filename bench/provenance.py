@@ -36,6 +36,19 @@ def versions() -> dict[str, Any]:
     return out
 
 
+def numerics(device: str) -> dict[str, Any]:
+    """How the device computes: scores on CUDA differ from CPU ones by float rounding, and by more where
+    torch's default TF32 convolutions are on (cuDNN convolutions in TF32; matmuls in fp32)."""
+    import torch
+
+    out: dict[str, Any] = {"device": device, "torch_threads": torch.get_num_threads()}
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        out.update(gpu=torch.cuda.get_device_name(torch.device(device)), cuda=torch.version.cuda,
+                   cudnn=torch.backends.cudnn.version(), cudnn_allow_tf32=torch.backends.cudnn.allow_tf32,
+                   matmul_allow_tf32=torch.backends.cuda.matmul.allow_tf32)
+    return out
+
+
 def git_revision() -> str | None:
     here = Path(__file__).resolve().parent.parent
     try:

@@ -224,7 +224,7 @@ def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str])
 
 
 def _provenance(cfg, suite, policy, dataset, loaded, device, out) -> dict[str, Any]:
-    from bench.provenance import git_revision, versions
+    from bench.provenance import git_revision, numerics, versions
 
     return {"config": {**asdict(cfg), "out": str(out), "resolved_device": device},
             "suite": suite.to_dict(), "policy": policy.to_dict(), "seed": cfg.seed,
@@ -233,7 +233,7 @@ def _provenance(cfg, suite, policy, dataset, loaded, device, out) -> dict[str, A
                      "n_problems": len(dataset.problems)},
             "models": [{"name": ld.name, "card": ld.card.to_dict(), "checkpoint": ld.checkpoint,
                         "sha256": ld.sha256} for ld in loaded],
-            "versions": versions(), "git_revision": git_revision(),
+            "versions": versions(), "numerics": numerics(device), "git_revision": git_revision(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 

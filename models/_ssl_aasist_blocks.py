@@ -3,7 +3,8 @@
 Same computations and parameter names as ``model.py`` of TakHemlata/SSL_Anti-spoofing, so that the
 release's checkpoints load strictly: ``GraphAttentionLayer``, ``HtrgGraphAttentionLayer``,
 ``GraphPool`` and the 2-D ``Residual_block`` (no max-pool, unlike AASIST's). Written without in-place
-operations so that input gradients are always available.
+operations so that input gradients are always available. ``wav2vec2_hidden_time_major`` is an
+inference-only rearrangement of a transformers front end, used by ``SSLAASIST.infer``.
 """
 from __future__ import annotations
 
@@ -125,3 +126,27 @@ class ResidualBlock2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv2(self.selu(self.bn2(self.conv1(x))))
         return out + (self.conv_downsample(x) if self.downsample else x)
+
+
+def wav2vec2_hidden_time_major(model: nn.Module, wav: torch.Tensor) -> torch.Tensor | None:
+    """``model(wav).last_hidden_state`` of a transformers ``Wav2Vec2Model`` with a layer-norm feature
+    encoder (XLS-R), in eval mode without masking, for inference: the encoder's convolutions run
+    time-major (channels-last), so each LayerNorm over channels reads its input in place instead of
+    a transposed copy, and each convolution reads the previous activation without another. ``None``
+    for any other front end (the caller runs it as it is)."""
+    layers = list(getattr(getattr(model, "feature_extractor", None), "conv_layers", []))
+    if (type(model).__name__ != "Wav2Vec2Model" or model.training or not layers
+            or any(type(layer).__name__ != "Wav2Vec2LayerNormConvLayer" for layer in layers)):
+        return None
+    x = wav[:, None, None, :].contiguous(memory_format=torch.channels_last)  # (B, 1, 1, T)
+    for layer in layers:
+        conv = layer.conv
+        w = conv.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        y = F.conv2d(x, w, conv.bias, stride=(1, conv.stride[0])).contiguous(memory_format=torch.channels_last)
+        y = layer.activation(layer.layer_norm(y[:, :, 0].transpose(1, 2)))  # (B, T', C), dense
+        x = y.transpose(1, 2).unsqueeze(2)                                   # (B, C, 1, T') channels-last
+    hidden, _ = model.feature_projection(y)
+    hidden = model.encoder(hidden).last_hidden_state
+    if getattr(model, "adapter", None) is not None:
+        hidden = model.adapter(hidden)
+    return hidden

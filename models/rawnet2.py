@@ -18,11 +18,17 @@ the log-softmax), the value the official scripts write.
 
 The GRU's cuDNN backward refuses eval mode; when input gradients are wanted on CUDA in eval mode,
 the GRU runs with cuDNN disabled (same numbers, slower).
+
+``forward``/``log_probs`` are this reference formulation (differentiable, used by attacks);
+``score``/``infer`` on the CPU take the inference-only fast path of ``models/_rawnet2_fast.py``
+(FFT sinc convolution, time-major blocks, an explicit GRU loop; equal within float32 rounding).
+``BENCH_RAWNET2_FAST=0`` or ``detector.fast_inference = False`` turns it off.
 """
 from __future__ import annotations
 
 import copy
 import logging
+import os
 from typing import Any, Mapping
 
 import torch
@@ -123,6 +129,8 @@ class RawNet2(Detector):
                              "RawNet2_baseline.conf (see models.rawnet2.CONFIG)")
         filts = cfg["filts"]
         self.config = cfg
+        #: ``score``/``infer`` on the CPU take the fast path (BENCH_RAWNET2_FAST=0 turns it off by default)
+        self.fast_inference = os.environ.get("BENCH_RAWNET2_FAST", "1").strip() != "0"
         self.Sinc_conv = SincConv(filts[0], cfg["first_conv"], cfg["in_channels"], self.sample_rate)
         self.first_bn = nn.BatchNorm1d(filts[0])
         self.selu = nn.SELU()
@@ -171,14 +179,17 @@ class RawNet2(Detector):
             self.gru.flatten_parameters()
         return self.gru(x)[0]
 
-    def log_probs(self, wav: torch.Tensor) -> torch.Tensor:
-        """``[B, T]`` waveforms -> ``[B, nb_classes]`` log-probabilities (column 1 = bona fide)."""
+    def _check_input(self, wav: torch.Tensor) -> None:
         if wav.dim() != 2:
             raise ValueError(f"RawNet2 expects waveforms shaped [batch, samples], got {tuple(wav.shape)}")
         if wav.shape[1] < self.min_samples:
             raise ValueError(f"RawNet2 needs at least {self.min_samples} samples "
                              f"({self.min_samples / self.sample_rate:.2f} s at {self.sample_rate} Hz), "
                              f"got {wav.shape[1]}; pad the input (the official policy tiles to {self.nb_samp})")
+
+    def features(self, wav: torch.Tensor) -> torch.Tensor:
+        """``[B, T]`` waveforms -> ``[B, time, filters]``: what the GRU reads (reference formulation)."""
+        self._check_input(wav)
         p = self.fc2_gru.weight
         x = wav.to(device=p.device, dtype=p.dtype).unsqueeze(1)
         x = self.Sinc_conv(x)
@@ -189,10 +200,33 @@ class RawNet2(Detector):
             y = getattr(self, f"fc_attention{i}")(self.avgpool(xb).flatten(1))
             y = torch.sigmoid(y).unsqueeze(-1)
             x = xb * y + y
-        x = self.selu(self.bn_before_gru(x)).transpose(1, 2)  # [B, time, filters]
-        x = self._gru(x)[:, -1, :]
+        return self.selu(self.bn_before_gru(x)).transpose(1, 2)  # [B, time, filters]
+
+    def log_probs(self, wav: torch.Tensor) -> torch.Tensor:
+        """``[B, T]`` waveforms -> ``[B, nb_classes]`` log-probabilities (column 1 = bona fide).
+        The reference formulation: differentiable, and what ``forward`` (attacks, training) uses."""
+        x = self._gru(self.features(wav))[:, -1, :]
         logits = self.fc2_gru(self.fc1_gru(x))
         return F.log_softmax(logits, dim=1)
+
+    @torch.inference_mode()
+    def infer(self, wav: torch.Tensor) -> torch.Tensor:
+        """``log_probs`` without autograd; in eval mode on a float32 CPU model by the fast path
+        (models/_rawnet2_fast.py) unless ``fast_inference`` is off. Call ``eval()`` first (``score`` does)."""
+        self._check_input(wav)
+        p = self.fc2_gru.weight
+        if self.fast_inference and not self.training and p.device.type == "cpu" and p.dtype == torch.float32 \
+                and wav.shape[0] > 0:
+            from models import _rawnet2_fast
+
+            return _rawnet2_fast.log_probs(self, wav.to(p.device))
+        return self.log_probs(wav)
+
+    @torch.inference_mode()
+    def score(self, wav: torch.Tensor) -> torch.Tensor:
+        """Bona-fide log-probability per clip, without a graph, by ``infer`` (in eval mode)."""
+        self.eval()
+        return self.infer(wav)[:, 1]
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         return self.log_probs(wav)[:, 1]

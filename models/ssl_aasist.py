@@ -20,11 +20,20 @@ in training). Unlike the release, whose wrapper calls ``.train()`` on the front 
 input's dtype or device differs from the model's (dropout on while scoring), the model is never
 switched here: scoring runs in eval mode (``Detector.score``) and inputs are cast to the model.
 The score is the bona-fide logit (``out_layer`` column 1), the value the official scripts write.
+
+Front ends are built by transformers with their default attention (SDPA where the class supports
+it), no gradient checkpointing, in float32. ``forward``/``logits`` are the reference formulation
+(differentiable, used by attacks); ``score``/``infer`` in eval mode on the CPU take an inference-only
+path: clips split among ``torch.get_num_threads()`` Python threads (each op on one intra-op
+thread), and for a Wav2Vec2 layer-norm feature encoder (XLS-R) its convolutions run time-major,
+without the transposed copies around each LayerNorm. Equal within float32 rounding;
+``BENCH_SSL_FAST=0`` or ``detector.fast_inference = False`` turns it off.
 """
 from __future__ import annotations
 
 import copy
 import logging
+import os
 import re
 from typing import Any, Mapping
 
@@ -33,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models._ssl_aasist_blocks import (GraphAttentionLayer, GraphPool, HtrgGraphAttentionLayer,
-                                       ResidualBlock2d)
+                                       ResidualBlock2d, wav2vec2_hidden_time_major)
 from models.base import ARCHITECTURES, Card, Detector, register_card
 
 log = logging.getLogger(__name__)
@@ -154,6 +163,8 @@ class SSLAASIST(Detector):
     def __init__(self, frontend: nn.Module, config: Mapping[str, Any] | None = None):
         super().__init__()
         self.config = copy.deepcopy(dict(config or {}))
+        #: ``score``/``infer`` on the CPU take the fast path (BENCH_SSL_FAST=0 turns it off by default)
+        self.fast_inference = os.environ.get("BENCH_SSL_FAST", "1").strip() != "0"
         self.ssl_model = SSLModel(frontend)
         ssl_dim = int(frontend.config.hidden_size)
         self.LL = nn.Linear(ssl_dim, LL_DIM)
@@ -212,16 +223,52 @@ class SSLAASIST(Detector):
             del state[key]  # only used for masking in pre-training; absent when mask probs are 0
         super().load_checkpoint_state(state)
 
-    def logits(self, wav: torch.Tensor) -> torch.Tensor:
-        """``[B, T]`` raw waveforms -> ``[B, 2]`` logits (column 1 = bona fide)."""
+    def _check_input(self, wav: torch.Tensor) -> None:
         if wav.dim() != 2:
             raise ValueError(f"ssl-aasist expects waveforms shaped [batch, samples], got {tuple(wav.shape)}")
-        p = self.LL.weight
-        feats = self.ssl_model(wav.to(device=p.device, dtype=p.dtype))  # no normalisation, as released
+
+    def _check_frames(self, feats: torch.Tensor, n_samples: int) -> None:
         if feats.shape[1] < 3:
-            raise ValueError(f"ssl-aasist: {wav.shape[1]} samples give {feats.shape[1]} SSL frames, fewer than "
+            raise ValueError(f"ssl-aasist: {n_samples} samples give {feats.shape[1]} SSL frames, fewer than "
                              "the 3 the back end pools over; pad the input (the official policy tiles to "
                              f"{self.nb_samp} samples)")
+
+    def logits(self, wav: torch.Tensor) -> torch.Tensor:
+        """``[B, T]`` raw waveforms -> ``[B, 2]`` logits (column 1 = bona fide). The reference
+        formulation: differentiable, and what ``forward`` (attacks, training) uses."""
+        self._check_input(wav)
+        p = self.LL.weight
+        feats = self.ssl_model(wav.to(device=p.device, dtype=p.dtype))  # no normalisation, as released
+        self._check_frames(feats, wav.shape[1])
+        return self.backend(feats)
+
+    @torch.inference_mode()
+    def infer(self, wav: torch.Tensor) -> torch.Tensor:
+        """``logits`` without autograd; in eval mode on the CPU by the fast path (see the module's
+        docstring) unless ``fast_inference`` is off. Call ``eval()`` first (``score`` does)."""
+        self._check_input(wav)
+        p = self.LL.weight
+        if not (self.fast_inference and not self.training and p.device.type == "cpu"):
+            return self.logits(wav)
+        from models._rawnet2_fast import in_clip_groups
+
+        return in_clip_groups(self._fast_logits, wav.to(device=p.device, dtype=p.dtype).contiguous())
+
+    def _fast_logits(self, wav: torch.Tensor) -> torch.Tensor:
+        feats = wav2vec2_hidden_time_major(self.ssl_model.model, wav)
+        if feats is None:  # not a layer-norm Wav2Vec2 feature encoder: the model as it is
+            feats = self.ssl_model(wav)
+        self._check_frames(feats, wav.shape[1])
+        return self.backend(feats)
+
+    @torch.inference_mode()
+    def score(self, wav: torch.Tensor) -> torch.Tensor:
+        """Bona-fide logit per clip, without a graph, by ``infer`` (in eval mode)."""
+        self.eval()
+        return self.infer(wav)[:, 1]
+
+    def backend(self, feats: torch.Tensor) -> torch.Tensor:
+        """``[B, frames, hidden]`` SSL features -> ``[B, 2]`` logits: the AASIST-style back end."""
         x = self.LL(feats).transpose(1, 2).unsqueeze(1)  # [B, 1, 128, frames]
         x = self.selu(self.first_bn(F.max_pool2d(x, (3, 3))))
         x = self.selu(self.first_bn1(self.encoder(x)))  # [B, 64, 42, frames/3]

@@ -170,8 +170,40 @@ def test_logits_and_score(model):
     with torch.inference_mode():
         logits = model.logits(x)
         s = model.score(x)
-    assert logits.shape == (3, 2) and torch.equal(s, logits[:, 1])
+    assert logits.shape == (3, 2) and torch.equal(s, model.infer(x)[:, 1])
+    torch.testing.assert_close(s, logits[:, 1], rtol=0, atol=1e-5)
     assert s.unique().numel() == 3
+
+
+@pytest.mark.parametrize("norm", ["layer", "group"])
+def test_inference_path_equals_the_reference(norm):
+    """``score``/``infer``: clips split among threads, the time-major feature encoder (layer norm
+    only: the group-norm front end runs as it is)."""
+    from models._ssl_aasist_blocks import wav2vec2_hidden_time_major
+
+    m = _build(_config(norm), seed=7)
+    x = _wav(batch=3, seed=8, n=N + 77)
+    with torch.inference_mode():
+        ref, got = m.logits(x), m.infer(x)
+        hidden = wav2vec2_hidden_time_major(m.ssl_model.model, x)
+        if norm == "layer":
+            torch.testing.assert_close(hidden, m.ssl_model(x), rtol=0, atol=1e-5)
+        else:
+            assert hidden is None
+    torch.testing.assert_close(got, ref, rtol=0, atol=1e-5)
+    assert ref[:, 1].unique().numel() == 3
+
+
+def test_frontend_uses_sdpa_and_the_switch_turns_the_fast_path_off(model, monkeypatch):
+    assert model.ssl_model.model.config._attn_implementation == "sdpa"
+    x = _wav(seed=9)
+    model.fast_inference = False
+    try:
+        assert torch.equal(model.score(x), model.logits(x)[:, 1].detach())
+    finally:
+        model.fast_inference = True
+    monkeypatch.setenv("BENCH_SSL_FAST", "0")
+    assert _build(_config("layer")).fast_inference is False
 
 
 def test_too_short_input_is_refused(model):
