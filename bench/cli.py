@@ -20,7 +20,8 @@ EPILOG = """examples:
   bench report runs/<folder>                    tables, plots and an HTML page
 
 Checkpoints are looked up in --checkpoint, then $BENCH_WEIGHTS_DIR, then the user cache
-(~/.cache/deepfake-bench, downloaded with sha256 verification when online)."""
+(~/.cache/deepfake-bench, downloaded with sha256 verification when online; `bench weights` fills it
+ahead of time, e.g. `bench weights --from ../shared/weights`)."""
 
 
 def _print_json(obj: Any) -> None:
@@ -67,6 +68,28 @@ def cmd_score(a: argparse.Namespace) -> int:
         for r in rows:
             sys.stdout.write(f"{r['path']}\t{'ERROR' if r['error'] else format(r['score'], '.6f')}\n")
     return 1 if any(r["error"] for r in rows) else 0
+
+
+def cmd_weights(a: argparse.Namespace) -> int:
+    from bench.weights import WeightsError, install
+    from models import CARDS
+
+    names = a.models or [name for name, card in CARDS.items() if card.filename]
+    rows, failed = [], 0
+    for name in names:
+        try:
+            card = CARDS.get(name)
+            path, how = install(card, a.source)
+            rows.append({"model": name, "status": how, "path": str(path), "sha256": card.sha256 or ""})
+        except (KeyError, ValueError, WeightsError) as e:
+            failed += 1
+            log.error("%s: %s", name, e)
+            rows.append({"model": name, "status": "failed", "path": "", "sha256": "", "error": str(e)})
+    if a.json:
+        _print_json(rows)
+    else:
+        _table(rows, ["model", "status", "path"], "Checkpoints in the user cache")
+    return 1 if failed else 0
 
 
 def cmd_perturbations(a: argparse.Namespace) -> int:
@@ -153,6 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print a JSON array of {path, score, ...}")
     s.add_argument("files", nargs="+", metavar="FILE", help="wav, flac, mp3, ogg, m4a ... at any rate")
     s.set_defaults(func=cmd_score)
+
+    s = sub.add_parser("weights", help="put official checkpoints into the user cache (for offline use later)",
+                       description="Copies (sha256-checked) or downloads the named models' official checkpoints "
+                       "into the user cache ($BENCH_CACHE_DIR or ~/.cache/deepfake-bench), where every later "
+                       "command finds them without network or BENCH_WEIGHTS_DIR. Default: every model with a "
+                       "published checkpoint.")
+    s.add_argument("models", nargs="*", metavar="MODEL", help="card names (see `bench models`)")
+    s.add_argument("--from", dest="source", metavar="DIR",
+                   help="a folder of the official files (e.g. aasist/AASIST.pth) instead of downloading")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_weights)
 
     s = sub.add_parser("perturbations", help="list perturbation families and their severity ladders")
     s.add_argument("--json", action="store_true", help="print a JSON array")

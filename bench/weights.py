@@ -2,7 +2,8 @@
 
 Resolution order for a card's file: an explicit path, then ``$BENCH_WEIGHTS_DIR/<card.filename>``,
 then the user cache (``$BENCH_CACHE_DIR`` or ``~/.cache/deepfake-bench``), downloading into the
-cache from ``card.url`` when online. A downloaded file whose sha256 differs from the card is
+cache from ``card.url`` when online. ``bench weights`` (:func:`install`) fills the cache ahead of
+time, from the release or from a folder of the official files, for machines that are offline later. A downloaded file whose sha256 differs from the card is
 refused and deleted. Checkpoints are never unpickled as arbitrary objects: ``.pt``/``.pth`` go
 through ``torch.load(weights_only=True)``, ``.safetensors`` through safetensors.
 """
@@ -91,8 +92,48 @@ def resolve(card: "Card", explicit: str | os.PathLike | None = None, download: b
                                "or pass --checkpoint PATH") from e
     where = " or ".join(str(c) for c in candidates)
     raise WeightsError(f"no checkpoint for {card.name!r} at {where}; set BENCH_WEIGHTS_DIR to a folder "
-                       f"holding {card.filename}, pass --checkpoint PATH"
+                       f"holding {card.filename} (or install it once: bench weights --from FOLDER), "
+                       "pass --checkpoint PATH"
                        + (f", or go online to download {card.url}" if card.url else ""))
+
+
+def install(card: "Card", source_dir: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """Puts a card's checkpoint into the user cache (for machines that will be offline later).
+
+    From ``source_dir/<card.filename>`` when given (copied only if its sha256 matches the card), else
+    downloaded from the card's address. Returns ``(path in the cache, "present" | "copied" | "downloaded")``.
+    """
+    if not card.filename:
+        raise WeightsError(f"model {card.name!r} has no published checkpoint; pass one with --checkpoint PATH")
+    cached = cache_dir() / "weights" / card.filename
+    if cached.is_file() and (not card.sha256 or sha256_file(cached) == card.sha256):
+        return cached, "present"
+    if source_dir is None:
+        if not card.url:
+            raise WeightsError(f"model {card.name!r} has no download address; give --from DIR")
+        try:
+            return _download(card.url, cached, card.sha256), "downloaded"
+        except OSError as e:
+            raise WeightsError(f"could not download the {card.name!r} checkpoint from {card.url} ({e}); "
+                               f"give --from DIR, a folder holding {card.filename}") from e
+    src = Path(source_dir) / card.filename
+    if not src.is_file():
+        raise WeightsError(f"{src} does not exist; --from must be a folder holding {card.filename}")
+    got = sha256_file(src)
+    if card.sha256 and got != card.sha256:
+        raise WeightsError(f"{src} has sha256 {got}, but the card of {card.name!r} says {card.sha256}; "
+                           "not installed (is it the official file?)")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f, open(src, "rb") as r:
+            while block := r.read(1 << 20):
+                f.write(block)
+        os.replace(tmp, cached)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return cached, "copied"
 
 
 def read_state_dict(path: str | os.PathLike) -> dict:
