@@ -225,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local (default) or ray (pip install 'deepfake-bench[ray]')")
     s.add_argument("--address", help="Ray cluster address for --executor ray (auto, HOST:PORT; default: "
                    "start a local cluster)")
-    s.add_argument("--workers", type=int, help="audio preparation processes (default: cores - 1, 0 = in-process)")
+    s.add_argument("--workers", type=int, help="audio preparation processes (default: cores - 1, at most 4 when "
+                   "scoring on the CPU and 32 on a GPU; 0 = in-process)")
     s.add_argument("--policy", help="input policy, overriding the suite's (official, full, full:hop=...,agg=...)")
     s.add_argument("--noise-dir", help="folder of noise files (background-noise); or $BENCH_NOISE_DIR")
     s.add_argument("--rir-dir", help="folder of measured impulse responses (rir); or $BENCH_RIR_DIR")

@@ -26,7 +26,7 @@ class LocalExecutor:
                  resources: Mapping[str, str], prefetch: int = 64, cache_dir: str | None = None, **_: Any):
         self.workers = int(workers)
         self.init = (seed, sr, tuple(bonafide), dict(resources), cache_dir)
-        self.prefetch = max(1, prefetch)
+        self.prefetch = max(1, prefetch, 4 * self.workers)   # tasks in flight: enough to keep every worker busy
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> "LocalExecutor":

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Device-machine wrapper for benchmarks/gpu.py (the preparation here is in that file's docstring):
 #   run(command="BENCH_WEIGHTS_DIR=.gpuweights bash benchmarks/gpu.sh", carry=[".gpuweights"], timeout_s=540)
-# Installs the carried wheels (.gpuweights/wheels: soundfile, cffi) into /tmp/site, records nvidia-smi,
+# Installs the carried wheels (.gpuweights/wheels: soundfile, cffi, av, soxr) into /tmp/site, records nvidia-smi,
 # then runs the script with the machine's python3 (torch preinstalled); the log is teed to $OUT/gpu.log
 # and the figures go to $OUT/gpu.json after every case. Arguments are passed on to gpu.py.
 set -uo pipefail
