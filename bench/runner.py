@@ -157,8 +157,6 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
                 store.add_scores(res.scores)
                 bar.describe(f"{cond.family}@{cond.severity}")
                 bar.advance(res.unit.n_scores)
-        if not prov:   # nothing was scored (every input failed earlier): the detectors still give provenance
-            build_scorer()
         result = _finish(out, store, suite, conditions, cfg, {**prov, "status": "complete",
                                                               "elapsed_s": round(time.time() - started, 2)})
     return result

@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,27 +34,11 @@ sys.path.insert(0, str(ROOT))
 
 import models
 from bench.policy import fix_length
-
-
-def gemm_gflops(n: int = 2048) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(3))
-    return 2 * n ** 3 / best / 1e9
-
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+from benchmarks import _speed
 
 
 def flops_per_clip(det, nb_samp: int) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        det.logits_and_hidden(torch.zeros(1, nb_samp))
-    return float(fc.get_total_flops())
+    return _speed.flops_per_clip(det.logits_and_hidden, nb_samp)
 
 
 def load(name: str, channels_last: bool):
@@ -99,17 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parity, first_call = {}, {}
     with torch.inference_mode():
         for k, fn in fns.items():
-            first_call[k] = _timed(lambda fn=fn: fn(x))    # warm-up (and compilation)
+            first_call[k] = _speed.timed(lambda fn=fn: fn(x))    # warm-up (and compilation)
             parity[k] = float(np.abs(fn(xp).numpy() - fx[f"logits_{key}"]).max())
-        rows: dict[str, list[float]] = {k: [] for k in ["gemm", *fns]}
-        ratios: dict[str, list[float]] = {k: [] for k in fns}
-        for _ in range(a.rounds):
-            g = gemm_gflops()
-            rows["gemm"].append(g)
-            for k, fn in fns.items():
-                sec = _timed(lambda fn=fn: fn(x)) / a.batch
-                rows[k].append(sec)
-                ratios[k].append(flops / sec / 1e9 / g)
+        rows, ratios = _speed.timed_rounds(fns, x, a.rounds, flops)
     load1 = os.getloadavg()
     g = float(np.median(rows["gemm"]))
     print(f"AASIST scoring speed: model {a.model}, batch {a.batch}, {torch.get_num_threads()} threads, "

@@ -36,21 +36,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import _speed
+
 TARGET = 0.5     # of fp32 GEMM
 TOLERANCE = 1e-4  # on scores
-
-
-def gemm_gflops(n: int = 2048) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(3))
-    return 2 * n ** 3 / best / 1e9
-
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 def build(a: argparse.Namespace):
@@ -76,14 +65,6 @@ def build(a: argparse.Namespace):
     return det, label, det.logits, det.infer, feats
 
 
-def flops_per_clip(fn, nb_samp: int) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        fn(torch.zeros(1, nb_samp))
-    return float(fc.get_total_flops())
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="rawnet2", choices=["rawnet2", "ssl"])
@@ -104,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     det, label, reference, fast, (feat_ref, feat_fast) = build(a)
     det.fast_inference = True
     nb_samp = det.nb_samp
-    flops = flops_per_clip(reference, nb_samp)
+    flops = _speed.flops_per_clip(reference, nb_samp)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(a.batch, nb_samp, generator=gen) * torch.linspace(0.02, 0.5, a.batch).unsqueeze(1)
     fns = {"reference": reference, "fast": fast}
@@ -119,15 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                   "both_classes": float((outs["fast"] - outs["reference"]).abs().max()),
                   "features_rel": float((f_fast - f_ref).abs().max() / f_ref.abs().max()),
                   "score_spread": float(outs["reference"][:, 1].max() - outs["reference"][:, 1].min())}
-        rows: dict[str, list[float]] = {k: [] for k in ["gemm", *fns]}
-        ratios: dict[str, list[float]] = {k: [] for k in fns}
-        for _ in range(a.rounds):
-            g = gemm_gflops()
-            rows["gemm"].append(g)
-            for k, fn in fns.items():
-                sec = _timed(lambda fn=fn: fn(x)) / a.batch
-                rows[k].append(sec)
-                ratios[k].append(flops / sec / 1e9 / g)
+        rows, ratios = _speed.timed_rounds(fns, x, a.rounds, flops)
     load1 = os.getloadavg()
     g = float(np.median(rows["gemm"]))
     print(f"{label}: batch {a.batch}, {torch.get_num_threads()} threads, {a.rounds} rounds; "
