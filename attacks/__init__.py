@@ -1,6 +1,6 @@
 """Gradient-based adversarial attacks, one per file, each registering itself with ``@register``."""
 from attacks.base import ATTACKS, Attack, register
-from bench.registry import import_submodules
+from foundation.registry import import_submodules
 
 __all__ = ["ATTACKS", "Attack", "register"]
 

@@ -83,7 +83,7 @@ class Objective:
 
 def _check_generator(gen, where: str) -> torch.Generator:
     if not isinstance(gen, torch.Generator):
-        raise ValueError(f"{where}: a random start needs a torch.Generator (bench.seeding.torch_generator_for), "
+        raise ValueError(f"{where}: a random start needs a torch.Generator (foundation.seeding.torch_generator_for), "
                          f"or one per utterance; got {type(gen).__name__}. Pass one, or set random_start=False")
     return gen
 

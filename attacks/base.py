@@ -20,7 +20,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
-from bench.registry import Registry
+from foundation.registry import Registry
 
 ATTACKS: Registry[type["Attack"]] = Registry("attack")
 

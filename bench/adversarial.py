@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench.seeding import rng_for, torch_generator_for
+from foundation.seeding import rng_for, torch_generator_for
 
 log = logging.getLogger(__name__)
 

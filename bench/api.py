@@ -8,7 +8,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from bench.runner import RunConfig, RunResult, resolve_device
+from bench.runner import RunConfig, RunResult
+from foundation.device import resolve_device
 from bench.runner import run as _run
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def suites() -> list[dict[str, Any]]:
 def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None = None,
                 policy: str | None = None, device: str = "auto", batch_size: int = 8) -> pd.DataFrame:
     """Scores audio files (any rate, channels, common formats). Unreadable files get a NaN score and an error."""
-    from bench.audio import AudioError, load_audio
+    from foundation.audio import AudioError, load_audio
     from bench.policy import parse_policy, score_batch
     from models import load_detector
 
@@ -91,9 +92,9 @@ def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, s
     is what a detector would hear under that condition. Babble draws its talkers from the bona
     fide utterances of ``pool_data`` (a data spec; the built-in demo set by default).
     """
-    from bench.audio import load_audio, save_audio
+    from foundation.audio import load_audio, save_audio
     from bench.prepare import bonafide_pool, init_worker
-    from bench.seeding import rng_for
+    from foundation.seeding import rng_for
     from perturbations import Context, make
 
     pert = make(family, severity)  # a bad family or severity is reported before any audio is read

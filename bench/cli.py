@@ -71,7 +71,7 @@ def cmd_score(a: argparse.Namespace) -> int:
 
 
 def cmd_weights(a: argparse.Namespace) -> int:
-    from bench.weights import WeightsError, install
+    from foundation.weights import WeightsError, install
     from models import CARDS
 
     names = a.models or [name for name, card in CARDS.items() if card.filename]

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from bench.seeding import rng_for
+from foundation.seeding import rng_for
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def _cache_put(path: Path, wav: np.ndarray) -> None:
 
 @functools.lru_cache(maxsize=64)
 def read_clean(path: str, sr: int) -> np.ndarray:
-    from bench.audio import load_audio
+    from foundation.audio import load_audio
 
     wav, _info = load_audio(path, target_sr=sr)
     wav.setflags(write=False)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from bench.executors import make_executor
 from bench.prepare import Task
+from foundation.device import resolve_device
 from bench.store import RunLock, Store
 from bench.units import Scorer, ScorerSpec, Unit
 
@@ -70,16 +71,6 @@ class RunResult:
         from bench.results import read_scores_csv
 
         return read_scores_csv(self.out / "scores.csv")
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {device} was asked for, but torch sees no CUDA device; use --device cpu")
-    return device
 
 
 def default_out(cfg: RunConfig, ident: Mapping[str, Any]) -> Path:

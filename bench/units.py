@@ -52,7 +52,7 @@ class ScorerSpec:
 class Scorer:
     def __init__(self, spec: ScorerSpec, loaded: list | None = None):
         from bench.policy import parse_policy
-        from bench.runner import resolve_device
+        from foundation.device import resolve_device
         from models import load_detector
 
         if spec.device == "auto":

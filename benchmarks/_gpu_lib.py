@@ -104,7 +104,7 @@ def clips() -> None:
 
     n = 8
     try:
-        from bench.audio import load_audio
+        from foundation.audio import load_audio
         from bench.data import load_dataset
 
         us = load_dataset("demo", limit=16, seed=0).utterances

@@ -38,7 +38,7 @@ PYDUB_FORMATS = {"mp3": ("mp3", "mp3"), "opus": ("opus", "ogg"), "aac": ("adts",
 
 def demo_clip(seconds: float, sr: int = 16000) -> np.ndarray:
     """The first ``seconds`` of demo speech (tiled from several clips if one is too short)."""
-    from bench.audio import load_audio
+    from foundation.audio import load_audio
 
     audio = sorted((ROOT / "bench" / "data" / "demo" / "audio").glob("*.flac"))
     need, parts = int(seconds * sr), []

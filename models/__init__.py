@@ -1,6 +1,6 @@
 """Detectors: the architectures, their checkpoint cards, and the loader.
 
-``load_detector("aasist")`` resolves the card's checkpoint (see :mod:`bench.weights`), builds the
+``load_detector("aasist")`` resolves the card's checkpoint (see :mod:`foundation.weights`), builds the
 architecture from the card's config and loads the weights strictly. A user's own model is
 ``load_detector("package.module:Class", checkpoint="path.pth")``; the class must subclass
 :class:`models.base.Detector` (or at least map ``[B, T]`` waveforms to ``[B]`` scores) and
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from bench.registry import import_submodules
+from foundation.registry import import_submodules
 from models.base import ARCHITECTURES, CARDS, Card, CheckpointMismatch, Detector, register_card
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def declared_sample_rate(name: str) -> int:
 def load_detector(name: str, checkpoint: str | Path | None = None, device: str = "cpu",
                   config: Mapping[str, Any] | None = None) -> LoadedDetector:
     """Build a detector by card name (``aasist``) or class spec (``pkg.mod:Class``) and load its weights."""
-    from bench.weights import read_state_dict, resolve, sha256_file
+    from foundation.weights import read_state_dict, resolve, sha256_file
 
     if ":" in name:
         cls = _user_class(name)

@@ -27,13 +27,13 @@ import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 
-if TYPE_CHECKING:
-    from models.aasist import AASIST, ResidualBlock
+# The model classes are named in annotations as strings only: importing models.aasist here would tie
+# the reference and its fast path into an import circle (the reference imports this file lazily).
 
 _CL = torch.channels_last
 #: float32 elements one slice's largest activation may hold (~1.5 MiB: about one core's L2 here)

@@ -23,15 +23,15 @@ Gradients never flow here: ``RawNet2.forward`` keeps the reference formulation f
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from models._aasist_fast import intra_op_threads, run_slices
 
-if TYPE_CHECKING:
-    from models.rawnet2 import RawNet2, ResidualBlock
+# The model classes are named in annotations as strings only: importing models.rawnet2 here would tie
+# the reference and its fast path into an import circle (the reference imports this file lazily).
 
 _CL = torch.channels_last
 #: overlap-save block length (samples): 8192 was the fastest of 2048..65536 here (cache-sized blocks)

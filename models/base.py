@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Mapping
 import torch
 from torch import nn
 
-from bench.registry import Registry
+from foundation.registry import Registry
 
 ARCHITECTURES: Registry[type["Detector"]] = Registry("architecture")
 CARDS: Registry["Card"] = Registry("model")

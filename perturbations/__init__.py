@@ -2,7 +2,7 @@
 
 ``make("mp3", 3)`` builds a level; ``PERTURBATIONS`` lists the families.
 """
-from bench.registry import import_submodules
+from foundation.registry import import_submodules
 from perturbations.base import (PERTURBATIONS, Chain, Context, Identity, Perturbation, SeverityError,
                                 families, make, register)
 

@@ -7,7 +7,7 @@ registered there with ``@register``. ``Family.at(k)`` builds severity ``k`` (0 g
 float32 waveform of the same length, time-aligned with the input.
 
 Randomness comes only from the ``rng`` argument, which the runner derives from
-(seed, utterance id, condition) with :func:`bench.seeding.rng_for`.
+(seed, utterance id, condition) with :func:`foundation.seeding.rng_for`.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from bench.registry import Registry
+from foundation.registry import Registry
 
 PERTURBATIONS: Registry[type["Perturbation"]] = Registry("perturbation family")
 

@@ -9,7 +9,7 @@ import torch
 
 import models
 from bench.policy import Policy, fix_length, score_batch
-from bench.weights import WeightsError, read_state_dict, sha256_file
+from foundation.weights import WeightsError, read_state_dict, sha256_file
 from models.aasist import AASIST, sinc_bank
 from models.base import CheckpointMismatch
 

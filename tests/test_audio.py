@@ -1,11 +1,11 @@
-"""bench.audio: decoding every supported format, mono mixing, resampling, broken files."""
+"""foundation.audio: decoding every supported format, mono mixing, resampling, broken files."""
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from bench.audio import AudioError, AudioInfo, load_audio, resample, save_audio
+from foundation.audio import AudioError, AudioInfo, load_audio, resample, save_audio
 
 
 def tone(sr: int, seconds: float = 1.0, freq: float = 440.0, amp: float = 0.3) -> np.ndarray:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.weights import WeightsError, read_state_dict
+from foundation.weights import WeightsError, read_state_dict
 from models import CARDS, CheckpointMismatch, load_detector
 from models.rawnet2 import CONFIG, RawNet2
 

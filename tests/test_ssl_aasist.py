@@ -11,7 +11,7 @@ import torch
 
 pytest.importorskip("transformers")
 
-from bench.weights import WeightsError, read_state_dict  # noqa: E402
+from foundation.weights import WeightsError, read_state_dict  # noqa: E402
 from models import CARDS, CheckpointMismatch, load_detector  # noqa: E402
 from models.ssl_aasist import XLSR_300M, SSLAASIST  # noqa: E402
 

@@ -107,7 +107,7 @@ def test_through_wrapper_forward_is_detector_of_perturbed_and_gradient_flows():
 
     det = load_detector("aasist-l").detector
     utts = load_dataset("demo", limit=2, seed=0).utterances
-    from bench.audio import load_audio
+    from foundation.audio import load_audio
     x = torch.from_numpy(np.stack([fix_length(load_audio(str(u.path), target_sr=16000)[0], det.nb_samp)
                                    for u in utts]).astype(np.float32))
     mp3 = PERTURBATIONS.get("mp3").at(3)

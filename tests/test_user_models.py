@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 from safetensors.torch import save_file
 
-from bench.weights import WeightsError
+from foundation.weights import WeightsError
 from models import CheckpointMismatch, load_detector
 
 SPEC = "userplugin.tiny_detector:TinyDetector"  # tests/ is on sys.path under pytest (rootdir conftest)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.weights import WeightsError, install, resolve, sha256_file
+from foundation.weights import WeightsError, install, resolve, sha256_file
 from models import CARDS, Card
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "weights"

@@ -41,7 +41,7 @@ from typing import Callable
 
 from bench.data.manifest import (UNKNOWN, Dataset, DataSpecError, ManifestError, Utterance,
                                  drop_missing, normalize_label, read_manifest)
-from bench.registry import Registry
+from foundation.registry import Registry
 
 log = logging.getLogger(__name__)
 

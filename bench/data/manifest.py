@@ -2,7 +2,7 @@
 
 A :class:`Dataset` holds the usable :class:`Utterance` records and ``problems``: every input that
 was left out while loading, as ``(path or "file:line", reason)``. Audio is not read here; the
-runner reads it with :func:`bench.audio.load_audio` and records its own ``AudioError``\\ s.
+runner reads it with :func:`foundation.audio.load_audio` and records its own ``AudioError``\\ s.
 
 A manifest that is itself wrong (missing column, unknown label, duplicate id, malformed line)
 raises :class:`ManifestError` naming the file, line and column. A listed audio file that does not

@@ -15,12 +15,17 @@ import os
 import tempfile
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from models.base import Card
+from typing import Protocol
 
 log = logging.getLogger(__name__)
+
+
+class Card(Protocol):
+    """What resolution needs of a checkpoint card (``models.base.Card`` satisfies it)."""
+    name: str
+    filename: str | None
+    url: str | None
+    sha256: str | None
 
 
 class WeightsError(RuntimeError):
