@@ -1,4 +1,4 @@
-"""Gradient-based adversarial attacks, one per file, each registering itself with ``@register``."""
+"""Adversarial attacks (gradient and black box), one per file, each registering itself with ``@register``."""
 from attacks.base import ATTACKS, Attack, register
 from foundation.registry import import_submodules
 

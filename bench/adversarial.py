@@ -14,6 +14,12 @@ other utterances share its batch.
   through the perturbation once more with the condition's own ``rng_for(seed, utt, key)``: what a
   detector hears after the codec or room (family ``ATTACK|FAMILY@SEVERITY``).
 
+Black-box attacks (attacks/_blackbox.py: ``square-linf``, ``hsja``) report the queries each utterance
+cost; the scorer stores them (``queries`` in scores.csv, the median in results.csv). A universal attack
+(``universal-filter``) is learned once per source model and condition on the training half of the
+utterances (:func:`universal_split`, :func:`learn_universal`) and applied unchanged to the held-out half,
+the only utterances scored under it; its rows record the queries the learning cost.
+
 The achieved SNR of each perturbation (``attacks._budget.achieved_snr_db``, adversarial crop against
 the clean crop, before any ``through`` pass) is logged per batch (median); it is not stored.
 
@@ -46,8 +52,11 @@ def _contexts(utt_ids: Sequence[str]) -> list:
 
 
 def craft(detector, cond, wavs: Sequence[np.ndarray], labels: Sequence[str], utt_ids: Sequence[str],
-          seed: int, batch_size: int, device: str) -> tuple[list[np.ndarray], np.ndarray]:
-    """The audio to score for an attack condition, and each utterance's achieved SNR (dB)."""
+          seed: int, batch_size: int, device: str, universal: tuple[np.ndarray, int] | None = None
+          ) -> tuple[list[np.ndarray], np.ndarray, list[int | None]]:
+    """The audio to score for an attack condition, each utterance's achieved SNR (dB), and the queries a
+    black-box attack spent on it (None for the others). ``universal``: a learned ``(filter, queries)`` that
+    a universal attack applies unchanged (:func:`learn_universal`)."""
     from attacks import _budget
     from attacks._through import Through
     from bench.policy import fix_length
@@ -60,6 +69,7 @@ def craft(detector, cond, wavs: Sequence[np.ndarray], labels: Sequence[str], utt
     sr = int(getattr(detector, "sample_rate", 16000))
     out: list[np.ndarray] = []
     snrs: list[float] = []
+    queries: list[int | None] = []
     for i in range(0, len(wavs), max(1, batch_size)):
         ids = list(utt_ids[i:i + batch_size])
         x = torch.from_numpy(np.stack([fix_length(np.asarray(w, np.float32), detector.nb_samp)
@@ -70,7 +80,15 @@ def craft(detector, cond, wavs: Sequence[np.ndarray], labels: Sequence[str], utt
         if pert is not None:
             target = Through(detector, pert, [rng_for(seed, u, key + "#eot") for u in ids], eot=eot,
                              contexts=_contexts(ids))
-        adv = attack(target, x, y, gens if len(gens) > 1 else gens[0])
+        if universal is not None and getattr(attack, "universal", False):
+            adv = attack.apply(universal[0], x, y)
+            queries.extend([int(universal[1])] * len(ids))
+        elif hasattr(attack, "craft"):   # black box: the adversarial audio and the queries it cost
+            adv, q = attack.craft(target, x, y, gens if len(gens) > 1 else gens[0])
+            queries.extend(int(v) for v in q.tolist())
+        else:
+            adv = attack(target, x, y, gens if len(gens) > 1 else gens[0])
+            queries.extend([None] * len(ids))
         snrs.extend(_budget.achieved_snr_db(x, adv).cpu().numpy().tolist())
         rows = [a.detach().float().cpu().numpy() for a in adv]
         if pert is not None:  # what the detector hears: the adversarial audio after the perturbation
@@ -84,13 +102,60 @@ def craft(detector, cond, wavs: Sequence[np.ndarray], labels: Sequence[str], utt
         finite = snr[np.isfinite(snr)]
         log.info("%s@%d: %d utterances, median achieved SNR %.2f dB", cond.family, cond.severity, len(snr),
                  float(np.median(finite)) if len(finite) else float("nan"))
-    return out, snr
+    return out, snr, queries
 
 
 def attack_batch(detector, cond, wavs: Sequence[np.ndarray], labels: Sequence[str], utt_ids: Sequence[str],
-                 seed: int, batch_size: int, device: str) -> list[np.ndarray]:
-    """The audio to score for an attack condition (see :func:`craft`, which also returns the SNRs)."""
-    return craft(detector, cond, wavs, labels, utt_ids, seed, batch_size, device)[0]
+                 seed: int, batch_size: int, device: str, universal: tuple[np.ndarray, int] | None = None,
+                 with_queries: bool = False):
+    """The audio to score for an attack condition (see :func:`craft`, which also returns the SNRs);
+    with ``with_queries``, ``(audio, queries per utterance)``."""
+    out, _snr, queries = craft(detector, cond, wavs, labels, utt_ids, seed, batch_size, device, universal)
+    return (out, queries) if with_queries else out
+
+
+# ------------------------------------------------------------------------------------ universal
+def is_universal(cond) -> bool:
+    """An attack condition learned once on training clips and applied unchanged (``universal-filter``)."""
+    if getattr(cond, "kind", "") != "attack":
+        return False
+    from attacks import ATTACKS
+
+    name = cond.spec.get("attack", "")
+    return name in ATTACKS and bool(getattr(ATTACKS.get(name), "universal", False))
+
+
+def universal_split(utterances: Sequence) -> tuple[list, list]:
+    """(training half, held-out half) of a data set's utterances, per label, by the sha256 of the utterance id:
+    deterministic, independent of order and seed; the training half holds ``n // 2`` of each label."""
+    import hashlib
+
+    train, held = [], []
+    for label in sorted({u.label for u in utterances}):
+        group = sorted((u for u in utterances if u.label == label),
+                       key=lambda u: hashlib.sha256(u.utt_id.encode()).hexdigest())
+        train.extend(group[:len(group) // 2])
+        held.extend(group[len(group) // 2:])
+    return train, held
+
+
+def learn_universal(detector, cond, utt_ids: Sequence[str], wavs: Sequence[np.ndarray], labels: Sequence[str],
+                    seed: int, device: str) -> tuple[np.ndarray, int]:
+    """Learns a universal attack's filter on the training clips against ``detector``: ``(filter, queries)``.
+    Its randomness comes from (seed, "#universal", condition), so every process learns the same filter."""
+    from bench.policy import fix_length
+
+    attack = cond.build()
+    if not utt_ids:
+        log.warning("%s@%d: no training clips; the filter stays the identity", cond.family, cond.severity)
+        return attack.identity().numpy(), 0
+    x = torch.from_numpy(np.stack([fix_length(np.asarray(w, np.float32), detector.nb_samp) for w in wavs])).to(device)
+    y = torch.tensor([1 if lab == "bonafide" else 0 for lab in labels], device=device)
+    gen = torch_generator_for(seed, "#universal", cond.key(), device if str(device).startswith("cuda") else "cpu")
+    h, q = attack.learn(detector, x, y, gen)
+    log.info("%s@%d: learned on %d training clips with %d queries each", cond.family, cond.severity,
+             min(int((y == 0).sum()), getattr(attack, "train_clips", len(y))), q)
+    return h, q
 
 
 # ------------------------------------------------------------------------------------------ tables

@@ -18,6 +18,9 @@ EPILOG = """examples:
   bench run --suite compression                 the main job, on the built-in demo set
   bench run --suite noise --model aasist,aasist-l --data manifest.csv --limit 200
   bench report runs/<folder>                    tables, plots and an HTML page
+  bench serve --model aasist-l --port 8000      serve a detector over HTTP (127.0.0.1 only)
+  bench run --suite blackbox --model http://127.0.0.1:8000 --limit 8
+                                                black-box attacks against a served detector
 
 Checkpoints are looked up in --checkpoint, then $BENCH_WEIGHTS_DIR, then the user cache
 (~/.cache/deepfake-bench, downloaded with sha256 verification when online; `bench weights` fills it
@@ -53,10 +56,22 @@ def cmd_models(a: argparse.Namespace) -> int:
     return 0
 
 
+def _remote(models: str, output: str | None) -> str:
+    """``--remote-output decision``: the same as ``?output=decision`` on every http(s):// model spec."""
+    if not output:
+        return models
+    out = []
+    for m in (x.strip() for x in models.split(",")):
+        if m.lower().startswith(("http://", "https://")) and "output=" not in m:
+            m += ("&" if "?" in m else "?") + f"output={output}"
+        out.append(m)
+    return ",".join(out)
+
+
 def cmd_score(a: argparse.Namespace) -> int:
     from bench import api
 
-    df = api.score_files(a.model, a.files, checkpoint=a.checkpoint, policy=a.policy, device=a.device,
+    df = api.score_files(_remote(a.model, a.remote_output), a.files, checkpoint=a.checkpoint, policy=a.policy, device=a.device,
                          batch_size=a.batch_size)
     rows = df.to_dict(orient="records")
     for r in rows:
@@ -139,7 +154,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     from bench import api
     from bench.results import summary_pivot
 
-    models = tuple(m.strip() for m in a.model.split(",") if m.strip())
+    models = tuple(m.strip() for m in _remote(a.model, a.remote_output).split(",") if m.strip())
     res = api.run(a.suite, models=models, checkpoint=a.checkpoint, data=a.data, out=a.out, limit=a.limit,
                   seed=a.seed, device=a.device, batch_size=a.batch_size, executor=a.executor, address=a.address,
                   workers=a.workers, policy=a.policy, resources=_resources(a),
@@ -152,6 +167,19 @@ def cmd_run(a: argparse.Namespace) -> int:
     sys.stderr.write(f"results in {res.out} (results.csv, scores.csv, problems.csv, run.json)"
                      + (f"; {n_prob} inputs could not be used: see problems.csv" if n_prob else "") + "\n")
     return 0
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    from bench.serve import serve
+
+    serve(a.model, checkpoint=a.checkpoint, host=a.host, port=a.port, policy=a.policy, device=a.device,
+          log_level="debug" if a.verbose >= 2 else "info", max_bytes=a.max_bytes, max_concurrent=a.max_concurrent,
+          max_queue=a.max_queue, output=a.output, threshold=a.threshold, batch_size=a.batch_size)
+    return 0
+
+
+REMOTE_HELP = ("for http(s):// models: what the service answers, score (default) or decision (bona fide / spoof "
+               "only; scores become +1 / -1); the same as ?output=decision on the spec")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,8 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_models)
 
     s = sub.add_parser("score", help="score audio files with one detector")
-    s.add_argument("--model", default="aasist", help="card name (see `bench models`) or package.module:Class")
+    s.add_argument("--model", default="aasist", help="card name (see `bench models`), package.module:Class, or "
+                   "http://HOST:PORT (a detector served by `bench serve`)")
     s.add_argument("--checkpoint", help="checkpoint file (.pth/.pt read with weights_only=True, or .safetensors)")
+    s.add_argument("--remote-output", choices=["score", "decision"], help=REMOTE_HELP)
     s.add_argument("--policy", help="input policy: official (first 64600 samples, short clips tiled) or full "
                    "(whole utterance by windows), e.g. full:hop=32000,agg=mean; default: the card's")
     s.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
@@ -211,8 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Runs a suite. The same command resumes an interrupted run: without --out the "
                        "folder name is derived from the configuration (runs/<suite>-<models>-<data>-<hash>).")
     s.add_argument("--suite", required=True, help="clean, compression, reverb, noise, channel, realworld, "
-                   "adversarial, all, or a YAML file")
-    s.add_argument("--model", default="aasist", help="comma-separated models (default aasist)")
+                   "adversarial, blackbox, all, or a YAML file")
+    s.add_argument("--model", default="aasist", help="comma-separated models (default aasist): card names, "
+                   "package.module:Class, or http://HOST:PORT served by `bench serve` (options: "
+                   "http://HOST:PORT?timeout=30&retries=3&budget=N&concurrency=4)")
+    s.add_argument("--remote-output", choices=["score", "decision"], help=REMOTE_HELP)
     s.add_argument("--checkpoint", help="checkpoint for the model (one model only)")
     s.add_argument("--data", default="demo", help="demo (built in), a CSV manifest, asvspoof2019-la:ROOT, "
                    "asvspoof2021-la:ROOT, asvspoof2021-df:ROOT, inthewild:ROOT, or a folder with bonafide/ spoof/")
@@ -234,6 +267,40 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cache perturbed audio here (keyed by utterance, condition, seed and perturbation "
                    "version) so re-runs and other detectors reuse it; or $BENCH_AUDIO_CACHE; default off")
     s.set_defaults(func=cmd_run)
+
+    from bench.serve import DEFAULT_MAX_BYTES, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_QUEUE
+
+    s = sub.add_parser("serve", help="serve one detector over HTTP (GET /health, POST /score)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Serves one detector over HTTP until interrupted (starlette + uvicorn).\n"
+                       "  GET  /health  -> 200 {\"status\": \"ok\", \"model\": ..., \"sample_rate\": ..., ...}\n"
+                       "  POST /score   body: an audio file (wav, flac, ogg, mp3, ... any rate)\n"
+                       "                -> 200 {\"score\": float} (higher = more bona fide),\n"
+                       "                   or {\"decision\": \"bonafide\"|\"spoof\"} with --output decision;\n"
+                       "                400 unreadable audio (with the reason), 413 body over --max-bytes,\n"
+                       "                503 (Retry-After) when --max-concurrent are scoring and --max-queue wait.",
+                       epilog="example:\n  bench serve --model aasist-l --port 8000\n"
+                       "  curl --data-binary @clip.flac http://127.0.0.1:8000/score\n"
+                       "  bench run --suite blackbox --model http://127.0.0.1:8000 --limit 8")
+    s.add_argument("--model", default="aasist", help="card name (see `bench models`) or package.module:Class")
+    s.add_argument("--checkpoint", help="checkpoint file (default: the card's)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only; "
+                   "anything else exposes the detector and is logged as a warning)")
+    s.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    s.add_argument("--policy", help="input policy (default: the card's, official)")
+    s.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
+    s.add_argument("--batch-size", type=int, default=8, help="windows per forward under a full policy")
+    s.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES,
+                   help=f"largest request body in bytes, else 413 (default {DEFAULT_MAX_BYTES}, 32 MiB)")
+    s.add_argument("--max-concurrent", type=int, default=DEFAULT_MAX_CONCURRENT,
+                   help=f"requests scored at once (default {DEFAULT_MAX_CONCURRENT})")
+    s.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE,
+                   help=f"requests waiting beyond those, else 503 (default {DEFAULT_MAX_QUEUE})")
+    s.add_argument("--output", default="score", choices=["score", "decision"],
+                   help="answer the score (default) or only the decision (a decision-only service)")
+    s.add_argument("--threshold", type=float, default=0.0,
+                   help="with --output decision: bona fide iff score >= this (default 0)")
+    s.set_defaults(func=cmd_serve)
 
     from reports.cli import add_parser as add_report_parser
 

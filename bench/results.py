@@ -15,13 +15,17 @@ log = logging.getLogger(__name__)
 
 SCORE_COLUMNS = list(Store.SCORE_COLUMNS)
 RESULT_COLUMNS = ["model", "suite", "family", "severity", "n_bonafide", "n_spoof", "eer", "eer_ci_low",
-                  "eer_ci_high", "auc", "eer_threshold", "kind", "params"]
+                  "eer_ci_high", "auc", "eer_threshold", "kind", "params", "queries"]
 
 
 def results_table(scores: pd.DataFrame, suite: str, conditions: Sequence, n_boot: int = 1000,
                   seed: int = 0) -> pd.DataFrame:
-    """One row per model x condition, in the suite's condition order (clean first)."""
-    groups = ((model, family, int(severity), g["label"].to_numpy(), g["score"].to_numpy(float))
+    """One row per model x condition, in the suite's condition order (clean first); ``queries`` is the median
+    of the per-utterance query counts of black-box attacks (NaN where none were recorded)."""
+    def queries(g: pd.DataFrame) -> np.ndarray:
+        return pd.to_numeric(g["queries"], errors="coerce").dropna().to_numpy(float) if "queries" in g else np.array([])
+
+    groups = ((model, family, int(severity), g["label"].to_numpy(), g["score"].to_numpy(float), queries(g))
               for (model, family, severity), g in scores.groupby(["model", "family", "severity"], sort=False))
     return _table(groups, suite, conditions, n_boot, seed)
 
@@ -31,7 +35,8 @@ def results_from_store(store, suite: str, conditions: Sequence, n_boot: int = 10
     def groups():
         for model, family, severity in store.groups():
             labels, scores = store.group_scores(model, family, severity)
-            yield model, family, int(severity), np.asarray(labels), np.asarray(scores, float)
+            yield (model, family, int(severity), np.asarray(labels), np.asarray(scores, float),
+                   np.asarray(store.group_queries(model, family, severity), float))
     return _table(groups(), suite, conditions, n_boot, seed)
 
 
@@ -41,7 +46,7 @@ def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: in
     order = {(c.family, c.severity): i for i, c in enumerate(conditions)}
     info = {(c.family, c.severity): c for c in conditions}
     rows, models = [], {}
-    for model, family, severity, labels, scores in groups:
+    for model, family, severity, labels, scores, queries in groups:
         models.setdefault(model, len(models))
         bona, spoof = scores[labels == "bonafide"], scores[labels == "spoof"]
         eer = thr = auc = lo = hi = float("nan")
@@ -55,6 +60,7 @@ def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: in
                      "eer_ci_low": float(lo), "eer_ci_high": float(hi), "auc": float(auc),
                      "eer_threshold": float(thr), "kind": c.kind if c else "",
                      "params": json.dumps(c.spec.get("params", {}), sort_keys=True, default=str) if c else "",
+                     "queries": float(np.median(queries)) if len(queries) else float("nan"),
                      "_order": order.get((family, severity), len(order)), "_m": models[model]})
     df = pd.DataFrame(rows, columns=RESULT_COLUMNS + ["_order", "_m"])
     return df.sort_values(["_m", "_order"]).drop(columns=["_order", "_m"]).reset_index(drop=True)
@@ -83,8 +89,11 @@ def read_scores_csv(path: Path) -> pd.DataFrame:
     """scores.csv as written by :func:`write_tables` (ids stay strings, scores round-trip exactly)."""
     # pandas 3 parses floats exactly by default and deprecates the option; pandas 2 needs it
     exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
-    return pd.read_csv(path, dtype={c: str for c in ("utt_id", "model", "family", "label", "policy")},
-                       keep_default_na=False, **exact)
+    df = pd.read_csv(path, dtype={c: str for c in ("utt_id", "model", "family", "label", "policy")},
+                     keep_default_na=False, **exact)
+    if "queries" in df.columns:   # absent from runs written before the column existed
+        df["queries"] = pd.to_numeric(df["queries"], errors="coerce").astype("Int64")
+    return df
 
 
 def summary_pivot(results: pd.DataFrame) -> pd.DataFrame:

@@ -87,7 +87,7 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
     from bench.suite import load_suite
 
     suite = load_suite(cfg.suite)
-    conditions = suite.expand()
+    conditions = universal_conditions(suite.expand(), cfg.models)
     policy = parse_policy(cfg.policy or suite.policy)
     dataset = load_dataset(cfg.data, limit=cfg.limit, seed=cfg.seed)
     if not dataset.utterances:
@@ -96,12 +96,13 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
     out = Path(cfg.out) if cfg.out else default_out(cfg, ident)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    split = _split(conditions, dataset)
     with RunLock(out), Store(out / "store.sqlite") as store:
         _check_identity(store, out, ident)
         for prob in dataset.problems:
             store.add_problem(prob[0], prob[0], "manifest", prob[1])
         models = list(cfg.models)
-        total = _count_scores(conditions, dataset, store, models)
+        total = _count_scores(conditions, dataset, store, models, split)
         prev = _read_json(out / "run.json")
         if not total and prev.get("status") == "complete":
             # a finished run given again: nothing to score, so no detector is loaded (warm re-runs are cheap)
@@ -130,7 +131,7 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
             return scorer
 
         bona = [(u.utt_id, str(u.path)) for u in dataset.utterances if u.label == "bonafide"]
-        units = _units(cfg, conditions, dataset, store, models)   # lazy: memory does not grow with the set
+        units = _units(cfg, conditions, dataset, store, models, split)   # lazy: memory does not grow with the set
         with _Progress(show_progress, total) as bar, make_executor(
                 cfg.executor, workers=workers, seed=cfg.seed, sr=sr, bonafide=bona,
                 resources=cfg.resources, scorer_spec=spec, address=cfg.address, cache_dir=cfg.cache_dir) as ex:
@@ -194,32 +195,74 @@ def _check_identity(store: Store, out: Path, ident: Mapping[str, Any]) -> None:
     log.info("resuming the run in %s", out)
 
 
-def _todo(conditions, dataset, store: Store, models: list[str]):
+def universal_conditions(conditions, models) -> list:
+    """A universal attack without ``source`` (``{attack: universal-filter}``) becomes one condition per model
+    of the run, ``universal-filter<-MODEL``: learned on that model, scored by every model (transfer)."""
+    from bench.adversarial import is_universal
+    from bench.suite import Condition, attack_label
+
+    out = []
+    for cond in conditions:
+        if not is_universal(cond):
+            out.append(cond)
+            continue
+        if cond.through:
+            raise ValueError(f"condition {cond.family}@{cond.severity}: a universal attack cannot go 'through' a "
+                             "perturbation; drop 'through'")
+        for m in ([cond.source] if cond.source else models):
+            label = attack_label(cond.spec["attack"], m)
+            if not any(c.family == label and c.severity == cond.severity for c in out):
+                out.append(Condition(label, cond.severity, "attack", {**cond.spec, "source": m}))
+    return out
+
+
+def _split(conditions, dataset) -> tuple[list, set[str]] | None:
+    """Universal attacks: (training spoofs, held-out utterance ids), or None when the suite has none."""
+    from bench.adversarial import is_universal, universal_split
+
+    if not any(is_universal(c) for c in conditions):
+        return None
+    train, held = universal_split(dataset.utterances)
+    log.info("universal attacks: learned on %d training utterances, scored on the %d others", len(train), len(held))
+    return [u for u in train if u.label == "spoof"], {u.utt_id for u in held}
+
+
+def _todo(conditions, dataset, store: Store, models: list[str], split=None):
     """Per condition: the utterances some model still lacks, and what each model has (from the store).
-    Utterances that failed to read or perturb are not retried."""
+    Utterances that failed to read or perturb are not retried; a universal attack scores only the held-out half."""
+    from bench.adversarial import is_universal
+
     bad_read = store.failed("read")
     for cond in conditions:
         bad = bad_read | store.failed("perturb", cond.family, cond.severity)
         done = {m: store.done(m, cond.family, cond.severity) for m in models}
-        todo = [u for u in dataset.utterances if u.utt_id not in bad
+        held = split[1] if split is not None and is_universal(cond) else None
+        todo = [u for u in dataset.utterances if u.utt_id not in bad and (held is None or u.utt_id in held)
                 and any(u.utt_id not in done[m] for m in models)]
         yield cond, todo, done
 
 
-def _count_scores(conditions, dataset, store: Store, models: list[str]) -> int:
+def _count_scores(conditions, dataset, store: Store, models: list[str], split=None) -> int:
     return sum(sum(u.utt_id not in done[m] for u in todo for m in models)
-               for _cond, todo, done in _todo(conditions, dataset, store, models))
+               for _cond, todo, done in _todo(conditions, dataset, store, models, split))
 
 
-def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str]):
+def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str], split=None):
     """Units for what the store still lacks, made as the executor asks for them (never all at once)."""
-    for cond, todo, done in _todo(conditions, dataset, store, models):
+    from bench.adversarial import is_universal
+
+    for cond, todo, done in _todo(conditions, dataset, store, models, split):
+        train: tuple[Task, ...] = ()
+        if split is not None and is_universal(cond):
+            cap = int(cond.build().train_clips)
+            train = tuple(Task(u.utt_id, str(u.path), u.label, cond.key(), cond.spec, cond.kind)
+                          for u in split[0][:cap])
         for i in range(0, len(todo), cfg.shard_size):
             shard = todo[i:i + cfg.shard_size]
             needs = tuple((m, ids) for m in models
                           if (ids := tuple(u.utt_id for u in shard if u.utt_id not in done[m])))
             tasks = tuple(Task(u.utt_id, str(u.path), u.label, cond.key(), cond.spec, cond.kind) for u in shard)
-            yield Unit(cond, tasks, needs)
+            yield Unit(cond, tasks, needs, train)
 
 
 def _provenance(cfg, suite, policy, dataset, loaded, device, out, workers) -> dict[str, Any]:

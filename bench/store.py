@@ -5,6 +5,10 @@ Every score is committed as soon as its batch is computed (WAL, synchronous=FULL
 run computes only what is missing. Inputs that could not be used are kept in ``problems``.
 ``results.csv`` and ``scores.csv`` are always derived from here.
 
+``queries`` (nullable) holds the detector calls a black-box attack spent on the utterance (NULL for
+everything else); a store from before that column gets it added (``ALTER TABLE``) when opened, its old
+rows NULL, so old run folders still read and resume.
+
 One writer per folder: :class:`RunLock` takes an exclusive ``flock`` on ``run.lock``; a second
 process is refused with a message naming the holder's pid.
 """
@@ -22,6 +26,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS scores (
     model TEXT NOT NULL, family TEXT NOT NULL, severity INTEGER NOT NULL, utt_id TEXT NOT NULL,
     label TEXT NOT NULL, score REAL NOT NULL, policy TEXT NOT NULL, condition_key TEXT NOT NULL,
+    queries INTEGER,
     PRIMARY KEY (model, family, severity, utt_id)
 );
 CREATE TABLE IF NOT EXISTS problems (
@@ -71,6 +76,8 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        if "queries" not in {r[1] for r in self.db.execute("PRAGMA table_info(scores)")}:
+            self.db.execute("ALTER TABLE scores ADD COLUMN queries INTEGER")   # a store from before the column
         self.db.commit()
 
     def close(self) -> None:
@@ -98,10 +105,11 @@ class Store:
         return {r[0] for r in rows}
 
     def add_scores(self, rows: Iterable[tuple]) -> None:
-        """rows: (model, family, severity, utt_id, label, score, policy, condition_key); one commit."""
-        rows = list(rows)
+        """rows: (model, family, severity, utt_id, label, score, policy, condition_key[, queries]); one commit."""
+        rows = [tuple(r) + (None,) * (9 - len(r)) for r in rows]
         with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self.db.executemany("INSERT OR REPLACE INTO scores (model, family, severity, utt_id, label, score, policy, "
+                                "condition_key, queries) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             # a scoring failure that a resume has since mended is no longer a problem
             self.db.executemany("DELETE FROM problems WHERE stage='score' AND model=? AND family=? AND severity=? "
                                 "AND utt_id=?", [(r[0], r[1], r[2], r[3]) for r in rows])
@@ -117,19 +125,19 @@ class Store:
                                (stage, family, severity))
         return {r[0] for r in rows}
 
-    SCORE_COLUMNS = ("utt_id", "model", "family", "severity", "label", "score", "policy")
+    SCORE_COLUMNS = ("utt_id", "model", "family", "severity", "label", "score", "policy", "queries")
 
     def scores(self) -> pd.DataFrame:
         """Every score (for small runs and tests; the runner streams with :meth:`iter_scores`)."""
-        return pd.read_sql_query(f"SELECT {', '.join(self.SCORE_COLUMNS)} FROM scores "
-                                 "ORDER BY model, family, severity, utt_id", self.db)
+        return _typed(pd.read_sql_query(f"SELECT {', '.join(self.SCORE_COLUMNS)} FROM scores "
+                                        "ORDER BY model, family, severity, utt_id", self.db))
 
     def iter_scores(self, rows: int = 200_000):
         """The scores table in key order, ``rows`` at a time (DataFrames), so memory stays bounded."""
         cur = self.db.execute(f"SELECT {', '.join(self.SCORE_COLUMNS)} FROM scores "
                               "ORDER BY model, family, severity, utt_id")
         while batch := cur.fetchmany(rows):
-            yield pd.DataFrame(batch, columns=list(self.SCORE_COLUMNS))
+            yield _typed(pd.DataFrame(batch, columns=list(self.SCORE_COLUMNS)))
 
     def n_scores(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
@@ -145,5 +153,17 @@ class Store:
                                "ORDER BY utt_id", (model, family, severity)).fetchall()
         return [r[0] for r in rows], [r[1] for r in rows]
 
+    def group_queries(self, model: str, family: str, severity: int) -> list[int]:
+        """The recorded query counts of one model under one condition (empty when none were recorded)."""
+        rows = self.db.execute("SELECT queries FROM scores WHERE model=? AND family=? AND severity=? "
+                               "AND queries IS NOT NULL", (model, family, severity)).fetchall()
+        return [int(r[0]) for r in rows]
+
     def problems(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM problems ORDER BY stage, utt_id, family, severity", self.db)
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    """Query counts as nullable integers (written as ``100`` or an empty field, never ``100.0``)."""
+    df["queries"] = pd.to_numeric(df["queries"], errors="coerce").astype("Int64")
+    return df

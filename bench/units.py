@@ -23,6 +23,7 @@ class Unit:
     condition: Any                                  # bench.suite.Condition
     tasks: tuple[Task, ...]
     needs: tuple[tuple[str, tuple[str, ...]], ...]  # (model, utterance ids still to score)
+    train: tuple[Task, ...] = ()                    # universal attacks: the clips the filter is learned on
 
     @property
     def n_scores(self) -> int:
@@ -65,6 +66,7 @@ class Scorer:
                                  for m in spec.models]
         self.by_name = {ld.name: ld for ld in self.loaded}
         self._sources: dict[str, Any] = {}   # transfer sources that are not among the run's models
+        self._universal: dict[tuple[str, str], tuple] = {}   # (source, condition key) -> (filter, queries)
 
     def source(self, name: str):
         """The detector a transfer attack is crafted on: a run model, or loaded once (default checkpoint)."""
@@ -95,11 +97,13 @@ class Scorer:
                                      "" if read else cond.family, -1 if read else cond.severity, ""))
             else:
                 ok[p.utt_id] = p.wav
+        crafted_q: dict[str, int | None] = {}
         if getattr(cond, "source", None):
             # transfer: craft once on the source for every utterance any model still needs
             want = [u for u in dict.fromkeys(u for _, ids in unit.needs for u in ids) if u in ok]
             try:
-                crafted = self._craft(self.source(cond.source).detector, cond, want, ok, labels)
+                crafted, crafted_q = self._craft(cond.source, self.source(cond.source).detector, cond, want, ok,
+                                                 labels, unit)
             except Exception as e:  # noqa: BLE001 - recorded for every model that needed these utterances
                 log.error("%s@%d: crafting on %s failed: %s", cond.family, cond.severity, cond.source, e)
                 res.problems.extend((u, paths[u], "score", f"crafting on {cond.source}: {type(e).__name__}: {e}",
@@ -112,33 +116,61 @@ class Scorer:
             if not todo:
                 continue
             try:
-                scores = self._score(self.by_name[name], cond, [ok[u] for u in todo], [labels[u] for u in todo],
-                                     todo)
+                scores, queries = self._score(self.by_name[name], cond, [ok[u] for u in todo],
+                                              [labels[u] for u in todo], todo, unit)
             except Exception as e:  # noqa: BLE001 - a failing batch is recorded, the run goes on
                 log.error("%s %s@%d: scoring failed: %s", name, cond.family, cond.severity, e)
                 res.problems.extend((u, paths[u], "score", f"{type(e).__name__}: {e}", cond.family,
                                      cond.severity, name) for u in todo)
                 continue
+            if queries is None:
+                queries = [crafted_q.get(u) for u in todo]
             res.scores.extend((name, cond.family, cond.severity, u, labels[u], float(s), str(self.policy),
-                               cond.key()) for u, s in zip(todo, scores))
+                               cond.key(), q) for u, s, q in zip(todo, scores, queries))
         return res
 
-    def _craft(self, detector, cond, utt_ids, wavs, labels) -> dict[str, np.ndarray]:
+    def _learned(self, name: str, detector, cond, unit: Unit):
+        """A universal attack's (filter, queries) against ``name``, learned once on the unit's training clips."""
+        from bench.adversarial import is_universal, learn_universal
+
+        if not is_universal(cond):
+            return None
+        key = (name, cond.key())
+        if key not in self._universal:
+            from bench.prepare import read_clean
+
+            ids, wavs, labels = [], [], []
+            for t in unit.train:
+                try:
+                    wavs.append(read_clean(t.path, int(detector.sample_rate)))
+                except Exception as e:  # noqa: BLE001 - an unreadable training clip is left out, not fatal
+                    log.warning("universal training clip %s left out: %s", t.path, e)
+                    continue
+                ids.append(t.utt_id)
+                labels.append(t.label)
+            self._universal[key] = learn_universal(detector, cond, ids, wavs, labels, self.spec.seed, self.spec.device)
+        return self._universal[key]
+
+    def _craft(self, name, detector, cond, utt_ids, wavs, labels, unit) -> tuple[dict, dict]:
         from bench.adversarial import attack_batch
 
-        adv = attack_batch(detector, cond, [wavs[u] for u in utt_ids], [labels[u] for u in utt_ids], utt_ids,
-                           self.spec.seed, self.spec.batch_size, self.spec.device)
-        return dict(zip(utt_ids, adv))
+        adv, queries = attack_batch(detector, cond, [wavs[u] for u in utt_ids], [labels[u] for u in utt_ids],
+                                    utt_ids, self.spec.seed, self.spec.batch_size, self.spec.device,
+                                    universal=self._learned(name, detector, cond, unit), with_queries=True)
+        return dict(zip(utt_ids, adv)), dict(zip(utt_ids, queries))
 
-    def _score(self, ld, cond, wavs, labels, utt_ids) -> np.ndarray:
+    def _score(self, ld, cond, wavs, labels, utt_ids, unit) -> tuple[np.ndarray, list | None]:
         """Scores one model; a white-box attack condition is crafted against that model first (a
-        transfer condition arrives already crafted, see ``__call__``)."""
+        transfer condition arrives already crafted, see ``__call__``). Also the queries a black-box
+        attack spent per utterance (None when not crafted here)."""
         from bench.policy import score_batch
 
+        queries = None
         if cond.kind == "attack" and not getattr(cond, "source", None):
             from bench.adversarial import attack_batch
 
-            wavs = attack_batch(ld.detector, cond, wavs, labels, utt_ids, self.spec.seed,
-                                self.spec.batch_size, self.spec.device)
+            wavs, queries = attack_batch(ld.detector, cond, wavs, labels, utt_ids, self.spec.seed,
+                                         self.spec.batch_size, self.spec.device,
+                                         universal=self._learned(ld.name, ld.detector, cond, unit), with_queries=True)
         return np.asarray(score_batch(ld.detector, wavs, self.policy, batch_size=self.spec.batch_size,
-                                      device=self.spec.device))
+                                      device=self.spec.device)), queries

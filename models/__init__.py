@@ -4,7 +4,8 @@
 architecture from the card's config and loads the weights strictly. A user's own model is
 ``load_detector("package.module:Class", checkpoint="path.pth")``; the class must subclass
 :class:`models.base.Detector` (or at least map ``[B, T]`` waveforms to ``[B]`` scores) and
-provide ``from_config``.
+provide ``from_config``. A remote service is ``load_detector("http://HOST:PORT")`` (models/remote.py,
+registered by prefix).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from foundation.registry import import_submodules
-from models.base import ARCHITECTURES, CARDS, Card, CheckpointMismatch, Detector, register_card
+from models.base import ARCHITECTURES, CARDS, Card, CheckpointMismatch, Detector, register_card, spec_prefix
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +56,20 @@ def _user_class(spec: str) -> type:
 def declared_sample_rate(name: str) -> int:
     """The sample rate a model's class declares (``Detector.sample_rate``), known without loading weights:
     the runner starts preparing audio at this rate while the detectors load."""
+    if (prefixed := spec_prefix(name)) is not None:
+        return int(getattr(prefixed[1], "sample_rate", 16000))
     cls = _user_class(name) if ":" in name else ARCHITECTURES.get(CARDS.get(name).architecture)
     return int(getattr(cls, "sample_rate", 16000))
 
 
 def load_detector(name: str, checkpoint: str | Path | None = None, device: str = "cpu",
                   config: Mapping[str, Any] | None = None) -> LoadedDetector:
-    """Build a detector by card name (``aasist``) or class spec (``pkg.mod:Class``) and load its weights."""
+    """Build a detector by card name (``aasist``) or class spec (``pkg.mod:Class``) and load its weights;
+    a spec with a registered prefix (``http://HOST:PORT``: models/remote.py) goes to that prefix's loader."""
     from foundation.weights import read_state_dict, resolve, sha256_file
 
+    if (prefixed := spec_prefix(name)) is not None:
+        return prefixed[0](name, checkpoint=checkpoint, device=device, config=config)
     if ":" in name:
         cls = _user_class(name)
         card = Card(name=name, architecture=name, config=dict(config or {}), description="user model")

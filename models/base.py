@@ -14,7 +14,7 @@ never in the loader.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import torch
 from torch import nn
@@ -52,6 +52,21 @@ class Card:
 
 def register_card(card: Card) -> Card:
     return CARDS.add(card.name, card)
+
+
+#: model specs that name no card or class but have a loader of their own, by prefix
+#: (``http://`` -> models/remote.py): prefix -> (loader(spec, checkpoint, device, config), detector class)
+SPEC_PREFIXES: dict[str, tuple[Callable[..., Any], type]] = {}
+
+
+def register_spec_prefix(prefix: str, loader: Callable[..., Any], cls: type) -> None:
+    """``load_detector(spec)`` hands a spec starting with ``prefix`` to ``loader``; ``cls`` declares its rate."""
+    SPEC_PREFIXES[prefix.lower()] = (loader, cls)
+
+
+def spec_prefix(spec: str) -> tuple[Callable[..., Any], type] | None:
+    low = str(spec).lower()
+    return next((v for p, v in SPEC_PREFIXES.items() if low.startswith(p)), None)
 
 
 class CheckpointMismatch(ValueError):
