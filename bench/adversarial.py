@@ -142,7 +142,11 @@ def universal_split(utterances: Sequence) -> tuple[list, list]:
 def learn_universal(detector, cond, utt_ids: Sequence[str], wavs: Sequence[np.ndarray], labels: Sequence[str],
                     seed: int, device: str) -> tuple[np.ndarray, int]:
     """Learns a universal attack's filter on the training clips against ``detector``: ``(filter, queries)``.
-    Its randomness comes from (seed, "#universal", condition), so every process learns the same filter."""
+    Its randomness comes from (seed, "#universal", the condition without its source), so every process learns
+    the same filter, and the same recipe draws the same stream against any model (a local model and the
+    same model behind ``bench serve`` learn the same filter)."""
+    import json
+
     from bench.policy import fix_length
 
     attack = cond.build()
@@ -151,7 +155,8 @@ def learn_universal(detector, cond, utt_ids: Sequence[str], wavs: Sequence[np.nd
         return attack.identity().numpy(), 0
     x = torch.from_numpy(np.stack([fix_length(np.asarray(w, np.float32), detector.nb_samp) for w in wavs])).to(device)
     y = torch.tensor([1 if lab == "bonafide" else 0 for lab in labels], device=device)
-    gen = torch_generator_for(seed, "#universal", cond.key(), device if str(device).startswith("cuda") else "cpu")
+    recipe = json.dumps({k: v for k, v in cond.spec.items() if k != "source"}, sort_keys=True, default=str)
+    gen = torch_generator_for(seed, "#universal", recipe, device if str(device).startswith("cuda") else "cpu")
     h, q = attack.learn(detector, x, y, gen)
     log.info("%s@%d: learned on %d training clips with %d queries each", cond.family, cond.severity,
              min(int((y == 0).sum()), getattr(attack, "train_clips", len(y))), q)
