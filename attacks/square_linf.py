@@ -9,7 +9,8 @@ Per utterance, with amplitude ``a = rms(x) * 10**(-snr_db/20)`` (so the achieved
 3. each further query redraws one contiguous time window (the paper's square): window length
    ``p_k * T`` with the paper's schedule (``p_init`` halved at 1%, 5%, 20%, 50%, 100%, ... of the
    budget's iterations, rescaled from its 10,000), start uniform, values ``+-a`` (``proposal: constant``,
-   one sign for the window, as the paper's per-channel square; ``noise``: one sign per sample);
+   one sign for the window, as the paper's per-channel square; ``blocks``: one sign per ``init_block``
+   samples, like the initialisation; ``noise``: one sign per sample);
    the candidate is kept when the loss ``s * score`` improved.
 
 Every utterance spends exactly ``queries`` queries (there is no success test: a score-only attacker
@@ -34,7 +35,7 @@ LEVELS: tuple[Mapping[str, Any], ...] = (
     {"snr_db": 10.0, "queries": 1000},
 )
 
-PROPOSALS = ("constant", "noise")
+PROPOSALS = ("constant", "blocks", "noise")
 
 
 def p_schedule(p_init: float, it: int, n_iters: int) -> float:
@@ -87,7 +88,10 @@ class SquareLinf(BlackBoxAttack):
             cand = best.clone()
             for i, g in enumerate(gens):
                 start = randint(g, T - w + 1)
-                vals = self._signs(g, 1 if self.proposal == "constant" else w, x)
+                if self.proposal == "blocks":
+                    vals = self._signs(g, -(-w // self.init_block), x).repeat_interleave(self.init_block)[:w]
+                else:
+                    vals = self._signs(g, 1 if self.proposal == "constant" else w, x)
                 cand[i, start:start + w] = vals * a[i]
             loss = oracle.loss((x + cand).clamp(-1, 1), rows)
             better = loss > best_loss
