@@ -237,11 +237,11 @@ def _provenance(cfg, suite, policy, dataset, loaded, device, out, workers) -> di
 
 
 def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: dict) -> RunResult:
-    from bench.results import results_from_store, write_tables
+    from bench.results import results_from_store, with_condition_columns, write_tables
 
     problems = store.problems()
     results = results_from_store(store, suite.name, conditions, n_boot=cfg.n_boot, seed=cfg.seed)
-    write_tables(out, results, store.iter_scores(), problems)
+    write_tables(out, results, with_condition_columns(store.iter_scores(), conditions), problems)
     prov = {**prov, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "n_scores": store.n_scores(), "n_problems": len(problems)}
     _write_json(out / "run.json", prov)
