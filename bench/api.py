@@ -10,7 +10,7 @@ import pandas as pd
 
 from bench.runner import RunConfig, RunResult
 from bench.runner import run as _run
-from foundation.device import resolve_device
+from foundation.device import fast_inference_enabled, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None 
     from models import load_detector
 
     dev = resolve_device(device)
-    ld = load_detector(model, checkpoint=checkpoint, device=dev)
+    ld = load_detector(model, checkpoint=checkpoint, device=dev, fast_inference=fast_inference_enabled())
     pol = parse_policy(policy or ld.card.input_policy)
     wavs, rows = [], []
     for f in files:

@@ -86,6 +86,9 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
     from bench.policy import parse_policy
     from bench.suite import load_suite
 
+    if cfg.checkpoint and len(cfg.models) > 1:
+        raise ValueError(f"--checkpoint names one file but {len(cfg.models)} models were given "
+                         f"({', '.join(cfg.models)}); run one model per --checkpoint, then `bench compare` the runs")
     suite = load_suite(cfg.suite)
     conditions = suite.expand()
     policy = parse_policy(cfg.policy or suite.policy)
