@@ -53,7 +53,7 @@ class ScorerSpec:
 class Scorer:
     def __init__(self, spec: ScorerSpec, loaded: list | None = None):
         from bench.policy import parse_policy
-        from foundation.device import resolve_device
+        from foundation.device import fast_inference_enabled, resolve_device
         from models import load_detector
 
         if spec.device == "auto":
@@ -62,8 +62,9 @@ class Scorer:
             spec = replace(spec, device=resolve_device("auto"))
         self.spec = spec
         self.policy = parse_policy(spec.policy)
-        self.loaded = loaded or [load_detector(m, checkpoint=spec.checkpoint, device=spec.device)
-                                 for m in spec.models]
+        self.fast = fast_inference_enabled()
+        self.loaded = loaded or [load_detector(m, checkpoint=spec.checkpoint, device=spec.device,
+                                               fast_inference=self.fast) for m in spec.models]
         self.by_name = {ld.name: ld for ld in self.loaded}
         self._sources: dict[str, Any] = {}   # transfer sources that are not among the run's models
         self._universal: dict[tuple[str, str], tuple] = {}   # (source, condition key) -> (filter, queries)
@@ -75,7 +76,7 @@ class Scorer:
         if name not in self._sources:
             from models import load_detector
 
-            ld = load_detector(name, checkpoint=None, device=self.spec.device)
+            ld = load_detector(name, checkpoint=None, device=self.spec.device, fast_inference=self.fast)
             rates = {x.detector.sample_rate for x in self.loaded}
             if rates and ld.detector.sample_rate not in rates:
                 raise ValueError(f"transfer source {name} runs at {ld.detector.sample_rate} Hz but the run's "
@@ -97,6 +98,8 @@ class Scorer:
                                      "" if read else cond.family, -1 if read else cond.severity, ""))
             else:
                 ok[p.utt_id] = p.wav
+        if unit.tasks and unit.tasks[0].kind == "device":
+            ok = self._perturb_on_device(cond, ok, paths, res)
         crafted_q: dict[str, int | None] = {}
         if getattr(cond, "source", None):
             # transfer: craft once on the source for every utterance any model still needs
@@ -150,6 +153,28 @@ class Scorer:
                 labels.append(t.label)
             self._universal[key] = learn_universal(detector, cond, ids, wavs, labels, self.spec.seed, self.spec.device)
         return self._universal[key]
+
+    def _perturb_on_device(self, cond, clean: dict[str, np.ndarray], paths, res: UnitResult) -> dict[str, np.ndarray]:
+        """The condition's perturbation on the scoring device, per utterance with its own generator
+        (``rng_for(seed, utt, key)``, as in the CPU workers); a failure is that utterance's problem."""
+        import torch
+
+        from bench.prepare import worker_context
+        from foundation.seeding import rng_for
+
+        pert, key, ctx = cond.build(), cond.key(), worker_context()
+        out = {}
+        for u, wav in clean.items():
+            try:
+                y = pert.device_call(torch.from_numpy(np.asarray(wav, np.float32)).to(self.spec.device), ctx.sr,
+                                     rng_for(self.spec.seed, u, key), ctx.perturbation_context(u))
+                if not bool(torch.all(torch.isfinite(y))):
+                    raise ValueError("the perturbation produced non-finite samples")
+                out[u] = y.cpu().numpy()
+            except Exception as e:  # noqa: BLE001 - recorded per utterance and condition, like the workers'
+                res.problems.append((u, paths[u], "perturb", f"{type(e).__name__}: {e}", cond.family,
+                                     cond.severity, ""))
+        return out
 
     def _craft(self, name, detector, cond, utt_ids, wavs, labels, unit) -> tuple[dict, dict]:
         from bench.adversarial import attack_batch

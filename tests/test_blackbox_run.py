@@ -100,7 +100,6 @@ def test_store_from_before_the_queries_column_still_reads(tmp_path):
     assert "100.0" not in (tmp_path / "scores.csv").read_text()
 
 
-@pytest.mark.slow
 def test_builtin_blackbox_suite_against_bench_serve(tiny, tmp_path):
     """`bench run --suite blackbox` against a served detector (thousands of HTTP requests: slow)."""
     served, _, _ = tiny
