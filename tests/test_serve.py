@@ -128,3 +128,61 @@ def test_loopback_is_the_default_and_other_hosts_warn():
     assert build_parser().parse_args(["serve"]).host == "127.0.0.1"
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
+
+
+def test_busy_service_answers_503_and_the_client_retries():
+    """One scoring slot and no queue: a second request is refused with 503 + Retry-After while the first scores;
+    the remote client retries it and gets its score once the slot is free."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from _served import free_port
+    from bench.serve import Service, create_app
+    from models import LoadedDetector
+    from models.base import Card, Detector
+    from models.remote import RemoteDetector, wav_bytes
+
+    entered, gate = threading.Event(), threading.Event()
+
+    class Slow(Detector):
+        nb_samp = 1600
+
+        def forward(self, wav):
+            entered.set()
+            gate.wait(30)
+            return wav.mean(1)
+
+    ld = LoadedDetector("slow", Slow(), Card(name="slow", architecture="slow", config={}), None, None)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(Service(ld, max_concurrent=1, max_queue=0)), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        body = wav_bytes(np.full(1600, 0.25, np.float32), 16000)
+        first: list = []
+        t1 = threading.Thread(target=lambda: first.append(post(url + "/score", body)))
+        t1.start()
+        assert entered.wait(30)
+        status, doc = post(url + "/score", body)
+        assert status == 503 and "busy" in doc["error"]
+        det = RemoteDetector(url, retries=4, backoff=0.05)
+        second: list = []
+        t2 = threading.Thread(target=lambda: second.append(det.score(torch.full((1, 1600), 0.5))))
+        t2.start()
+        while det.requests < 2 and t2.is_alive():   # refused once (503), now retrying
+            time.sleep(0.02)
+        gate.set()
+        t2.join(30)
+        assert det.requests >= 2 and abs(float(second[0][0]) - 0.5) < 1e-6
+        t1.join(30)
+        assert first[0][0] == 200 and abs(first[0][1]["score"] - 0.25) < 1e-6
+    finally:
+        gate.set()
+        server.should_exit = True
+        thread.join(10)
