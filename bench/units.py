@@ -44,6 +44,7 @@ class ScorerSpec:
     policy: str
     batch_size: int
     seed: int
+    label_map: str | None = None        # names the classes of hf: models (models/hf.py); others ignore it
 
     def build(self) -> "Scorer":
         return Scorer(self)
@@ -61,8 +62,8 @@ class Scorer:
             spec = replace(spec, device=resolve_device("auto"))
         self.spec = spec
         self.policy = parse_policy(spec.policy)
-        self.loaded = loaded or [load_detector(m, checkpoint=spec.checkpoint, device=spec.device)
-                                 for m in spec.models]
+        self.loaded = loaded or [load_detector(m, checkpoint=spec.checkpoint, device=spec.device,
+                                               label_map=spec.label_map) for m in spec.models]
         self.by_name = {ld.name: ld for ld in self.loaded}
         self._sources: dict[str, Any] = {}   # transfer sources that are not among the run's models
 
@@ -73,7 +74,7 @@ class Scorer:
         if name not in self._sources:
             from models import load_detector
 
-            ld = load_detector(name, checkpoint=None, device=self.spec.device)
+            ld = load_detector(name, checkpoint=None, device=self.spec.device, label_map=self.spec.label_map)
             rates = {x.detector.sample_rate for x in self.loaded}
             if rates and ld.detector.sample_rate not in rates:
                 raise ValueError(f"transfer source {name} runs at {ld.detector.sample_rate} Hz but the run's "
