@@ -171,6 +171,10 @@ def cmd_run(a: argparse.Namespace) -> int:
     note = " (demo set: a smoke test, not a benchmark)" if a.data == "demo" else ""
     _table(piv.to_dict(orient="records"), list(piv.columns),
            f"EER (%) by severity on {res.provenance['data']['name']}{note}")
+    from bench.competence import flagged
+
+    for msg in flagged(res.results).values():   # the competence check is never silent
+        sys.stdout.write(f"competence check: {msg}\n")
     n_prob = len(res.problems)
     sys.stderr.write(f"results in {res.out} (results.csv, scores.csv, problems.csv, run.json)"
                      + (f"; {n_prob} inputs could not be used: see problems.csv" if n_prob else "") + "\n")
