@@ -2,12 +2,11 @@
 
 From each model's clean row (family ``clean``, severity 0) of results.csv:
 
-* ``inverted``: the clean EER is above 50% (and the AUC below 0.5): the model ranks bona fide below
-  spoof, so its class orientation is likely inverted (for ``hf:`` models: name the classes with
-  ``--label-map``);
 * ``at-chance``: the clean EER's 95% bootstrap interval contains 50%, or the AUC is exactly 0.5 (e.g.
   every score tied, which the official EER algorithm reports as 100%): the model does not separate
-  the classes on this data better than a coin;
+  the classes on this data better than a coin (an EER above 50% inside such an interval is named too);
+* ``inverted``: otherwise, a clean EER above 50%: the model ranks bona fide below spoof, so its class
+  orientation is likely inverted (for ``hf:`` models: name the classes with ``--label-map``);
 * ``ok`` otherwise (``unknown`` without a clean EER).
 
 A flagged model's degradation numbers say nothing about robustness, so aggregates across models (the
@@ -52,12 +51,13 @@ def _status(model: str, eer: float, lo: float, hi: float, auc: float = math.nan)
     if auc == 0.5:
         return {"status": "at-chance",
                 "message": f"{model}: clean EER {100 * eer:.1f}%{ci}, AUC 0.50 (no ranking): {AT_CHANCE}"}
+    if math.isfinite(lo) and math.isfinite(hi) and lo <= 0.5 <= hi:
+        above = f" (the EER is above 50%: if that persists, {INVERTED})" if eer > 0.5 else ""
+        return {"status": "at-chance",
+                "message": f"{model}: clean EER {100 * eer:.1f}%{ci} contains 50%: {AT_CHANCE}{above}"}
     if eer > 0.5:
         return {"status": "inverted",
                 "message": f"{model}: clean EER {100 * eer:.1f}%{ci} is above 50%: {INVERTED}"}
-    if math.isfinite(lo) and math.isfinite(hi) and lo <= 0.5 <= hi:
-        return {"status": "at-chance",
-                "message": f"{model}: clean EER {100 * eer:.1f}%{ci} contains 50%: {AT_CHANCE}"}
     return {"status": "ok", "message": ""}
 
 

@@ -309,3 +309,17 @@ def test_at_chance_and_inverted_models_are_flagged_in_summary_and_report(tmp_pat
     assert left_out and set(left_out.group(1).split(", ")) == {"test_hf:ZcrInverted", "test_hf:Coin"}
     deg = __import__("pandas").read_csv(out / "report" / "degradation.csv")
     assert set(deg["model"]) == {"test_hf:ZcrGood"}          # the mCE aggregates leave the flagged out
+
+
+def test_compare_means_leave_out_at_chance_models(tmp_path):
+    from bench.competence import check
+    from reports.compare import compare_runs, summary
+    from reports.synthetic import make_run
+
+    runs = [make_run(tmp_path / f"r{i}", models=("good", "coin"), separation={"good": 3.0, "coin": 0.0}, seed=i,
+                     fams={"mp3": ("perturbation", (1, 2))}) for i in range(2)]
+    status = check(__import__("pandas").read_csv(runs[0] / "results.csv")).set_index("model")["status"]
+    assert status["good"] == "ok" and status["coin"] == "at-chance"
+    cmp = compare_runs(runs, n_boot=20)
+    assert set(summary(cmp)["label"]) == {"good@r1"}
+    assert any("leave out coin@r0, coin@r1" in n for n in cmp.notes)
