@@ -33,7 +33,8 @@ def models() -> pd.DataFrame:
         rows.append({"params": None, "training_data": "", "published_eer": "", "licence": "", "url": None,
                      "input_policy": "whole", "description": f"Hugging Face checkpoint; labels {r['labels']}",
                      **r})
-    return pd.DataFrame(rows).astype(object)
+    df = pd.DataFrame(rows).astype(object)
+    return df.where(df.notna(), None)   # card rows have no revision/labels: null, not NaN, in --json
 
 
 def perturbations() -> list[dict[str, Any]]:
