@@ -90,6 +90,9 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
     from bench.policy import parse_policy
     from bench.suite import load_suite
 
+    if cfg.checkpoint and len(cfg.models) > 1:
+        raise ValueError(f"--checkpoint names one file but {len(cfg.models)} models were given "
+                         f"({', '.join(cfg.models)}); run one model per --checkpoint, then `bench compare` the runs")
     suite = load_suite(cfg.suite)
     conditions = suite.expand()
     policy = parse_policy(cfg.policy or suite.policy)
@@ -242,11 +245,11 @@ def _provenance(cfg, suite, policy, dataset, loaded, device, out, workers) -> di
 
 
 def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: dict) -> RunResult:
-    from bench.results import results_from_store, write_tables
+    from bench.results import results_from_store, with_condition_columns, write_tables
 
     problems = store.problems()
     results = results_from_store(store, suite.name, conditions, n_boot=cfg.n_boot, seed=cfg.seed)
-    write_tables(out, results, store.iter_scores(), problems)
+    write_tables(out, results, with_condition_columns(store.iter_scores(), conditions), problems)
     prov = {**prov, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "n_scores": store.n_scores(), "n_problems": len(problems)}
     _write_json(out / "run.json", prov)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from foundation.registry import import_submodules
+from foundation.registry import PLUGIN_GROUPS, PluginError, import_submodules
 from models.base import ARCHITECTURES, CARDS, Card, CheckpointMismatch, Detector, register_card
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,26 @@ __all__ = ["ARCHITECTURES", "CARDS", "Card", "CheckpointMismatch", "Detector", "
 import_submodules(__name__)
 
 HF_PREFIX = "hf:"
+
+
+def _register_plugin(name: str, cls: object) -> None:
+    """A detector plug-in: its class under the entry point's name, with the class's ``CARD`` (a
+    :class:`Card`) when it declares one, else a card without a published checkpoint (``--checkpoint``)."""
+    if not (isinstance(cls, type) and issubclass(cls, Detector)):
+        raise PluginError(f"{cls!r} is not a subclass of models.base.Detector")
+    if name in ARCHITECTURES:
+        raise PluginError(f"an architecture named {name!r} exists already")
+    card = getattr(cls, "CARD", None) or Card(name=name, architecture=name, config={},
+                                              description=f"plug-in {cls.__module__}.{cls.__qualname__}")
+    if card.name != name or card.architecture != name:
+        raise PluginError(f"its CARD names model {card.name!r} / architecture {card.architecture!r}; "
+                          f"both must be the entry point's name {name!r}")
+    ARCHITECTURES.add(name, cls)
+    register_card(card)
+
+
+# models are looked up by card name first (load_detector, bench models), so the cards trigger the loading
+CARDS.plugins(PLUGIN_GROUPS["detectors"], _register_plugin)
 
 
 @dataclass
@@ -69,10 +89,15 @@ def declared_sample_rate(name: str) -> int:
 
 
 def load_detector(name: str, checkpoint: str | Path | None = None, device: str = "cpu",
-                  config: Mapping[str, Any] | None = None, label_map: Any = None) -> LoadedDetector:
+                  config: Mapping[str, Any] | None = None, fast_inference: bool = True,
+                  label_map: Any = None) -> LoadedDetector:
     """Build a detector by card name (``aasist``), class spec (``pkg.mod:Class``) or Hugging Face spec
-    (``hf:ID_OR_FOLDER[@REVISION]``) and load its weights. ``label_map`` (``"bonafide=L,spoof=L"`` or a
-    mapping) names an ``hf:`` model's classes; detectors with fixed classes ignore it."""
+    (``hf:ID_OR_FOLDER[@REVISION]``) and load its weights.
+
+    ``fast_inference=False`` makes ``score`` use the reference ``forward`` path of detectors that have a
+    separate CPU inference path (the application reads ``BENCH_FAST_INFERENCE``; models read no environment).
+    ``label_map`` (``"bonafide=L,spoof=L"`` or a mapping) names an ``hf:`` model's classes; detectors with
+    fixed classes ignore it."""
     from foundation.weights import read_state_dict, resolve, sha256_file
 
     if name.startswith(HF_PREFIX):
@@ -98,4 +123,6 @@ def load_detector(name: str, checkpoint: str | Path | None = None, device: str =
     state = read_state_dict(path)
     det.load_checkpoint_state(state)
     det.eval().to(device)
+    if hasattr(det, "fast_inference"):
+        det.fast_inference = bool(fast_inference)
     return LoadedDetector(name=name, detector=det, card=card, checkpoint=str(path), sha256=sha256_file(path))
