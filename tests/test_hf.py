@@ -287,28 +287,39 @@ class Coin(_Zcr):
     sign = 0.0
 
 
-def test_at_chance_and_inverted_models_are_flagged_in_summary_and_report(tmp_path, capsys):
+@pytest.mark.parametrize("model,flag", [("ZcrInverted", "orientation likely inverted, see --label-map"),
+                                        ("Coin", "at chance on this data"), ("ZcrGood", None)])
+def test_at_chance_and_inverted_models_are_flagged_in_summary_and_report(tmp_path, capsys, model, flag):
     data = _folder_data(tmp_path / "data", n=6, seconds=0.3)
     ckpt = tmp_path / "w.safetensors"
     save_file({"w": torch.ones(1)}, str(ckpt))
-    names = [f"test_hf:{c}" for c in ("ZcrGood", "ZcrInverted", "Coin")]
     suite = tmp_path / "tiny-noise.yaml"
-    suite.write_text("name: tiny-noise\nconditions:\n  - {family: white-noise, severities: [1, 3]}\n")
+    suite.write_text("name: tiny-noise\nconditions:\n  - {family: white-noise, severities: [1]}\n")
     out = tmp_path / "run"
     capsys.readouterr()
-    assert main(["run", "--suite", str(suite), "--model", ",".join(names), "--checkpoint", str(ckpt), "--data",
-                 str(data), "--out", str(out), "--workers", "0", "--device", "cpu"]) == 0
+    assert main(["run", "--suite", str(suite), "--model", f"test_hf:{model}", "--checkpoint", str(ckpt),
+                 "--data", str(data), "--out", str(out), "--workers", "0", "--device", "cpu"]) == 0
     summary = capsys.readouterr().out
-    assert "test_hf:ZcrInverted: clean EER 100.0%" in summary and "orientation likely inverted" in summary
-    assert "test_hf:Coin" in summary and "at chance on this data" in summary
-    assert "test_hf:ZcrGood:" not in summary
     assert main(["report", str(out)]) == 0
     md = (out / "report" / "report.md").read_text()
-    assert "at chance on this data" in md and "see --label-map" in md
-    left_out = re.search(r"leave out ([^:]+:\w+, [^:]+:\w+): at chance or inverted", md)
-    assert left_out and set(left_out.group(1).split(", ")) == {"test_hf:ZcrInverted", "test_hf:Coin"}
-    deg = __import__("pandas").read_csv(out / "report" / "degradation.csv")
-    assert set(deg["model"]) == {"test_hf:ZcrGood"}          # the mCE aggregates leave the flagged out
+    if flag is None:
+        assert "competence check" not in summary and "Competence check" not in md
+        return
+    assert f"competence check: test_hf:{model}: clean EER" in summary and flag in summary
+    assert f"Competence check: test_hf:{model}" in md and flag in md
+    assert f"leave out test_hf:{model}" in md
+
+
+def test_report_aggregates_leave_out_at_chance_models(tmp_path):
+    from reports.report import build_report
+    from reports.synthetic import make_run
+
+    run = make_run(tmp_path / "r", models=("good", "coin", "fine"), separation={"good": 3.0, "coin": 0.0,
+                                                                               "fine": 2.5})
+    rep = build_report(run, plots=False, reference="coin")
+    assert set(rep.degradation["model"]) == {"good", "fine"} and set(rep.degradation["reference"]) == {"good"}
+    md = (rep.out / "report.md").read_text()
+    assert "Competence check: coin" in md and "leave out coin" in md and "the mCE reference is good" in md
 
 
 def test_compare_means_leave_out_at_chance_models(tmp_path):
