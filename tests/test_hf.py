@@ -196,8 +196,9 @@ def test_cached_hub_snapshot_is_found_offline_and_listed(tmp_path, capsys, monke
 
 
 # ------------------------------------------------------------------ AntiDeepfake (fairseq layout)
-def _to_fairseq(model, prefix: str) -> dict[str, torch.Tensor]:
-    """Writes a transformers ...Model's weights in the fairseq layout of AntiDeepfake's checkpoints."""
+def _to_fairseq(model, prefix: str, group_norm: bool = False) -> dict[str, torch.Tensor]:
+    """Writes a transformers ...Model's weights in the fairseq layout of AntiDeepfake's checkpoints
+    (``extractor_mode`` layer_norm: ``conv_layers.i.2.1``; default/group norm: ``conv_layers.0.2``)."""
     out = {}
     for k, v in model.state_dict().items():
         k2 = (k.replace("feature_projection.projection", "post_extract_proj")
@@ -208,33 +209,36 @@ def _to_fairseq(model, prefix: str) -> dict[str, torch.Tensor]:
               .replace("masked_spec_embed", "mask_emb").replace(".attention.", ".self_attn.")
               .replace(".feed_forward.intermediate_dense", ".fc1").replace(".feed_forward.output_dense", ".fc2"))
         k2 = re.sub(r"conv_layers\.(\d+)\.conv\.", r"conv_layers.\1.0.", k2)
-        k2 = re.sub(r"conv_layers\.(\d+)\.layer_norm\.", r"conv_layers.\1.2.1.", k2)
+        k2 = re.sub(r"conv_layers\.(\d+)\.layer_norm\.", r"conv_layers.\1.2." if group_norm else r"conv_layers.\1.2.1.",
+                    k2)
         k2 = re.sub(r"(encoder\.layers\.\d+)\.layer_norm\.", r"\1.self_attn_layer_norm.", k2)
         out[prefix + k2] = v.clone()
     return out
 
 
-@pytest.mark.parametrize("family", ["wav2vec2", "hubert"])
-def test_antideepfake_fairseq_layout_scores_like_their_model(tmp_path, capsys, family):
+@pytest.mark.parametrize("family,norm", [("wav2vec2", "layer"), ("hubert", "layer"), ("wav2vec2", "group")])
+def test_antideepfake_fairseq_layout_scores_like_their_model(tmp_path, capsys, family, norm):
     import transformers as tf
 
     cfg_cls, cls = {"wav2vec2": (tf.Wav2Vec2Config, tf.Wav2Vec2Model), "hubert": (tf.HubertConfig, tf.HubertModel)}[family]
     cfg = cfg_cls(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
                   conv_dim=(16,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
-                  conv_bias=True, feat_extract_norm="layer", do_stable_layer_norm=True, layer_norm_eps=1e-5,
+                  conv_bias=norm == "layer", feat_extract_norm=norm, do_stable_layer_norm=norm == "layer",
+                  layer_norm_eps=1e-5,
                   num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, hidden_act="gelu")
     torch.manual_seed(3)
     ssl = cls(cfg).eval()
     proj = torch.nn.Linear(32, 2)
     with torch.no_grad():
         proj.weight.mul_(30)
-    state = _to_fairseq(ssl, "m_ssl.model.")
+    state = _to_fairseq(ssl, "m_ssl.model.", group_norm=norm == "group")
     state.update({"proj_fc.weight": proj.weight.detach().clone(), "proj_fc.bias": proj.bias.detach().clone()})
     state["m_ssl.model.quantizer.vars"] = torch.zeros(1, 4, 8)            # pre-training only: dropped
     folder = tmp_path / f"{family}-anti-deepfake"
     folder.mkdir()
     save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "model.safetensors"))
-    (folder / "bench-antideepfake.json").write_text(json.dumps({"num_attention_heads": 2, "family": family}))
+    hints = {"num_attention_heads": 2, "family": family, "layer_norm_first": norm == "layer"}
+    (folder / "bench-antideepfake.json").write_text(json.dumps(hints))
     clip = _clip(4, 0.8, tone=300)
     sf.write(tmp_path / "c.wav", clip, SR, subtype="FLOAT")
     # their forward: F.layer_norm(wav) -> SSL last hidden state -> mean over time -> proj_fc; [fake, real]
