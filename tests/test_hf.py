@@ -338,3 +338,19 @@ def test_compare_means_leave_out_at_chance_models(tmp_path):
     cmp = compare_runs(runs, n_boot=20)
     assert set(summary(cmp)["label"]) == {"good@r1"}
     assert any("leave out coin@r0, coin@r1" in n for n in cmp.notes)
+
+
+def test_whole_policy_scores_long_clips_by_windows_of_the_maximum(tmp_path):
+    from bench.policy import Policy, score_batch
+
+    ld = load_detector(f"hf:{_tiny('wav2vec2', ('spoof', 'bonafide'), tmp_path / 'm')}", config={"max_seconds": 0.5})
+    det = ld.detector
+    assert det.max_samples == 8000 and ld.card.config["max_seconds"] == 0.5
+    short, long = _clip(1, 0.3), _clip(2, 1.3)
+    got = score_batch(det, [short, long], "whole", batch_size=3)
+    want_short = float(det.score(torch.from_numpy(short)[None])[0])          # as it is: no tiling, no padding
+    assert len(long) == 20800
+    starts = [0, 4000, 8000, 12000, 12800]        # hop = half the maximum, plus one window ending at the end
+    want_long = np.mean([float(det.score(torch.from_numpy(long[s:s + 8000])[None])[0]) for s in starts])
+    np.testing.assert_allclose(got, [want_short, want_long], atol=1e-5)
+    assert Policy.parse("whole").resolved(8000) == {"name": "whole", "hop": 4000, "agg": "mean", "window": 8000}
