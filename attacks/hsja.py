@@ -20,6 +20,10 @@ Per utterance (the budget: ``||delta||_2 <= ||x||_2 * 10**(-snr_db/20)``, i.e. a
 5. when the query budget is spent: the closest adversarial point if it is within the SNR budget, else
    its projection onto the budget's L2 ball (usually no longer adversarial: a failure within budget).
 
+Limitation, measured on AASIST-L: noise makes its scores spoofier, so for spoof utterances the noise
+initialisation rarely finds a point judged bona fide and the attack stops there (bona fide -> spoof works).
+A starting point from a bona fide clip the attacker owns would fix that; the attack contract has none.
+
 Randomness: the utterance's own generator. Utterances are attacked one after another; the probes of one
 gradient estimate go to the detector as one batch.
 """
