@@ -101,6 +101,8 @@ class BlackBoxAttack(Attack):
 
     #: the smallest query budget that lets the attack try anything
     min_queries: ClassVar[int] = 2
+    #: the attack can start from a clip of the other class (``craft(..., starts=)``; decision-based attacks)
+    uses_starts: ClassVar[bool] = False
 
     snr_db: float = 30.0
     queries: int = 100
@@ -120,7 +122,7 @@ class BlackBoxAttack(Attack):
             raise ValueError(f"{self.name}: {field} must be a positive {'integer' if integer else 'number'}, "
                              f"got {v!r}")
 
-    def run(self, oracle: Oracle, x: torch.Tensor, gens: list[torch.Generator]) -> torch.Tensor:
+    def run(self, oracle: Oracle, x: torch.Tensor, gens: list[torch.Generator], starts=None) -> torch.Tensor:
         raise NotImplementedError
 
     def __call__(self, detector, wav, label, generator=None):
@@ -143,13 +145,18 @@ class BlackBoxAttack(Attack):
         sign = torch.where(label.to(device) == 1, -1.0, 1.0)
         return x, sign, row_generators(generator, wav.shape[0], where)
 
-    def craft(self, detector, wav, label, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(adversarial wav [B, T] on the input's device and dtype, queries [B] used per utterance)``."""
+    def craft(self, detector, wav, label, generator=None, starts=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(adversarial wav [B, T] on the input's device and dtype, queries [B] used per utterance)``.
+        ``starts``: for attacks with ``uses_starts``, one optional ``[T]`` clip per row that the attacker owns
+        and expects to be judged the other class (e.g. a bona fide recording for a spoof); others ignore it."""
         x, sign, gens = self.prepare(detector, wav, label, generator)
+        if starts is not None and len(starts) != x.shape[0]:
+            raise ValueError(f"attack {self.name}: {len(starts)} starting points for a batch of {x.shape[0]}")
         oracle = Oracle(detector, sign, self.queries, f"attack {self.name}")
         if x.numel() == 0:
             return wav.clone(), oracle.counts
         with torch.inference_mode(False):
-            adv = self.run(oracle, x, gens).detach().clamp(-1.0, 1.0)
+            adv = (self.run(oracle, x, gens, starts) if self.uses_starts else self.run(oracle, x, gens))
+            adv = adv.detach().clamp(-1.0, 1.0)
         log.debug("attack %s: queries per utterance %s", self.name, oracle.counts.tolist())
         return adv.to(device=wav.device, dtype=wav.dtype), oracle.counts

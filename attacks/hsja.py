@@ -9,8 +9,10 @@ bona fide one once judged spoof.
 Per utterance (the budget: ``||delta||_2 <= ||x||_2 * 10**(-snr_db/20)``, i.e. achieved SNR ``>= snr_db``):
 
 1. one query: already adversarial? then it is returned unchanged;
-2. initialisation: uniform noise at SNRs ``init_snrs`` dB (quietest first; one query each) until one is
-   adversarial, else the utterance is returned unchanged (the attack failed);
+2. initialisation: the utterance's starting clip when one is given and judged the other class (in ``bench
+   run``: for a spoof, a bona fide clip of the data set, as an attacker owns genuine recordings; one query),
+   else uniform noise at SNRs ``init_snrs`` dB (quietest first; one query each) until one is adversarial,
+   else the utterance is returned unchanged (the attack failed);
 3. a binary search (``bin_steps`` queries) on the segment to the clean clip puts the point on the boundary;
 4. iterations: estimate the boundary's normal from ``n_evals`` decisions at random points of the
    sphere of radius ``probe * distance`` around the boundary point (``init_evals * sqrt(t)`` of them, at
@@ -20,9 +22,8 @@ Per utterance (the budget: ``||delta||_2 <= ||x||_2 * 10**(-snr_db/20)``, i.e. a
 5. when the query budget is spent: the closest adversarial point if it is within the SNR budget, else
    its projection onto the budget's L2 ball (usually no longer adversarial: a failure within budget).
 
-Limitation, measured on AASIST-L: noise makes its scores spoofier, so for spoof utterances the noise
-initialisation rarely finds a point judged bona fide and the attack stops there (bona fide -> spoof works).
-A starting point from a bona fide clip the attacker owns would fix that; the attack contract has none.
+Without a starting clip, noise initialisation rarely works for spoofs on AASIST-L (noise makes its scores
+spoofier); hence the starting clips.
 
 Randomness: the utterance's own generator. Utterances are attacked one after another; the probes of one
 gradient estimate go to the detector as one batch.
@@ -62,6 +63,7 @@ class HopSkipJump(BlackBoxAttack):
     max_evals: int = 100
     probe: float = 0.01
     batch: int = 32             # probes per detector call
+    uses_starts: ClassVar[bool] = True
 
     def validate(self) -> None:
         super().validate()
@@ -77,11 +79,15 @@ class HopSkipJump(BlackBoxAttack):
         if not (isinstance(self.probe, (int, float)) and 0 < self.probe < 1):
             raise ValueError(f"{self.name}: probe must be a fraction in (0, 1), got {self.probe!r}")
 
-    def run(self, oracle, x, gens):
+    def run(self, oracle, x, gens, starts=None):
         radius = _budget.radius(x, "l2", snr_db=self.snr_db)
         out = x.clone()
         for i, g in enumerate(gens):
-            out[i] = self._one(oracle, i, x[i], g, float(radius[i]))
+            start = None if starts is None or starts[i] is None else torch.as_tensor(starts[i]).to(x)
+            if start is not None and start.shape != x[i].shape:
+                raise ValueError(f"attack {self.name}: starting point {i} has shape {tuple(start.shape)}, "
+                                 f"the utterance {tuple(x[i].shape)}")
+            out[i] = self._one(oracle, i, x[i], g, float(radius[i]), start)
         return out
 
     # ------------------------------------------------------------------------------------------
@@ -104,12 +110,14 @@ class HopSkipJump(BlackBoxAttack):
                 lo = mid
         return x + hi * (adv - x)
 
-    def _one(self, oracle, i, x, gen, radius):
+    def _one(self, oracle, i, x, gen, radius, start=None):
         if bool(self._adversarial(oracle, i, x[None])[0]):
             return x
         rms = float(x.double().pow(2).mean().sqrt())
         adv = None
-        for snr in self.init_snrs:
+        if start is not None and oracle.left(i) >= 1 and bool(self._adversarial(oracle, i, start.clamp(-1, 1)[None])[0]):
+            adv = start.clamp(-1, 1)
+        for snr in (() if adv is not None else self.init_snrs):
             if oracle.left(i) < 1:
                 break
             amp = max(rms, 1e-4) * 10 ** (-snr / 20) * math.sqrt(3.0)   # uniform noise of that rms

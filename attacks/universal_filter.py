@@ -138,7 +138,7 @@ class UniversalFilter(BlackBoxAttack):
         y = apply_filter(wav.float(), torch.as_tensor(np.asarray(h), dtype=torch.float32, device=wav.device))
         return torch.where((label == 0)[:, None], y, wav.float()).to(wav.dtype)
 
-    def craft(self, detector, wav, label, generator=None):
+    def craft(self, detector, wav, label, generator=None, starts=None):
         gens = row_generators(generator, wav.shape[0], f"attack {self.name}")
         h, q = self.learn(detector, wav, label, gens[0] if gens else None)
         return self.apply(h, wav, label), torch.full((wav.shape[0],), q, dtype=torch.long)

@@ -47,6 +47,23 @@ def _contexts(utt_ids: Sequence[str]) -> list:
     return [ctx.perturbation_context(u) for u in utt_ids]
 
 
+def _starts(utt_ids: Sequence[str], labels: Sequence[str], seed: int, key: str, nb_samp: int) -> list:
+    """Starting points of decision-based attacks: for each spoof, another bona fide clip of the data set (the
+    run's pool, chosen by ``rng_for(seed, utt, key + "#start")``) in the detector's input form; None for bona
+    fide utterances (their attack starts from noise) or when the set has no other bona fide clip."""
+    from bench.policy import fix_length
+    from bench.prepare import worker_context
+
+    ctx, out = worker_context(), []
+    for u, lab in zip(utt_ids, labels):
+        clip = None
+        if lab == "spoof" and any(b != u for b, _ in ctx.bonafide):
+            wav = ctx.bonafide_pool(rng_for(seed, u, key + "#start"), 1, exclude=u)[0]
+            clip = torch.tensor(fix_length(np.asarray(wav, np.float32), nb_samp))   # a copy: the cache is read-only
+        out.append(clip)
+    return out
+
+
 def craft(detector, cond, wavs: Sequence[np.ndarray], labels: Sequence[str], utt_ids: Sequence[str],
           seed: int, batch_size: int, device: str, universal: tuple[np.ndarray, int] | None = None
           ) -> tuple[list[np.ndarray], np.ndarray, list[int | None]]:
@@ -80,7 +97,9 @@ def craft(detector, cond, wavs: Sequence[np.ndarray], labels: Sequence[str], utt
             adv = attack.apply(universal[0], x, y)
             queries.extend([int(universal[1])] * len(ids))
         elif hasattr(attack, "craft"):   # black box: the adversarial audio and the queries it cost
-            adv, q = attack.craft(target, x, y, gens if len(gens) > 1 else gens[0])
+            starts = _starts(ids, labels[i:i + batch_size], seed, key, detector.nb_samp) \
+                if getattr(attack, "uses_starts", False) else None
+            adv, q = attack.craft(target, x, y, gens if len(gens) > 1 else gens[0], starts=starts)
             queries.extend(int(v) for v in q.tolist())
         else:
             adv = attack(target, x, y, gens if len(gens) > 1 else gens[0])

@@ -124,3 +124,19 @@ def test_universal_filter_response_is_within_budget(data):
     assert torch.allclose(apply_filter(x, a.identity().float()), x)   # the identity filter is exact and aligned
     assert not torch.allclose(out, x)
     assert math.isfinite(float(_budget.achieved_snr_db(x, out).min()))
+
+
+def test_hsja_starts_from_a_clip_of_the_other_class(data):
+    """A decision-based evasion needs a start judged bona fide; noise (here too quiet to flip anything) fails at
+    once, a bona-fide-judged clip the attacker owns lets the search run."""
+    x, y = data
+    det = Tilt()
+    thr = float(det.score(x)[0]) + 1.0
+    start = torch.randn(x.shape[1], generator=torch.Generator().manual_seed(5)) * 0.1   # white: high tilt
+    assert float(det.score(start[None])[0]) >= thr
+    a = ATTACKS.get("hsja").at(3, queries=80, threshold=thr, init_snrs=[80.0])
+    adv, q = a.craft(det, x[:1], y[:1], gens(1))
+    assert int(q[0]) == 2 and torch.equal(adv[0], x[0])                 # clean check + one noise try, failed
+    adv, q = a.craft(det, x[:1], y[:1], gens(1), starts=[start])
+    assert 2 < int(q[0]) <= 80 and not torch.equal(adv[0], x[0])
+    assert float(_budget.achieved_snr_db(x[:1], adv)[0]) >= a.snr_db - 1e-3
