@@ -106,7 +106,7 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
         if not total and prev.get("status") == "complete":
             # a finished run given again: nothing to score, so no detector is loaded (warm re-runs are cheap)
             log.info("%s: every score is already stored; rewriting the tables", out)
-            return _finish(out, store, suite, conditions, cfg, prev)
+            return _finish(out, store, suite, conditions, cfg, prev, dataset)
         # Under Ray the scoring device is the workers' (they resolve "auto" themselves); the driver only
         # loads the detectors on its CPU for provenance.
         device = resolve_device(cfg.device) if cfg.executor == "local" else cfg.device
@@ -149,7 +149,8 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
                 bar.describe(f"{cond.family}@{cond.severity}")
                 bar.advance(res.unit.n_scores)
         result = _finish(out, store, suite, conditions, cfg, {**prov, "status": "complete",
-                                                              "elapsed_s": round(time.time() - started, 2)})
+                                                              "elapsed_s": round(time.time() - started, 2)},
+                         dataset)
     return result
 
 
@@ -236,12 +237,14 @@ def _provenance(cfg, suite, policy, dataset, loaded, device, out, workers) -> di
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: dict) -> RunResult:
-    from bench.results import results_from_store, write_tables
+def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: dict, dataset) -> RunResult:
+    from bench.results import by_attack_from_store, results_from_store, utterance_info, with_info, write_tables
 
     problems = store.problems()
     results = results_from_store(store, suite.name, conditions, n_boot=cfg.n_boot, seed=cfg.seed)
-    write_tables(out, results, store.iter_scores(), problems)
+    info = utterance_info(dataset.utterances)
+    by_attack = by_attack_from_store(store, suite.name, conditions, info, n_boot=cfg.n_boot, seed=cfg.seed)
+    write_tables(out, results, with_info(store.iter_scores(), info), problems, by_attack)
     prov = {**prov, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "n_scores": store.n_scores(), "n_problems": len(problems)}
     _write_json(out / "run.json", prov)

@@ -145,5 +145,10 @@ class Store:
                                "ORDER BY utt_id", (model, family, severity)).fetchall()
         return [r[0] for r in rows], [r[1] for r in rows]
 
+    def group_rows(self, model: str, family: str, severity: int) -> list[tuple[str, str, float]]:
+        """(utt_id, label, score) of one model under one condition, by utt_id."""
+        return self.db.execute("SELECT utt_id, label, score FROM scores WHERE model=? AND family=? AND severity=? "
+                               "ORDER BY utt_id", (model, family, severity)).fetchall()
+
     def problems(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM problems ORDER BY stage, utt_id, family, severity", self.db)

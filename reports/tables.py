@@ -17,13 +17,14 @@ severities ``s >= 1`` that both the model and the reference model have:
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from reports.load import CLEAN, families, level_params
+from reports.load import CLEAN, families, level_labels, level_params
 
 #: what results.csv stores per cell, shown in the table as EER% [low, high]
 CI_COLUMNS = ("eer", "eer_ci_low", "eer_ci_high")
@@ -80,7 +81,18 @@ def format_params(params: dict[str, Any]) -> str:
 
 def level_caption(results: pd.DataFrame, family: str) -> str:
     lv = level_params(results, family)
-    return "; ".join(f"s{s}: {format_params(p)}" for s, p in sorted(lv.items()) if s != 0)
+    labels = level_labels(results, family)
+    return "; ".join(f"s{s} = {labels.get(s, f's{s}')} ({format_params(p)})" for s, p in sorted(lv.items()) if s != 0)
+
+
+def column_labels(results: pd.DataFrame, family: str) -> list[str]:
+    """Header of a family's severity columns: clean, then each level's label (unit included), unique."""
+    labels = level_labels(results, family)
+    out = ["clean"]
+    for _, (_, s) in severity_labels(results, family)[1:]:
+        lab = labels.get(s) or f"s{s}"
+        out.append(lab if lab not in out else f"{lab} (s{s})")
+    return out
 
 
 def budget_of(params: dict[str, Any]) -> tuple[str, float] | None:
@@ -123,7 +135,7 @@ def eer_table(results: pd.DataFrame, family: str, models: Sequence[str] | None =
     kind = _kind(results, family)
     cap = level_caption(results, family)
     return Table(f"EER (%) against severity: {family}" + (" (attack budgets)" if kind == "attack" else ""),
-                 ["model", *grids[0].columns], rows,
+                 ["model", *column_labels(results, family)], rows,
                  caption=("Cells: EER % [95% bootstrap CI]. " + (f"Levels: {cap}." if cap else "")).strip(),
                  key=f"eer-{family}")
 
@@ -156,12 +168,56 @@ def _kind(results: pd.DataFrame, family: str) -> str:
 
 
 # ---------------------------------------------------------------- degradation / mCE
-def degradation(results: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
-    """Per model x family: clean_eer, mean_eer, mean_increase, ce, rel_ce (see the module docstring)."""
+DEG_COLUMNS = ["model", "family", "reference", "n_severities", "clean_eer", "mean_eer", "mean_increase", "ce",
+               "rel_ce", "mean_increase_ci_low", "mean_increase_ci_high", "significant"]
+
+
+def mean_increase_ci(scores: pd.DataFrame | None, model: str, family: str, severities: Sequence[int],
+                     n_boot: int = 200, seed: int = 0, alpha: float = 0.05) -> tuple[float, float] | None:
+    """95% interval of mean_s EER(family, s) - EER(clean) by a paired bootstrap over utterances: every
+    resample draws the same utterances in every condition (the conditions hold the same utterances,
+    sorted by utt_id, and :func:`bench.metrics.bootstrap_eers` draws positions from the seed alone).
+    None when the scores are missing or the conditions do not hold the same utterances."""
+    from bench.metrics import bootstrap_eers
+
+    if scores is None or not len(severities):
+        return None
+    sub = scores[(scores["model"] == model) & (((scores["family"] == CLEAN[0]) & (scores["severity"] == 0))
+                                               | ((scores["family"] == family) & scores["severity"].isin(severities)))]
+    parts = {}
+    for (f, sev), g in sub.groupby(["family", "severity"], sort=False):
+        g = g[np.isfinite(g["score"].to_numpy(float))]
+        if g["utt_id"].duplicated().any():
+            return None
+        parts[(f, int(sev))] = g.set_index("utt_id")[["label", "score"]].sort_index()
+    keys = [CLEAN] + [(family, int(s)) for s in severities]
+    if any(k not in parts for k in keys):
+        return None
+    ref = parts[CLEAN]
+    if ref.empty or any(not parts[k].index.equals(ref.index) or not (parts[k]["label"] == ref["label"]).all()
+                        for k in keys[1:]):
+        return None
+    bona = (ref["label"] == "bonafide").to_numpy()
+    spoof = (ref["label"] == "spoof").to_numpy()
+    if not bona.any() or not spoof.any():
+        return None
+    eers = {k: bootstrap_eers(parts[k]["score"].to_numpy(float)[bona], parts[k]["score"].to_numpy(float)[spoof],
+                              n_boot=n_boot, seed=seed) for k in keys}
+    diff = np.mean([eers[k] for k in keys[1:]], axis=0) - eers[CLEAN]
+    diff = diff[np.isfinite(diff)]
+    if diff.size == 0:
+        return None
+    lo, hi = np.quantile(diff, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def degradation(results: pd.DataFrame, reference: str | None = None, scores: pd.DataFrame | None = None,
+                n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Per model x family: clean_eer, mean_eer, mean_increase, ce, rel_ce (see the module docstring); with
+    ``scores``, the paired-bootstrap interval of mean_increase and ``significant`` (it excludes 0)."""
     models = list(dict.fromkeys(results["model"]))
     if not models:
-        return pd.DataFrame(columns=["model", "family", "reference", "n_severities", "clean_eer", "mean_eer",
-                                     "mean_increase", "ce", "rel_ce"])
+        return pd.DataFrame(columns=DEG_COLUMNS)
     ref = reference if reference is not None else models[0]
     if ref not in models:
         raise ValueError(f"reference model {ref!r} is not in the run; its models: {', '.join(models)}")
@@ -185,11 +241,14 @@ def degradation(results: pd.DataFrame, reference: str | None = None) -> pd.DataF
             if common:
                 ce = _div(a.sum(), b.sum())
                 rel = _div((a - clean[m]).sum(), (b - clean[ref]).sum())
+            ci = mean_increase_ci(scores, m, fam, sorted(mine), n_boot=n_boot, seed=seed)
+            lo, hi = ci if ci is not None else (np.nan, np.nan)
             rows.append({"model": m, "family": fam, "reference": ref, "n_severities": len(mine),
                          "clean_eer": clean[m], "mean_eer": float(vals.mean()),
-                         "mean_increase": float(vals.mean() - clean[m]), "ce": ce, "rel_ce": rel})
-    return pd.DataFrame(rows, columns=["model", "family", "reference", "n_severities", "clean_eer", "mean_eer",
-                                       "mean_increase", "ce", "rel_ce"])
+                         "mean_increase": float(vals.mean() - clean[m]), "ce": ce, "rel_ce": rel,
+                         "mean_increase_ci_low": lo, "mean_increase_ci_high": hi,
+                         "significant": bool(ci is not None and (lo > 0 or hi < 0))})
+    return pd.DataFrame(rows, columns=DEG_COLUMNS)
 
 
 def _div(a: float, b: float) -> float:
@@ -209,23 +268,62 @@ def mce(deg: pd.DataFrame, value: str = "ce") -> pd.DataFrame:
 
 
 def degradation_tables(deg: pd.DataFrame) -> list[Table]:
+    """Mean EER increase (marked * where its paired-bootstrap CI excludes 0); CE and relative CE only when
+    the run has a model other than the reference (a model against itself is 1.00 everywhere), without
+    the reference's own row."""
     if deg.empty:
         return []
     ref = str(deg["reference"].iloc[0])
+    models = list(dict.fromkeys(deg["model"]))
     out = []
-    for value, title, fmt, cap in (
-            ("mean_increase", "Mean EER increase over clean (EER points, %)", pct,
-             "Per family: the mean over severities of EER(f, s) - EER(clean); column mean: over families."),
-            ("ce", "Corruption error on EER (mCE), reference " + ref, ratio,
+    w = mce(deg, "mean_increase")
+    sig = deg.set_index(["model", "family"])["significant"] if "significant" in deg else pd.Series(dtype=bool)
+    tested = "mean_increase_ci_low" in deg and deg["mean_increase_ci_low"].notna().any()
+    rows = []
+    for m in w.index:
+        row = [(str(m), str(m))]
+        for fam, v in w.loc[m].items():
+            mark = "*" if fam != "mean" and bool(sig.get((m, fam), False)) else ""
+            row.append((pct(float(v)) + mark, _num(v)))
+        rows.append(row)
+    cap = "Per family: the mean over severities of EER(f, s) - EER(clean); column mean: over families."
+    if tested:
+        cap += " * = its 95% paired-bootstrap interval (same utterances resampled in every condition) excludes 0."
+    out.append(Table("Mean EER increase over clean (EER points, %)", ["model", *[str(c) for c in w.columns]],
+                     rows, caption=cap, key="deg-mean_increase"))
+    if len(models) < 2:
+        return out
+    for value, title, cap in (
+            ("ce", "Corruption error on EER (mCE), reference " + ref,
              f"CE = sum over severities of the model's EER / sum of the reference model's ({ref}); "
              "1.00 = as robust as the reference, lower is better; mean = mCE."),
-            ("rel_ce", "Relative corruption error on EER, reference " + ref, ratio,
+            ("rel_ce", "Relative corruption error on EER, reference " + ref,
              f"Relative CE = sum of (EER(f, s) - EER(clean)) / the same for {ref} (ImageNet-C's relative mCE); "
              "– where the reference does not degrade.")):
         w = mce(deg, value)
-        rows = [[(str(m), str(m))] + [(fmt(float(v)), _num(v)) for v in w.loc[m]] for m in w.index]
+        rows = [[(str(m), str(m))] + [(ratio(float(v)), _num(v)) for v in w.loc[m]] for m in w.index if m != ref]
         out.append(Table(title, ["model", *[str(c) for c in w.columns]], rows, caption=cap, key=f"deg-{value}"))
     return out
+
+
+def generator_table(by_attack: pd.DataFrame, model: str) -> Table | None:
+    """Rows = conditions (family and level), columns = spoof generators: the EER (%) of all bona fide clips
+    against that generator's spoofs (results_by_attack.csv), for one model. None without generators."""
+    sub = by_attack[by_attack["model"] == model]
+    gens = sorted(g for g in dict.fromkeys(sub["attack"]) if g != "-")
+    if not gens:
+        return None
+    n = sub.groupby("attack")["n_spoof"].max()
+    rows = []
+    for (fam, sev), g in sub.groupby(["family", "severity"], sort=False):
+        lab = str(g["level_label"].iloc[0]) if "level_label" in g and str(g["level_label"].iloc[0]) else f"s{sev}"
+        name = "clean" if (fam, int(sev)) == CLEAN else f"{fam} {lab}"
+        e = g.set_index("attack")["eer"]
+        rows.append([(name, name)] + [(pct(float(e.get(x, np.nan)), 1), _num(e.get(x, np.nan))) for x in gens])
+    return Table(f"EER (%) per spoof generator: {model}", ["condition", *[f"{x} (n={int(n.get(x, 0))})" for x in gens]],
+                 rows, caption="Each cell: all bona fide clips against that generator's spoofs (the manifest's "
+                 "attack column), as ASVspoof reports A07-A19; n = spoofs of the generator per condition.",
+                 key=f"gen-{model}")
 
 
 def frame_table(df: pd.DataFrame, title: str, caption: str = "", key: str = "") -> Table:
@@ -253,30 +351,98 @@ def to_markdown(t: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "–": "--",
-        "<": r"\textless{}", ">": r"\textgreater{}"}
+_TEX = {"\\": r"$\backslash$", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+        "{": r"\{", "}": r"\}", "~": r"\~{}", "^": r"\^{}", "–": "--", "|": r"$|$",
+        "<": r"$<$", ">": r"$>$", "→": r"$\rightarrow$", "←": r"$\leftarrow$",
+        "ε": r"$\varepsilon$", "μ": r"$\mu$", "±": r"$\pm$", "×": r"$\times$", "Δ": r"$\Delta$",
+        "…": r"\dots{}", "•": r"$\bullet$", "·": r"$\cdot$", "≥": r"$\geq$", "≤": r"$\leq$"}
+#: accented letters pdflatex composes in its default fonts; any other non-ASCII character becomes '?'
+_LATIN = set("ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿ")
+
+#: an article's text width (pt) and rough glyph widths of the table fonts (\small, \scriptsize), padding per column
+TEXT_WIDTH_PT = 345.0
+CHAR_PT, SMALL_CHAR_PT, COL_PAD_PT = 5.0, 3.8, 10.0
+_CI = re.compile(r"^(\S+) (\[[^\]]*\])(.*)$")
 
 
 def tex_escape(s: str) -> str:
-    return "".join(_TEX.get(ch, ch) for ch in str(s))
+    """LaTeX-safe text for pdflatex's default fonts: special characters escaped, a few symbols as math,
+    accented Latin letters kept, any other non-ASCII character replaced by '?'."""
+    return "".join(_TEX.get(ch, ch if ord(ch) < 128 or ch in _LATIN else "?") for ch in str(s))
+
+
+def _tex_cell(text: str) -> tuple[str, float]:
+    """A cell's LaTeX and its estimated width (pt): ``EER [lo, hi]`` stacks the interval below in
+    \scriptsize; long headers break at ``→`` and ``, ``."""
+    m = _CI.match(str(text))
+    if m:
+        main, ci = m.group(1) + m.group(3), m.group(2)
+        return (rf"\shortstack[r]{{{tex_escape(main)}\\\scriptsize {tex_escape(ci)}}}",
+                max(len(main) * CHAR_PT, len(ci) * SMALL_CHAR_PT))
+    parts = re.split(r"(?<= →) |(?<=,) ", str(text)) if len(str(text)) > 16 else [str(text)]
+    if len(parts) > 1:
+        return (r"\shortstack{" + r"\\".join(tex_escape(p) for p in parts) + "}",
+                max(len(p) for p in parts) * CHAR_PT)
+    return tex_escape(text), len(str(text)) * CHAR_PT
+
+
+def _chunks(widths: list[float], limit: float = TEXT_WIDTH_PT) -> list[list[int]]:
+    """Column indices of each part of a table split to fit ``limit`` (column 0 repeated in every part)."""
+    first = widths[0] + COL_PAD_PT
+    parts, cur, used = [], [], first
+    for j in range(1, len(widths)):
+        w = widths[j] + COL_PAD_PT
+        if cur and used + w > limit:
+            parts.append(cur)
+            cur, used = [], first
+        cur.append(j)
+        used += w
+    parts.append(cur)
+    return [[0] + p for p in parts if p] or [[0]]
 
 
 def to_latex(t: Table) -> str:
-    spec = "l" + "r" * (len(t.columns) - 1)
-    out = [r"\begin{table}[ht]", r"\centering", r"\small", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-           " & ".join(tex_escape(c) for c in t.columns) + r" \\", r"\midrule"]
-    out += [" & ".join(tex_escape(c[0]) for c in r) + r" \\" for r in t.rows]
-    out += [r"\bottomrule", r"\end{tabular}",
-            rf"\caption{{{tex_escape(t.title)}" + (f". {tex_escape(t.caption)}" if t.caption else "") + "}"]
-    if t.key:
-        out.append(rf"\label{{tab:{tex_escape(t.key)}}}")
-    out.append(r"\end{table}")
+    """A booktabs table that fits an article's text width: EER cells stack their CI; a table still
+    too wide is split into parts by columns (the first column repeated)."""
+    head = [_tex_cell(c) for c in t.columns]
+    body = [[_tex_cell(c[0]) for c in r] for r in t.rows]
+    widths = [max([head[j][1]] + [r[j][1] for r in body if j < len(r)]) for j in range(len(t.columns))]
+    parts = _chunks(widths)
+    out = []
+    for k, cols in enumerate(parts):
+        spec = "l" + "r" * (len(cols) - 1)
+        out += [r"\begin{table}[htbp]", r"\centering", r"\small", r"\setlength{\tabcolsep}{4pt}",
+                rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+                " & ".join(head[j][0] for j in cols) + r" \\", r"\midrule"]
+        out += [" & ".join(r[j][0] for j in cols if j < len(r)) + r" \\" for r in body]
+        part = f" (part {k + 1} of {len(parts)})" if len(parts) > 1 else ""
+        out += [r"\bottomrule", r"\end{tabular}",
+                rf"\caption{{{tex_escape(t.title + part)}" + (f". {tex_escape(t.caption)}" if t.caption and
+                                                               k == len(parts) - 1 else "") + "}"]
+        if t.key:
+            out.append(rf"\label{{tab:{_tex_key(t.key)}{'-' + str(k + 1) if len(parts) > 1 else ''}}}")
+        out.append(r"\end{table}")
     return "\n".join(out) + "\n"
 
 
-def latex_document(tables: list[Table], title: str) -> str:
-    head = [r"% generated by `bench report`; needs \usepackage{booktabs}", r"\documentclass{article}",
-            r"\usepackage[T1]{fontenc}", r"\usepackage[utf8]{inputenc}", r"\usepackage{booktabs}",
+def _tex_key(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9:.-]+", "-", key)
+
+
+def latex_figure(path: str, caption: str) -> str:
+    """A figure environment including ``path`` (a PDF beside the .tex) at the text width."""
+    return "\n".join([r"\begin{figure}[htbp]", r"\centering",
+                      rf"\includegraphics[width=\textwidth,height=0.8\textheight,keepaspectratio]{{{path}}}",
+                      rf"\caption{{{tex_escape(caption)}}}", r"\end{figure}"]) + "\n"
+
+
+def latex_document(tables: list[Table], title: str, figures: list[tuple[str, str]] = ()) -> str:
+    """The whole article: every table, then the figures (``(pdf path, caption)``), each on its own float."""
+    head = [r"% generated by `bench report`: pdflatex report.tex (needs booktabs and graphicx)",
+            r"\documentclass{article}", r"\usepackage[utf8]{inputenc}", r"\usepackage{booktabs}",
+            r"\usepackage{graphicx}",
+            r"\setcounter{topnumber}{4}\setcounter{totalnumber}{6}\renewcommand{\topfraction}{.9}"
+            r"\renewcommand{\textfraction}{.05}\renewcommand{\floatpagefraction}{.8}",
             r"\begin{document}", rf"\section*{{{tex_escape(title)}}}"]
-    return "\n".join(head) + "\n" + "\n".join(to_latex(t) for t in tables) + r"\end{document}" + "\n"
+    body = [to_latex(t) for t in tables] + [r"\clearpage"] * bool(figures) + [latex_figure(p, c) for p, c in figures]
+    return "\n".join(head) + "\n" + "\n".join(body) + r"\end{document}" + "\n"
