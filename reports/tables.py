@@ -82,7 +82,8 @@ def format_params(params: dict[str, Any]) -> str:
 def level_caption(results: pd.DataFrame, family: str) -> str:
     lv = level_params(results, family)
     labels = level_labels(results, family)
-    return "; ".join(f"s{s} = {labels.get(s, f's{s}')} ({format_params(p)})" for s, p in sorted(lv.items()) if s != 0)
+    return "; ".join(f"s{s} = {labels.get(s, f's{s}')} ({format_params(p)})" for s, p in sorted(lv.items())
+                     if s != 0 and p)
 
 
 def column_labels(results: pd.DataFrame, family: str) -> list[str]:
@@ -372,7 +373,7 @@ def tex_escape(s: str) -> str:
 
 
 def _tex_cell(text: str) -> tuple[str, float]:
-    """A cell's LaTeX and its estimated width (pt): ``EER [lo, hi]`` stacks the interval below in
+    r"""A cell's LaTeX and its estimated width (pt): ``EER [lo, hi]`` stacks the interval below in
     \scriptsize; long headers break at ``→`` and ``, ``."""
     m = _CI.match(str(text))
     if m:
