@@ -34,6 +34,7 @@ class Unit:
     harsher: str = "up"          # "down": smaller values are harsher (the axis is drawn reversed)
     attack_fmt: Callable[[float], str] | None = None   # the label of an attack's budget
     attack_title: str = ""
+    neutral: float | None = None  # a value that says nothing on its own (1 pass): shown only when it changes
 
 
 def _rate(v: float) -> str:
@@ -57,10 +58,10 @@ UNITS: dict[str, Unit] = {
     "bits": Unit(lambda v: f"{v:g} bit", "bits per sample", harsher="down"),
     "mulaw_bits": Unit(lambda v: f"μ-law {v:g} bit" if v else "no μ-law", "μ-law bits", harsher="down"),
     "input_level_dbov": Unit(lambda v: f"{v:g} dBov", "input level (dBov)", harsher="down"),
-    "gain_db": Unit(lambda v: f"{v:+g} dB gain", "gain (dB)", harsher="down"),
+    "gain_db": Unit(lambda v: f"{v:+g} dB gain", "gain (dB)", harsher="down", neutral=0),
     "semitones": Unit(lambda v: f"±{v:g} semitones", "pitch shift (semitones)"),
     "rate": Unit(_rate, "rate"),
-    "passes": Unit(lambda v: f"{v:g} pass" + ("" if v == 1 else "es"), "passes"),
+    "passes": Unit(lambda v: f"{v:g} pass" + ("" if v == 1 else "es"), "passes", neutral=1),
     "talkers": Unit(lambda v: f"{v:g} talker" + ("" if v == 1 else "s"), "talkers"),
     "band": Unit(str, "band"),                      # low_hz/high_hz, joined below
     "codec": Unit(str, "codec"),
@@ -134,7 +135,9 @@ def level_labels(levels: Mapping[int, Mapping[str, Any]], kind: str = "perturbat
     pieces = {s: _pieces(p, kind) for s, p in levels.items()}
     keys = list(dict.fromkeys(k for pc in pieces.values() for k in pc))
     varying = [k for k in keys if len({pieces[s].get(k) for s in levels}) > 1]
-    show = varying or keys
+    plain = [k for k in keys if UNITS[k].neutral is None
+             or any(_num(p.get(k)) != UNITS[k].neutral for p in levels.values())]
+    show = varying or plain or keys
     out = {}
     for s, p in levels.items():
         text = _join([pieces[s][k] for k in show if k in pieces[s]])

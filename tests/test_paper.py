@@ -45,6 +45,7 @@ def test_levels_are_labelled_by_parameter_name_not_by_family():
     g711 = {1: {"bitrate": 64000, "input_level_dbov": -26.0}, 2: {"bitrate": 64000, "input_level_dbov": -46.0}}
     assert level_labels(g711) == {1: "-26 dBov", 2: "-46 dBov"}
     assert level_label({"bitrate": 64000, "input_level_dbov": -26.0}) == "64 kb/s, -26 dBov"
+    assert level_label({"bitrate": 64000, "passes": 1}) == "64 kb/s"          # a neutral value says nothing
     chain = {s: {"steps": [{"family": "room", "params": {"rt60": r}}, {"family": "mp3", "params": {"bitrate": b}}]}
              for s, r, b in ((1, 0.2, 64000), (2, 0.7, 16000))}
     assert level_labels(chain) == {1: "RT60 0.2 s → 64 kb/s", 2: "RT60 0.7 s → 16 kb/s"}
@@ -155,7 +156,7 @@ def test_misspelt_names_get_suggestions():
     from foundation.registry import UnknownName
     from perturbations import PERTURBATIONS
 
-    with pytest.raises(UnknownName, match=r"did you mean 'pink-noise'\?"):
+    with pytest.raises(UnknownName, match="did you mean 'pink-noise'"):
         PERTURBATIONS.get("pinknoise")
     from attacks import ATTACKS
 
