@@ -236,7 +236,7 @@ def write_compare(cmp: Comparison, out: str | Path, plots: bool = True) -> dict[
     files["compare.csv"] = out / "compare.csv"
     summ = summary(cmp)
     shown = display_names(cmp)
-    s_tab = T.Table("Differences against the first run", ["model@run", "reference", "conditions",
+    s_tab = T.Table("Differences against the first run", ["model (run)", "reference", "conditions",
                                                          "mean Δ (points)", "largest Δ (points)", "at",
                                                          "significantly worse", "significantly better", "test"],
                     [[(shown.get(r.label, r.label),) * 2, (shown.get(r.reference, r.reference),) * 2,

@@ -203,7 +203,8 @@ def fig_det(scores: pd.DataFrame, results: pd.DataFrame, family: str, models: Se
         ax.set_ylim(*lim)
         ax.set_xticks(ticks, labels, fontsize=6)
         ax.set_yticks(ticks, labels, fontsize=6)
-        ax.set_title(safe_label("clean" if (fam, sev) == CLEAN else f"{family} {label}"), fontsize=9)
+        lab = level_labels(results, family).get(sev, label)
+        ax.set_title(safe_label("clean" if (fam, sev) == CLEAN else f"{family} {lab}"), fontsize=9)
         ax.set_xlabel("false acceptance (%)", fontsize=7)
         ax.set_ylabel("false rejection (%)", fontsize=7)
         ax.grid(alpha=0.3)
@@ -325,10 +326,12 @@ def fig_overview(results: pd.DataFrame, models: Sequence[str] | None = None,
                 v = data[i, j]
                 if not np.isfinite(v):
                     continue
-                sub = "" if j == 0 else textwrap.shorten(labs.get(f, {}).get(sevs[j - 1], ""), 14, placeholder="…")
-                ax.text(j, i, f"{v:.1f}" + (f"\n{sub}" if sub else ""), ha="center", va="center",
-                        fontsize=7 if not sub else 6.2, color="white" if v < 0.6 * vmax else "black",
-                        linespacing=0.95)
+                sub = "" if j == 0 else textwrap.shorten(labs.get(f, {}).get(sevs[j - 1], ""), 15, placeholder="…")
+                ax.text(j, i, f"{v:.1f}", ha="center", va="bottom" if sub else "center", fontsize=9,
+                        color="white" if v < 0.6 * vmax else "black")
+                if sub:
+                    ax.text(j, i + 0.06, sub, ha="center", va="top", fontsize=6.5,
+                            color="white" if v < 0.6 * vmax else "black")
     if im is not None:
         fig.colorbar(im, ax=fig.axes, label="EER (%)", shrink=0.9)
     fig.suptitle(safe_label(title))
