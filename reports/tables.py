@@ -76,7 +76,7 @@ def format_params(params: dict[str, Any]) -> str:
             name = s.get("family") or s.get("attack") or "?"
             parts.append(f"{name}({format_params(s.get('params', {}))})")
         return " + ".join(parts)
-    return ", ".join(f"{k}={v}" for k, v in params.items())
+    return ", ".join(f"{k}={v}" for k, v in params.items() if v is not None)
 
 
 def level_caption(results: pd.DataFrame, family: str) -> str:

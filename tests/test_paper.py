@@ -77,6 +77,30 @@ def test_results_carry_params_and_labels_and_by_attack_has_one_row_per_generator
     assert r["eer"] == pytest.approx(want)
 
 
+def test_report_shows_generators_per_model_and_speakers_when_asked(tmp_path):
+    from bench.metrics import eer
+    from reports.load import RunError
+    from reports.report import build_report
+
+    run = make_run(tmp_path / "r", fams={"mp3": ("perturbation", (1, 2))}, n_bonafide=24, n_spoof=36, n_boot=20)
+    rep = build_report(run, by=("speaker",))
+    keys = [t.key for t in rep.tables]
+    assert "gen-model-a" in keys and "by-speaker-model-a" in keys
+    gen = next(t for t in rep.tables if t.key == "gen-model-a")
+    assert gen.columns == ["condition", "A01 (n=12)", "A02 (n=12)", "A03 (n=12)"]
+    assert [r[0][0] for r in gen.rows] == ["clean", "mp3 64 kb/s", "mp3 32 kb/s"]
+    by = pd.read_csv(rep.out / "by_speaker.csv", keep_default_na=False)
+    sc = pd.read_csv(run / "scores.csv", keep_default_na=False)
+    g = sc[(sc["model"] == "model-b") & (sc["family"] == "mp3") & (sc["severity"] == 2) & (sc["speaker"] == "spk1")]
+    want, _ = eer(g.loc[g["label"] == "bonafide", "score"], g.loc[g["label"] == "spoof", "score"])
+    got = by[(by["model"] == "model-b") & (by["family"] == "mp3") & (by["severity"] == 2) & (by["speaker"] == "spk1")]
+    assert got["eer"].item() == pytest.approx(want)
+    page = (rep.out / "report.html").read_text()
+    assert "EER (%) per spoof generator: model-a" in page and "EER (%) per speaker: model-b" in page
+    with pytest.raises(RunError, match="no 'language' column"):
+        build_report(run, by=("language",))
+
+
 # ---------------------------------------------------------------- summary and progress
 class _Res:
     def __init__(self, results, out="runs/x"):
@@ -210,7 +234,7 @@ def test_api_run_is_documented_and_safe_in_an_unguarded_script(tmp_path):
     run = tmp_path / "run"
     assert not (run / "run.lock").exists()                         # a finished run leaves no lock
     sc = pd.read_csv(run / "scores.csv", dtype=str, keep_default_na=False)
-    assert {"speaker", "attack"} <= set(sc.columns) and (sc["speaker"] != "").all()
+    assert {"speaker", "attack", "language"} <= set(sc.columns) and (sc["speaker"] != "").all()
     spoof_gen = set(sc.loc[sc["label"] == "spoof", "attack"])
     ba = pd.read_csv(run / "results_by_attack.csv", keep_default_na=False)
     assert set(ba["attack"]) == spoof_gen and set(ba["family"]) == {"clean", "mp3"}
