@@ -29,6 +29,7 @@ import pandas as pd
 
 from reports import html as H
 from reports import plots as P
+from reports import render as R
 from reports import tables as T
 from reports.load import CLEAN, Run, RunError, conditions, families, load_run
 from reports.pairing import differences, pair_models, paired_diff_ci
@@ -278,10 +279,10 @@ def write_compare(cmp: Comparison, out: str | Path, plots: bool = True) -> dict[
             data = P.save_figure(P.fig_eer_curve(combined, fam, cmp.labels, names=shown),
                                  out / "plots" / f"eer-{slug(fam)}")
             page.figure(data["png"], f"EER against severity: {fam}")
-    md = [f"# {T.md_escape(title)}", ""]
-    md += [f"> Compared with --force although the runs differ: {T.md_escape(d)}" for d in cmp.differences]
-    md += [f"> {T.md_escape(n)}" for n in cmp.notes] + [""]
-    md += [T.to_markdown(s_tab)] + [T.to_markdown(v[0]) for v in views]
+    md = [f"# {R.md_escape(title)}", ""]
+    md += [f"> Compared with --force although the runs differ: {R.md_escape(d)}" for d in cmp.differences]
+    md += [f"> {R.md_escape(n)}" for n in cmp.notes] + [""]
+    md += [R.to_markdown(s_tab)] + [R.to_markdown(v[0]) for v in views]
     for name, text in (("compare.md", "\n".join(md)), ("compare.html", page.render())):
         (out / name).write_text(text, encoding="utf-8")
         files[name] = out / name

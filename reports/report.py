@@ -21,6 +21,7 @@ import pandas as pd
 
 from reports import html as H
 from reports import plots as P
+from reports import render as R
 from reports import tables as T
 from reports.load import CLEAN, Run, RunError, conditions, families, family_kind, level_labels, load_run
 
@@ -247,15 +248,15 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
         shown = run.problems[cols].head(200)
         page.table(T.frame_table(shown, f"problems.csv (first {len(shown)} of {len(run.problems)})", key="problems"))
 
-    md = [f"# {T.md_escape(title)}", ""] + [f"> {T.md_escape(n)}" for n in rep.notes] + [""]
-    md += [f"- **{T.md_escape(k)}**: {T.md_escape(v)}" for k, v in provenance_items(run)] + [""]
-    md += [T.to_markdown(t) for t in rep.tables]
+    md = [f"# {R.md_escape(title)}", ""] + [f"> {R.md_escape(n)}" for n in rep.notes] + [""]
+    md += [f"- **{R.md_escape(k)}**: {R.md_escape(v)}" for k, v in provenance_items(run)] + [""]
+    md += [R.to_markdown(t) for t in rep.tables]
     if figures:
         md += ["## Figures", ""]
-        md += [f"![{T.md_escape(c)}]({f}.png)\n\n{T.md_escape(c)} ([SVG]({f}.svg), [PDF]({f}.pdf))\n"
+        md += [f"![{R.md_escape(c)}]({f}.png)\n\n{R.md_escape(c)} ([SVG]({f}.svg), [PDF]({f}.pdf))\n"
                for f, c in figures]
     _write(out / "report.md", "\n".join(md), rep)
-    _write(out / "report.tex", T.latex_document(rep.tables, title, [(f + ".pdf", c) for f, c in figures]), rep)
+    _write(out / "report.tex", R.latex_document(rep.tables, title, [(f + ".pdf", c) for f, c in figures]), rep)
     _write(out / "report.html", page.render(), rep)
     log.info("report of %s written to %s", run.path, out)
     return rep

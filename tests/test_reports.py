@@ -10,6 +10,7 @@ import pytest
 
 from bench.cli import main as bench_main
 from reports import plots as P
+from reports import render as R
 from reports import tables as T
 from reports.check import check_runs
 from reports.compare import compare_runs
@@ -65,12 +66,12 @@ def test_eer_grid_places_values_in_model_rows_and_severity_columns():
 def test_markdown_and_latex_escape_and_hold_cells():
     res = _results([("m_1 & 50%", "clean", 0, 0.1), ("m_1 & 50%", "mp3", 1, 0.25)])
     t = T.eer_table(res, "mp3")
-    md = T.to_markdown(t)
+    md = R.to_markdown(t)
     assert "| m_1 & 50% | 10.00 [9.00, 12.00] | 25.00 [24.00, 27.00] |" in md
-    tex = T.to_latex(t)
+    tex = R.to_latex(t)
     assert (r"m\_1 \& 50\% & \shortstack[r]{10.00\\\scriptsize [9.00, 12.00]} & "
             r"\shortstack[r]{25.00\\\scriptsize [24.00, 27.00]} \\") in tex
-    assert "|" not in T.md_escape("a|b").replace("\\|", "")
+    assert "|" not in R.md_escape("a|b").replace("\\|", "")
 
 
 def test_level_caption_and_budget_labels():
