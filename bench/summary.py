@@ -74,7 +74,7 @@ def eer_table(res, ctx: dict) -> Section | None:
 
 def ci_note(res, ctx: dict) -> Section | None:
     return None if res.results.empty else Section(notes=[
-        "cells: EER % over its 95% bootstrap CI and the level; exact values in results.csv"])
+        "cells: EER %, its 95% bootstrap CI, the level (exact values: results.csv)"])
 
 
 def small_classes(res, ctx: dict) -> Section | None:
@@ -84,8 +84,8 @@ def small_classes(res, ctx: dict) -> Section | None:
     nb, ns = int(r["n_bonafide"].min()), int(r["n_spoof"].min())
     if min(nb, ns) >= MIN_CLIPS:
         return None
-    return Section(notes=[f"warning: as few as {nb} bona fide and {ns} spoof clips per condition (< {MIN_CLIPS}): "
-                          "CIs are wide; do not cite these EERs"])
+    return Section(notes=[f"warning: {nb} bona fide, {ns} spoof clips per condition (< {MIN_CLIPS}): CIs are wide; "
+                          "do not cite"])
 
 
 def problems(res, ctx: dict) -> Section | None:
