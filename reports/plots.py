@@ -182,6 +182,8 @@ def _split(scores: pd.DataFrame, model: str, family: str, severity: int) -> tupl
 
 def fig_det(scores: pd.DataFrame, results: pd.DataFrame, family: str, models: Sequence[str] | None = None):
     """DET curves, one panel per condition of ``family`` (clean first), one line per model."""
+    import textwrap
+
     models = _models(results, models)
     conds = severity_labels(results, family)
     n = len(conds)
@@ -204,7 +206,8 @@ def fig_det(scores: pd.DataFrame, results: pd.DataFrame, family: str, models: Se
         ax.set_xticks(ticks, labels, fontsize=6)
         ax.set_yticks(ticks, labels, fontsize=6)
         lab = level_labels(results, family).get(sev, label)
-        ax.set_title(safe_label("clean" if (fam, sev) == CLEAN else f"{family} {lab}"), fontsize=9)
+        ax.set_title(safe_label("clean" if (fam, sev) == CLEAN else textwrap.fill(f"{family} {lab}", 36)),
+                     fontsize=9 if len(f"{family} {lab}") <= 36 else 7.5)
         ax.set_xlabel("false acceptance (%)", fontsize=7)
         ax.set_ylabel("false rejection (%)", fontsize=7)
         ax.grid(alpha=0.3)
