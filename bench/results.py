@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,7 +15,10 @@ log = logging.getLogger(__name__)
 
 SCORE_COLUMNS = list(Store.SCORE_COLUMNS)
 RESULT_COLUMNS = ["model", "suite", "family", "severity", "n_bonafide", "n_spoof", "eer", "eer_ci_low",
-                  "eer_ci_high", "auc", "eer_threshold", "kind", "params", "level_label"]
+                  "eer_ci_high", "auc", "eer_threshold", "kind", "params", "level_label", "adv_attack", "source",
+                  "through"]
+#: a condition's structure (bench.suite.Condition.columns), in results.csv and scores.csv
+CONDITION_COLUMNS = ["adv_attack", "source", "through"]
 #: manifest columns copied into scores.csv (when the data has them) and offered as breakdowns
 INFO_COLUMNS = ("speaker", "attack", "language")
 #: results_by_attack.csv: ``attack`` is the manifest's spoof generator (A07..A19), not an adversarial attack
@@ -81,6 +84,7 @@ def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: in
                      "eer_threshold": float(thr), "kind": c.kind if c else "",
                      "params": json.dumps(c.spec.get("params", {}), sort_keys=True, default=str) if c else "",
                      "level_label": level_labels.get((family, severity), f"s{severity}"),
+                     **(c.columns() if c else dict.fromkeys(CONDITION_COLUMNS, "")),
                      "_order": order.get((family, severity), len(order)), "_m": models[model]})
     df = pd.DataFrame(rows, columns=RESULT_COLUMNS + ["_order", "_m"])
     return df.sort_values(["_m", "_order"]).drop(columns=["_order", "_m"]).reset_index(drop=True)
@@ -157,6 +161,17 @@ def _by_attack(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot
     return out[BY_ATTACK_COLUMNS].reset_index(drop=True)
 
 
+def with_condition_columns(chunks: Iterable[pd.DataFrame], conditions: Sequence) -> Iterator[pd.DataFrame]:
+    """Score chunks with the condition's structure (``adv_attack``, ``source``, ``through``) added."""
+    cols = {(c.family, int(c.severity)): c.columns() for c in conditions}
+    empty = dict.fromkeys(CONDITION_COLUMNS, "")
+    for chunk in chunks:
+        keys = list(zip(chunk["family"], chunk["severity"].astype(int)))
+        for name in CONDITION_COLUMNS:
+            chunk[name] = [cols.get(k, empty)[name] for k in keys]
+        yield chunk
+
+
 def write_tables(folder: Path, results: pd.DataFrame, scores: pd.DataFrame | Iterable[pd.DataFrame],
                  problems: pd.DataFrame, by_attack: pd.DataFrame | None = None) -> None:
     """Writes the tables atomically; ``scores`` may be an iterable of chunks (streamed to disk)."""
@@ -175,7 +190,7 @@ def write_tables(folder: Path, results: pd.DataFrame, scores: pd.DataFrame | Ite
                     chunk.to_csv(f, index=False, header=header)
                     header = False
                 if header:   # no scores at all: still a table with its columns
-                    f.write(",".join(SCORE_COLUMNS) + "\n")
+                    f.write(",".join(SCORE_COLUMNS + CONDITION_COLUMNS) + "\n")
         tmp.replace(folder / name)
 
 
@@ -183,7 +198,8 @@ def read_scores_csv(path: Path) -> pd.DataFrame:
     """scores.csv as written by :func:`write_tables` (ids stay strings, scores round-trip exactly)."""
     # pandas 3 parses floats exactly by default and deprecates the option; pandas 2 needs it
     exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
-    return pd.read_csv(path, dtype={c: str for c in ("utt_id", "model", "family", "label", "policy", *INFO_COLUMNS)},
+    return pd.read_csv(path, dtype={c: str for c in ("utt_id", "model", "family", "label", "policy",
+                                                     *CONDITION_COLUMNS, *INFO_COLUMNS)},
                        keep_default_na=False, **exact)
 
 

@@ -89,6 +89,9 @@ def run(cfg: RunConfig, show_progress: bool = True, progress=None) -> RunResult:
     from bench.suite import load_suite
 
     _check_suite_name(cfg.suite)
+    if cfg.checkpoint and len(cfg.models) > 1:
+        raise ValueError(f"--checkpoint names one file but {len(cfg.models)} models were given "
+                         f"({', '.join(cfg.models)}); run one model per --checkpoint, then `bench compare` the runs")
     suite = load_suite(cfg.suite)
     conditions = suite.expand()
     policy = parse_policy(cfg.policy or suite.policy)
@@ -291,13 +294,15 @@ def _provenance(cfg, suite, policy, dataset, loaded, device, out, workers) -> di
 
 
 def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: dict, dataset) -> RunResult:
-    from bench.results import by_attack_from_store, results_from_store, utterance_info, with_info, write_tables
+    from bench.results import (by_attack_from_store, results_from_store, utterance_info, with_condition_columns,
+                               with_info, write_tables)
 
     problems = store.problems()
     results = results_from_store(store, suite.name, conditions, n_boot=cfg.n_boot, seed=cfg.seed)
     info = utterance_info(dataset.utterances)
     by_attack = by_attack_from_store(store, suite.name, conditions, info, n_boot=cfg.n_boot, seed=cfg.seed)
-    write_tables(out, results, with_info(store.iter_scores(), info), problems, by_attack)
+    scores = with_info(with_condition_columns(store.iter_scores(), conditions), info)
+    write_tables(out, results, scores, problems, by_attack)
     prov = {**prov, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "n_scores": store.n_scores(), "n_problems": len(problems)}
     _write_json(out / "run.json", prov)
