@@ -90,6 +90,7 @@ def fig_eer_curve(results: pd.DataFrame, family: str, models: Sequence[str] | No
     wide range; SNR in dB; RT60 in s; an attack's budget as SNR in dB), drawn so that harsher is to the
     right; otherwise the levels' labels in severity order. The clean condition sits apart in a narrow
     panel on the left (it has no value on that axis). ``names`` maps model -> legend name.
+    ``budget_axis`` is accepted for older callers and ignored (an attack's budget axis comes from its levels).
     """
     from matplotlib.patches import Patch
 
@@ -145,7 +146,8 @@ def fig_eer_curve(results: pd.DataFrame, family: str, models: Sequence[str] | No
 
         ticks = [textwrap.fill(labels.get(s, f"s{s}"), 16) for _, (_, s) in cols]
         ax.set_xticks(x, [safe_label(t) for t in ticks], fontsize=7 if max(map(len, ticks), default=0) > 10 else None)
-        ax.set_xlim(x[0] - 0.5, x[-1] + 0.5) if len(x) else None
+        if len(x):
+            ax.set_xlim(x[0] - 0.5, x[-1] + 0.5)
         ax.set_xlabel("severity (level)" if kind != "attack" else "attack budget (severity)")
     ax.grid(alpha=0.3)
     what = "attack budget" if kind == "attack" else (axis.title.split(" (")[0] if axis is not None else "severity")
