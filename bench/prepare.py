@@ -28,7 +28,7 @@ class Task:
     label: str
     condition_key: str
     spec: Mapping[str, Any]      # Perturbation.to_dict(); an attack condition prepares clean audio
-    kind: str
+    kind: str                    # perturbation | chain | attack | device (perturbed by the scorer)
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,8 @@ class WorkerContext:
         """Where the perturbed audio of a task is cached: keyed by (seed, utterance, file size and mtime,
         rate, condition key); the key holds the perturbation's ``version``, so a changed family misses.
         Attacks (crafted per detector) and the identity (severity 0) are not cached."""
-        if not self.cache_dir or task.kind == "attack" or int(task.spec.get("severity", 0)) == 0:
+        if not self.cache_dir or task.kind != "perturbation" and task.kind != "chain" \
+                or int(task.spec.get("severity", 0)) == 0:
             return None
         try:
             st = os.stat(task.path)
@@ -110,7 +111,7 @@ class WorkerContext:
             clean = self.read_clean(task.path)
         except Exception as e:  # noqa: BLE001 - one bad file must not kill a run; the reason is recorded
             return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "read")
-        if task.kind == "attack":
+        if task.kind in ("attack", "device"):   # crafted / perturbed by the scorer on its device
             return Prepared(task.utt_id, task.condition_key, np.array(clean))
         cached = self.cache_path(task)
         if cached is not None and cached.is_file():

@@ -49,6 +49,7 @@ class RunConfig:
     address: str | None = None                 # Ray cluster address for --executor ray
     cache_dir: str | None = None               # perturbed-audio cache shared by runs and detectors
     resources: Mapping[str, str] = field(default_factory=dict)  # noise_dir, rir_dir, ...
+    prepare_on: str = "auto"                   # device | cpu | auto (device when scoring on a GPU)
 
     def identity(self, suite_sha: str, data_sha: str) -> dict[str, Any]:
         """What determines the scores (not how fast or where they are computed)."""
@@ -89,6 +90,8 @@ def run(cfg: RunConfig, show_progress: bool = True, progress=None) -> RunResult:
     from bench.suite import load_suite
 
     _check_suite_name(cfg.suite)
+    if cfg.prepare_on not in ("auto", "device", "cpu"):
+        raise ValueError(f"--prepare-on {cfg.prepare_on!r}: choose device, cpu or auto")
     if cfg.checkpoint and len(cfg.models) > 1:
         raise ValueError(f"--checkpoint names one file but {len(cfg.models)} models were given "
                          f"({', '.join(cfg.models)}); run one model per --checkpoint, then `bench compare` the runs")
@@ -168,6 +171,10 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
         device = resolve_device(cfg.device) if cfg.executor == "local" else cfg.device
         sr = _sample_rate(models)
         workers = cfg.workers if cfg.workers is not None else default_workers(device)
+        on_device = cfg.executor == "local" and (
+            cfg.prepare_on == "device" or (cfg.prepare_on == "auto" and str(device).startswith("cuda")))
+        if cfg.prepare_on == "device" and not on_device:
+            log.warning("--prepare-on device applies to the local executor; Ray's CPU tasks prepare the audio")
         spec = ScorerSpec(tuple(cfg.models), cfg.checkpoint, device, str(policy), cfg.batch_size, cfg.seed)
         prov: dict[str, Any] = {}
 
@@ -180,13 +187,15 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
                                      f"detector runs at {ld.detector.sample_rate} Hz; declare the rate as the "
                                      "class attribute `sample_rate`")
             prov.update(_provenance(cfg, suite, policy, dataset, scorer.loaded, device, out, workers))
+            prov["config"]["resolved_prepare_on"] = "device" if on_device else "cpu"
             _write_json(out / "run.json", {**prov, "status": "running"})
             log.info("%s: %d conditions x %d utterances x %d models; %d scores to compute", out,
                      len(conditions), len(dataset.utterances), len(scorer.loaded), total)
             return scorer
 
         bona = [(u.utt_id, str(u.path)) for u in dataset.utterances if u.label == "bonafide"]
-        units = _units(cfg, conditions, dataset, store, models)   # lazy: memory does not grow with the set
+        # lazy: memory does not grow with the set
+        units = _units(cfg, conditions, dataset, store, models, on_device=on_device)
         with _Progress(show_progress, total, progress) as bar, make_executor(
                 cfg.executor, workers=workers, seed=cfg.seed, sr=sr, bonafide=bona,
                 resources=cfg.resources, scorer_spec=spec, address=cfg.address, cache_dir=cfg.cache_dir) as ex:
@@ -268,14 +277,17 @@ def _count_scores(conditions, dataset, store: Store, models: list[str]) -> int:
                for _cond, todo, done in _todo(conditions, dataset, store, models))
 
 
-def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str]):
-    """Units for what the store still lacks, made as the executor asks for them (never all at once)."""
+def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str], on_device: bool = False):
+    """Units for what the store still lacks, made as the executor asks for them (never all at once).
+    With ``on_device``, a perturbation that can run on the scoring device gets tasks of kind ``device``:
+    workers only read the clean audio and the scorer perturbs it there (see ``Scorer._perturb_on_device``)."""
     for cond, todo, done in _todo(conditions, dataset, store, models):
+        kind = "device" if on_device and cond.kind != "attack" and cond.build().on_device else cond.kind
         for i in range(0, len(todo), cfg.shard_size):
             shard = todo[i:i + cfg.shard_size]
             needs = tuple((m, ids) for m in models
                           if (ids := tuple(u.utt_id for u in shard if u.utt_id not in done[m])))
-            tasks = tuple(Task(u.utt_id, str(u.path), u.label, cond.key(), cond.spec, cond.kind) for u in shard)
+            tasks = tuple(Task(u.utt_id, str(u.path), u.label, cond.key(), cond.spec, kind) for u in shard)
             yield Unit(cond, tasks, needs)
 
 

@@ -96,6 +96,8 @@ class Scorer:
                                      "" if read else cond.family, -1 if read else cond.severity, ""))
             else:
                 ok[p.utt_id] = p.wav
+        if unit.tasks and unit.tasks[0].kind == "device":
+            ok = self._perturb_on_device(cond, ok, paths, res)
         if getattr(cond, "source", None):
             # transfer: craft once on the source for every utterance any model still needs
             want = [u for u in dict.fromkeys(u for _, ids in unit.needs for u in ids) if u in ok]
@@ -123,6 +125,28 @@ class Scorer:
             res.scores.extend((name, cond.family, cond.severity, u, labels[u], float(s), str(self.policy),
                                cond.key()) for u, s in zip(todo, scores))
         return res
+
+    def _perturb_on_device(self, cond, clean: dict[str, np.ndarray], paths, res: UnitResult) -> dict[str, np.ndarray]:
+        """The condition's perturbation on the scoring device, per utterance with its own generator
+        (``rng_for(seed, utt, key)``, as in the CPU workers); a failure is that utterance's problem."""
+        import torch
+
+        from bench.prepare import worker_context
+        from foundation.seeding import rng_for
+
+        pert, key, ctx = cond.build(), cond.key(), worker_context()
+        out = {}
+        for u, wav in clean.items():
+            try:
+                y = pert.device_call(torch.from_numpy(np.asarray(wav, np.float32)).to(self.spec.device), ctx.sr,
+                                     rng_for(self.spec.seed, u, key), ctx.perturbation_context(u))
+                if not bool(torch.all(torch.isfinite(y))):
+                    raise ValueError("the perturbation produced non-finite samples")
+                out[u] = y.cpu().numpy()
+            except Exception as e:  # noqa: BLE001 - recorded per utterance and condition, like the workers'
+                res.problems.append((u, paths[u], "perturb", f"{type(e).__name__}: {e}", cond.family,
+                                     cond.severity, ""))
+        return out
 
     def _craft(self, detector, cond, utt_ids, wavs, labels) -> dict[str, np.ndarray]:
         from bench.adversarial import attack_batch

@@ -216,8 +216,13 @@ def test_weights_from_a_folder_skips_cards_without_a_file_there(tmp_path):
 def test_api_run_is_documented_and_safe_in_an_unguarded_script(tmp_path):
     from bench import api
 
+    from dataclasses import fields
+
+    from bench.runner import RunConfig
+
     params = inspect.signature(api.run).parameters
     assert {"models", "data", "limit", "out", "workers", "progress"} <= set(params)
+    assert {f.name for f in fields(RunConfig)} <= set(params)       # every option of `bench run` is a keyword
     assert "progress(done, total, condition)" in api.run.__doc__
     suite = tmp_path / "s.yaml"
     suite.write_text("name: tiny\nconditions:\n  - {family: mp3, severities: [1]}\n")
