@@ -204,7 +204,9 @@ def cmd_run(a: argparse.Namespace) -> int:
 def cmd_serve(a: argparse.Namespace) -> int:
     from bench.serve import serve
 
+    _check_label_map(a.label_map, [a.model])
     serve(a.model, checkpoint=a.checkpoint, host=a.host, port=a.port, policy=a.policy, device=a.device,
+          label_map=a.label_map,
           log_level="debug" if a.verbose >= 2 else "info", max_bytes=a.max_bytes, max_concurrent=a.max_concurrent,
           max_queue=a.max_queue, output=a.output, threshold=a.threshold, batch_size=a.batch_size)
     return 0
@@ -323,8 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="example:\n  bench serve --model aasist-l --port 8000\n"
                        "  curl --data-binary @clip.flac http://127.0.0.1:8000/score\n"
                        "  bench run --suite blackbox --model http://127.0.0.1:8000 --limit 8")
-    s.add_argument("--model", default="aasist", help="card name (see `bench models`) or package.module:Class")
+    s.add_argument("--model", default="aasist", help="card name (see `bench models`), package.module:Class or "
+                   "hf:ID_OR_FOLDER[@REVISION]")
     s.add_argument("--checkpoint", help="checkpoint file (default: the card's)")
+    s.add_argument("--label-map", metavar="bonafide=LABEL,spoof=LABEL", help=LABEL_MAP_HELP)
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only; "
                    "anything else exposes the detector and is logged as a warning)")
     s.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")

@@ -142,7 +142,8 @@ def create_app(service: Service):
 
 
 def serve(model: str, checkpoint: str | None = None, host: str = "127.0.0.1", port: int = 8000,
-          policy: str | None = None, device: str = "auto", log_level: str = "info", **options: Any) -> None:
+          policy: str | None = None, device: str = "auto", log_level: str = "info", label_map: Any = None,
+          **options: Any) -> None:
     """Loads the detector and serves it until interrupted (``options``: see :class:`Service`)."""
     try:
         import uvicorn
@@ -155,7 +156,7 @@ def serve(model: str, checkpoint: str | None = None, host: str = "127.0.0.1", po
         log.warning("binding to %s, not loopback: an explicit choice to expose the detector beyond this machine "
                     "(no authentication, no TLS; put it behind a proxy that has them)", host)
     dev = resolve_device(device)
-    ld = load_detector(model, checkpoint=checkpoint, device=dev)
+    ld = load_detector(model, checkpoint=checkpoint, device=dev, label_map=label_map)
     service = Service(ld, policy=policy, device=dev, **options)
     log.info("serving %s (%s, policy %s, output %s) on http://%s:%d", ld.name, ld.checkpoint or "-",
              service.policy, service.output, host, port)
