@@ -108,3 +108,20 @@ def test_builtin_blackbox_suite_against_bench_serve(tiny, tmp_path):
     res = pd.read_csv(tmp_path / "run" / "results.csv")
     assert {"square-linf", "hsja", f"universal-filter<-{served.url}"} <= set(res["family"])
     assert (res.loc[res.family == "square-linf", "queries"].to_numpy() == [100, 400, 1000]).all()
+
+
+def test_decision_only_service_through_bench_run(tiny, tmp_path):
+    """`--remote-output decision` against a decision-only `bench serve`: scores are +1/-1 and hsja still runs."""
+    _, ckpt, folder = tiny
+    served = Served("--model", TINY, "--checkpoint", ckpt, "--output", "decision", log=tmp_path / "serve.log")
+    try:
+        (tmp_path / "s.yaml").write_text("name: d\nconditions:\n  - {attack: hsja, severities: [5], params: {queries: 40}}\n")
+        assert main(["run", "--suite", str(tmp_path / "s.yaml"), "--model", served.url, "--remote-output", "decision",
+                     "--limit", "6", "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "run")]) == 0
+    finally:
+        served.stop()
+    s = read_scores_csv(tmp_path / "run" / "scores.csv")
+    assert set(s["model"]) == {served.url + "?output=decision"}
+    assert set(s["score"]) <= {1.0, -1.0}
+    h = s[s.family == "hsja"]
+    assert len(h) == 6 and ((h["queries"] >= 1) & (h["queries"] <= 40)).all()
