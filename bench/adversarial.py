@@ -17,7 +17,7 @@ other utterances share its batch.
 Black-box attacks (attacks/_blackbox.py: ``square-linf``, ``hsja``) report the queries each utterance
 cost; the scorer stores them (``queries`` in scores.csv, the median in results.csv). A universal attack
 (``universal-filter``) is learned once per source model and condition on the training half of the
-utterances (:func:`universal_split`, :func:`learn_universal`) and applied unchanged to the held-out half,
+utterances (bench/universal.py, :func:`learn_universal`) and applied unchanged to the held-out half,
 the only utterances scored under it; its rows record the queries the learning cost.
 
 The achieved SNR of each perturbation (``attacks._budget.achieved_snr_db``, adversarial crop against
@@ -130,30 +130,7 @@ def attack_batch(detector, cond, wavs: Sequence[np.ndarray], labels: Sequence[st
 
 
 # ------------------------------------------------------------------------------------ universal
-def is_universal(cond) -> bool:
-    """An attack condition learned once on training clips and applied unchanged (``universal-filter``)."""
-    if getattr(cond, "kind", "") != "attack":
-        return False
-    from attacks import ATTACKS
-
-    name = cond.spec.get("attack", "")
-    return name in ATTACKS and bool(getattr(ATTACKS.get(name), "universal", False))
-
-
-def universal_split(utterances: Sequence) -> tuple[list, list]:
-    """(training half, held-out half) of a data set's utterances, per label, by the sha256 of the utterance id:
-    deterministic, independent of order and seed; the training half holds ``n // 2`` of each label."""
-    import hashlib
-
-    train, held = [], []
-    for label in sorted({u.label for u in utterances}):
-        group = sorted((u for u in utterances if u.label == label),
-                       key=lambda u: hashlib.sha256(u.utt_id.encode()).hexdigest())
-        train.extend(group[:len(group) // 2])
-        held.extend(group[len(group) // 2:])
-    return train, held
-
-
+# which conditions are universal and how the utterances split: bench/universal.py (no torch there)
 def learn_universal(detector, cond, utt_ids: Sequence[str], wavs: Sequence[np.ndarray], labels: Sequence[str],
                     seed: int, device: str) -> tuple[np.ndarray, int]:
     """Learns a universal attack's filter on the training clips against ``detector``: ``(filter, queries)``.

@@ -100,7 +100,9 @@ def run(cfg: RunConfig, show_progress: bool = True, progress=None) -> RunResult:
         raise ValueError(f"--checkpoint names one file but {len(cfg.models)} models were given "
                          f"({', '.join(cfg.models)}); run one model per --checkpoint, then `bench compare` the runs")
     suite = load_suite(cfg.suite)
-    conditions = universal_conditions(suite.expand(), cfg.models)
+    from bench.universal import universal_conditions
+
+    conditions = universal_conditions(suite.expand(), cfg.models)   # universal attacks: one per source model
     policy = parse_policy(cfg.policy or suite.policy)
     dataset = load_dataset(cfg.data, limit=cfg.limit, seed=cfg.seed)
     if not dataset.utterances:
@@ -159,7 +161,9 @@ def _remove_if_empty(out: Path) -> None:
 def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident, show_progress: bool,
             progress) -> RunResult:
     started = time.time()
-    split = _split(conditions, dataset)
+    from bench.universal import universal_training_split
+
+    split = universal_training_split(conditions, dataset)
     with RunLock(out), Store(out / "store.sqlite") as store:
         _check_identity(store, out, ident)
         for prob in dataset.problems:
@@ -266,42 +270,10 @@ def _check_identity(store: Store, out: Path, ident: Mapping[str, Any]) -> None:
     log.info("resuming the run in %s", out)
 
 
-def universal_conditions(conditions, models) -> list:
-    """A universal attack without ``source`` (``{attack: universal-filter}``) becomes one condition per model
-    of the run, ``universal-filter<-MODEL``: learned on that model, scored by every model (transfer)."""
-    from bench.adversarial import is_universal
-    from bench.suite import Condition, attack_label
-
-    out = []
-    for cond in conditions:
-        if not is_universal(cond):
-            out.append(cond)
-            continue
-        if cond.through:
-            raise ValueError(f"condition {cond.family}@{cond.severity}: a universal attack cannot go 'through' a "
-                             "perturbation; drop 'through'")
-        for m in ([cond.source] if cond.source else models):
-            label = attack_label(cond.spec["attack"], m)
-            if not any(c.family == label and c.severity == cond.severity for c in out):
-                out.append(Condition(label, cond.severity, "attack", {**cond.spec, "source": m}))
-    return out
-
-
-def _split(conditions, dataset) -> tuple[list, set[str]] | None:
-    """Universal attacks: (training spoofs, held-out utterance ids), or None when the suite has none."""
-    from bench.adversarial import is_universal, universal_split
-
-    if not any(is_universal(c) for c in conditions):
-        return None
-    train, held = universal_split(dataset.utterances)
-    log.info("universal attacks: learned on %d training utterances, scored on the %d others", len(train), len(held))
-    return [u for u in train if u.label == "spoof"], {u.utt_id for u in held}
-
-
 def _todo(conditions, dataset, store: Store, models: list[str], split=None):
     """Per condition: the utterances some model still lacks, and what each model has (from the store).
     Utterances that failed to read or perturb are not retried; a universal attack scores only the held-out half."""
-    from bench.adversarial import is_universal
+    from bench.universal import is_universal
 
     bad_read = store.failed("read")
     for cond in conditions:
@@ -323,8 +295,9 @@ def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str],
     """Units for what the store still lacks, made as the executor asks for them (never all at once).
     With ``on_device``, a perturbation that can run on the scoring device gets tasks of kind ``device``:
     workers only read the clean audio and the scorer perturbs it there (see ``Scorer._perturb_on_device``).
-    A universal attack's units carry its training clips (``Unit.train``, see :func:`_split`)."""
-    from bench.adversarial import is_universal
+    A universal attack's units carry its training clips (``Unit.train``, see
+    :func:`bench.universal.universal_training_split`)."""
+    from bench.universal import is_universal
 
     for cond, todo, done in _todo(conditions, dataset, store, models, split):
         kind = "device" if on_device and cond.kind != "attack" and cond.build().on_device else cond.kind

@@ -137,7 +137,8 @@ class Scorer:
 
     def _learned(self, name: str, detector, cond, unit: Unit):
         """A universal attack's (filter, queries) against ``name``, learned once on the unit's training clips."""
-        from bench.adversarial import is_universal, learn_universal
+        from bench.adversarial import learn_universal
+        from bench.universal import is_universal
 
         if not is_universal(cond):
             return None

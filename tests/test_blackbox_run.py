@@ -8,7 +8,7 @@ import pytest
 
 from _served import Served
 from bench import api
-from bench.adversarial import universal_split
+from bench.universal import universal_split
 from bench.cli import main
 from bench.data import load_dataset
 from bench.results import read_scores_csv
