@@ -65,6 +65,8 @@ UNITS: dict[str, Unit] = {
     "talkers": Unit(lambda v: f"{v:g} talker" + ("" if v == 1 else "s"), "talkers"),
     "band": Unit(str, "band"),                      # low_hz/high_hz, joined below
     "codec": Unit(str, "codec"),
+    # black-box attacks: the query budget beside the SNR budget (after snr_db, so the axis stays the SNR)
+    "queries": Unit(lambda v: f"{v:g} queries", "queries per utterance", log=True),
 }
 
 

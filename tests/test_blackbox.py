@@ -140,3 +140,11 @@ def test_hsja_starts_from_a_clip_of_the_other_class(data):
     adv, q = a.craft(det, x[:1], y[:1], gens(1), starts=[start])
     assert 2 < int(q[0]) <= 80 and not torch.equal(adv[0], x[0])
     assert float(_budget.achieved_snr_db(x[:1], adv)[0]) >= a.snr_db - 1e-3
+
+
+def test_level_labels_show_both_budgets():
+    from bench.labels import family_axis, level_labels
+
+    levels = {i + 1: dict(p) for i, p in enumerate(ATTACKS.get("square-linf").LEVELS)}
+    assert level_labels(levels, "attack")[5] == "ε = 10 dB SNR, 1000 queries"
+    assert "SNR" in str(family_axis(levels, "attack"))
