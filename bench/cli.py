@@ -15,6 +15,8 @@ EPILOG = """examples:
   bench score --model aasist clip.wav           score a file (higher = more bona fide)
   bench perturbations                           list perturbation families and ladders
   bench perturb --family mp3 --severity 3 in.wav out.wav
+  bench perturb --family encodec --severity 5 --param checkpoint=FOLDER in.wav out.wav
+  bench weights encodec dac                     fetch the neural codecs' weights ahead
   bench run --suite compression                 the main job, on the built-in demo set
   bench run --suite noise --model aasist,aasist-l --data manifest.csv --limit 200
   bench report runs/<folder>                    tables, plots and an HTML page
@@ -71,13 +73,19 @@ def cmd_score(a: argparse.Namespace) -> int:
 
 
 def cmd_weights(a: argparse.Namespace) -> int:
-    from foundation.weights import WeightsError, install
+    from foundation.weights import WeightsError, install, install_folder
     from models import CARDS
+    from perturbations.codecs._neural import CODEC_WEIGHTS
 
     names = a.models or [name for name, card in CARDS.items() if card.filename]
     rows, failed = [], 0
     for name in names:
         try:
+            if name in CODEC_WEIGHTS:   # a neural codec's folder (bench weights encodec dac)
+                folder_card = CODEC_WEIGHTS[name]
+                path, how = install_folder(folder_card, a.source)
+                rows.append({"model": name, "status": how, "path": str(path), "sha256": ""})
+                continue
             card = CARDS.get(name)
             path, how = install(card, a.source)
             rows.append({"model": name, "status": how, "path": str(path), "sha256": card.sha256 or ""})
@@ -109,7 +117,7 @@ def cmd_perturb(a: argparse.Namespace) -> int:
     from bench import api
 
     info = api.perturb_file(a.family, a.severity, a.input, a.output, seed=a.seed, resources=_resources(a),
-                            sample_rate=a.sample_rate)
+                            sample_rate=a.sample_rate, params=_params(a.param))
     sys.stdout.write(json.dumps(info, default=str) + "\n")
     return 0
 
@@ -124,6 +132,22 @@ def cmd_suites(a: argparse.Namespace) -> int:
         _table([{**s, "families": ", ".join(s["families"])} for s in items],
                ["name", "n_conditions", "policy", "families", "description"], "Suites")
     return 0
+
+
+def _params(items: Sequence[str] | None) -> dict[str, Any]:
+    """``--param NAME=VALUE`` (repeatable): values are YAML scalars (3, 0.5, true, null, text)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--param {item!r}: expected NAME=VALUE, e.g. --param bitrate=32000")
+        try:
+            out[name.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as e:
+            raise ValueError(f"--param {item!r}: the value is not a YAML scalar ({e})") from e
+    return out
 
 
 def _resources(a: argparse.Namespace) -> dict[str, str]:
@@ -182,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "into the user cache ($BENCH_CACHE_DIR or ~/.cache/deepfake-bench), where every later "
                        "command finds them without network or BENCH_WEIGHTS_DIR. Default: every model with a "
                        "published checkpoint.")
-    s.add_argument("models", nargs="*", metavar="MODEL", help="card names (see `bench models`)")
+    s.add_argument("models", nargs="*", metavar="MODEL", help="card names (see `bench models`), or the neural "
+                   "codecs encodec, dac (their weights folders)")
     s.add_argument("--from", dest="source", metavar="DIR",
                    help="a folder of the official files (e.g. aasist/AASIST.pth) instead of downloading")
     s.add_argument("--json", action="store_true")
@@ -197,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--severity", type=int, required=True, help="0 (clean) .. 5 (harshest)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--sample-rate", type=int, default=16000, help="rate the audio is processed and written at")
+    s.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="override a parameter of the level (repeatable; YAML scalars), e.g. --param bitrate=32000 "
+                   "or --param checkpoint=FOLDER for a neural codec")
     s.add_argument("--noise-dir", help="folder of noise files (background-noise); or $BENCH_NOISE_DIR")
     s.add_argument("--rir-dir", help="folder of measured impulse responses (rir); or $BENCH_RIR_DIR")
     s.add_argument("input", metavar="IN")

@@ -88,6 +88,7 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
 
     suite = load_suite(cfg.suite)
     conditions = suite.expand()
+    check_resources(conditions)   # e.g. a neural codec's weights: refused before any audio is read
     policy = parse_policy(cfg.policy or suite.policy)
     dataset = load_dataset(cfg.data, limit=cfg.limit, seed=cfg.seed)
     if not dataset.utterances:
@@ -151,6 +152,24 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
         result = _finish(out, store, suite, conditions, cfg, {**prov, "status": "complete",
                                                               "elapsed_s": round(time.time() - started, 2)})
     return result
+
+
+def check_resources(conditions) -> None:
+    """Every perturbation (and attack-through perturbation) has what it needs beyond its parameters;
+    the first that does not stops the run with its own one-line message, naming the condition."""
+    checked: set[str] = set()
+    for cond in conditions:
+        pert = cond.build_through() if cond.kind == "attack" else cond.build()
+        if pert is None:
+            continue
+        k = pert.key()
+        if k in checked:
+            continue
+        checked.add(k)
+        try:
+            pert.check_resources()
+        except Exception as e:  # noqa: BLE001 - re-raised as one line naming the condition
+            raise RuntimeError(f"condition {cond.family}@{cond.severity}: {e}") from e
 
 
 def default_workers(device: str) -> int:
