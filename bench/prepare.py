@@ -38,6 +38,8 @@ class Prepared:
     wav: np.ndarray | None
     error: str | None = None
     stage: str = ""
+    #: (snr_db, pesq, stoi) of ``wav`` against the clean input (bench/quality.py); None when not measured
+    quality: tuple[float, float, float] | None = None
 
 
 # Set once per worker by ``init_worker`` (the bona fide pool for babble, resource folders, ...).
@@ -115,14 +117,14 @@ def prepare(task: Task) -> Prepared:
         clean = read_clean(task.path, sr)
     except Exception as e:  # noqa: BLE001 - one bad file must not kill a run; the reason is recorded
         return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "read")
-    if task.kind == "attack":
+    if task.kind == "attack":   # the scorer measures the quality of what it crafts
         return Prepared(task.utt_id, task.condition_key, np.array(clean))
     cached = cache_path(task)
     if cached is not None and cached.is_file():
         try:
             wav = np.load(cached)
             if wav.shape == clean.shape:
-                return Prepared(task.utt_id, task.condition_key, wav)
+                return Prepared(task.utt_id, task.condition_key, wav, quality=_quality(task, clean, wav, sr))
         except (OSError, ValueError) as e:
             log.warning("ignoring unreadable cache entry %s: %s", cached, e)
     try:
@@ -136,4 +138,18 @@ def prepare(task: Task) -> Prepared:
         return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "perturb")
     if cached is not None:
         _cache_put(cached, wav)
-    return Prepared(task.utt_id, task.condition_key, wav)
+    return Prepared(task.utt_id, task.condition_key, wav, quality=_quality(task, clean, wav, sr))
+
+
+def _quality(task: Task, clean: np.ndarray, wav: np.ndarray, sr: int) -> tuple[float, float, float] | None:
+    """The degraded audio's quality against its clean input (None for the clean condition, and when the
+    measurement itself fails: the score is still worth having)."""
+    if task.spec.get("family") == "clean":
+        return None
+    from bench.quality import measure
+
+    try:
+        return measure(clean, wav, sr)
+    except Exception as e:  # noqa: BLE001 - a quality measure must never cost a score
+        log.warning("%s: quality not measured: %s", task.utt_id, e)
+        return None

@@ -15,13 +15,14 @@ log = logging.getLogger(__name__)
 
 SCORE_COLUMNS = list(Store.SCORE_COLUMNS)
 RESULT_COLUMNS = ["model", "suite", "family", "severity", "n_bonafide", "n_spoof", "eer", "eer_ci_low",
-                  "eer_ci_high", "auc", "eer_threshold", "kind", "params"]
+                  "eer_ci_high", "auc", "eer_threshold", "kind", "params", "snr_db", "pesq", "stoi"]
 
 
 def results_table(scores: pd.DataFrame, suite: str, conditions: Sequence, n_boot: int = 1000,
                   seed: int = 0) -> pd.DataFrame:
-    """One row per model x condition, in the suite's condition order (clean first)."""
-    groups = ((model, family, int(severity), g["label"].to_numpy(), g["score"].to_numpy(float))
+    """One row per model x condition, in the suite's condition order (clean first); no quality columns
+    (they come from the store, see :func:`results_from_store`)."""
+    groups = ((model, family, int(severity), g["label"].to_numpy(), g["score"].to_numpy(float), ())
               for (model, family, severity), g in scores.groupby(["model", "family", "severity"], sort=False))
     return _table(groups, suite, conditions, n_boot, seed)
 
@@ -31,17 +32,19 @@ def results_from_store(store, suite: str, conditions: Sequence, n_boot: int = 10
     def groups():
         for model, family, severity in store.groups():
             labels, scores = store.group_scores(model, family, severity)
-            yield model, family, int(severity), np.asarray(labels), np.asarray(scores, float)
+            yield (model, family, int(severity), np.asarray(labels), np.asarray(scores, float),
+                   store.group_quality(model, family, severity))
     return _table(groups(), suite, conditions, n_boot, seed)
 
 
 def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: int, seed: int) -> pd.DataFrame:
     from bench import metrics
+    from bench.quality import medians
 
     order = {(c.family, c.severity): i for i, c in enumerate(conditions)}
     info = {(c.family, c.severity): c for c in conditions}
     rows, models = [], {}
-    for model, family, severity, labels, scores in groups:
+    for model, family, severity, labels, scores, quality in groups:
         models.setdefault(model, len(models))
         bona, spoof = scores[labels == "bonafide"], scores[labels == "spoof"]
         eer = thr = auc = lo = hi = float("nan")
@@ -55,6 +58,7 @@ def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: in
                      "eer_ci_low": float(lo), "eer_ci_high": float(hi), "auc": float(auc),
                      "eer_threshold": float(thr), "kind": c.kind if c else "",
                      "params": json.dumps(c.spec.get("params", {}), sort_keys=True, default=str) if c else "",
+                     **medians(quality),
                      "_order": order.get((family, severity), len(order)), "_m": models[model]})
     df = pd.DataFrame(rows, columns=RESULT_COLUMNS + ["_order", "_m"])
     return df.sort_values(["_m", "_order"]).drop(columns=["_order", "_m"]).reset_index(drop=True)

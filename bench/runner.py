@@ -146,7 +146,7 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
                         seen.add((prob[2], prob[4], prob[5], prob[3]))
                         log.warning("%s failed for %s (%s@%s): %s (further such inputs: see problems.csv)",
                                     prob[2], prob[0], prob[4] or "-", prob[5], prob[3])
-                store.add_scores(res.scores)
+                store.add_scores(res.scores, res.quality)
                 bar.describe(f"{cond.family}@{cond.severity}")
                 bar.advance(res.unit.n_scores)
         result = _finish(out, store, suite, conditions, cfg, {**prov, "status": "complete",
