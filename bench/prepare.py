@@ -149,7 +149,7 @@ def _quality(task: Task, clean: np.ndarray, wav: np.ndarray, sr: int) -> tuple[f
     from bench.quality import measure
 
     try:
-        return measure(clean, wav, sr)
+        return measure(clean, wav, sr, task.utt_id)
     except Exception as e:  # noqa: BLE001 - a quality measure must never cost a score
         log.warning("%s: quality not measured: %s", task.utt_id, e)
         return None

@@ -9,17 +9,23 @@ resumed run does not recompute it; ``results.csv`` carries the medians over a co
 - ``pesq``: ITU-T P.862.2 wide band (the ``pesq`` package), MOS-LQO 1.04..4.64, at 16 kHz.
 - ``stoi``: short-time objective intelligibility (``pystoi``, not extended), 0..1, at 16 kHz.
 
-Both signals are brought to 16 kHz with the project's resampler when the run's rate differs. The
-cost is bounded by measuring at most the first :data:`MAX_SECONDS` of a clip: measured here on a
-3.5 s clip, PESQ took 40 ms and STOI 20 ms (a detector's score 300-800 ms on this CPU), and both grow
-linearly with the length. A measure that cannot be taken (silence, a clip shorter than PESQ's
-minimum) is NaN, and a median ignores NaNs. The clean condition is not measured (its audio is the
-reference itself).
+Both signals are brought to 16 kHz with the project's resampler when the run's rate differs.
+
+Cost: measured on this 2-core machine on 4.7 s demo clips, wide-band PESQ takes 0.14-0.37 s per clip
+(slowest on badly degraded audio: its time-alignment search), STOI about 0.02 s, both growing with the
+length. Two bounds keep it below a detector's score (0.3-0.8 s per clip on this CPU): every measure
+uses at most the first :data:`MAX_SECONDS` of a clip (the detectors' official input is the first
+4.04 s, so that is also what they hear), and ``$BENCH_PESQ_EVERY=N`` (default 1: every clip) computes
+PESQ only on the deterministic subset of clips with ``crc32(utt_id) % N == 0`` (the others get NaN,
+which the medians skip). A measure that cannot be taken (silence, a clip shorter than PESQ's minimum)
+is NaN. The clean condition is not measured (its audio is the reference itself).
 """
 from __future__ import annotations
 
 import logging
 import math
+import os
+import zlib
 
 import numpy as np
 
@@ -27,7 +33,7 @@ log = logging.getLogger(__name__)
 
 QUALITY_COLUMNS = ("snr_db", "pesq", "stoi")
 RATE = 16000
-MAX_SECONDS = 10.0
+MAX_SECONDS = 4.0
 
 
 def snr_db(x: np.ndarray, y: np.ndarray) -> float:
@@ -42,8 +48,20 @@ def snr_db(x: np.ndarray, y: np.ndarray) -> float:
     return 10.0 * math.log10(signal / noise)
 
 
-def measure(clean: np.ndarray, degraded: np.ndarray, sr: int) -> tuple[float, float, float]:
-    """``(snr_db, pesq, stoi)`` of ``degraded`` against ``clean`` (same length, aligned)."""
+def pesq_every() -> int:
+    raw = os.environ.get("BENCH_PESQ_EVERY", "1").strip() or "1"
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ValueError(f"BENCH_PESQ_EVERY must be a positive integer (PESQ on 1 clip in N), got {raw!r}") from None
+    if n < 1:
+        raise ValueError(f"BENCH_PESQ_EVERY must be a positive integer (PESQ on 1 clip in N), got {raw!r}")
+    return n
+
+
+def measure(clean: np.ndarray, degraded: np.ndarray, sr: int, utt_id: str = "") -> tuple[float, float, float]:
+    """``(snr_db, pesq, stoi)`` of ``degraded`` against ``clean`` (same length, aligned); PESQ is NaN for
+    clips outside the ``$BENCH_PESQ_EVERY`` subset."""
     x = np.asarray(clean, np.float64)
     y = np.asarray(degraded, np.float64)
     if x.shape != y.shape or x.ndim != 1:
@@ -56,7 +74,9 @@ def measure(clean: np.ndarray, degraded: np.ndarray, sr: int) -> tuple[float, fl
 
         x = resample(x, sr, RATE).astype(np.float64)
         y = resample(y, sr, RATE).astype(np.float64)
-    return snr, _pesq(x, y), _stoi(x, y)
+    every = pesq_every()
+    with_pesq = every == 1 or zlib.crc32(utt_id.encode("utf-8")) % every == 0
+    return snr, (_pesq(x, y) if with_pesq else math.nan), _stoi(x, y)
 
 
 def _pesq(x: np.ndarray, y: np.ndarray) -> float:

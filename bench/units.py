@@ -164,7 +164,7 @@ def _attack_quality(model: str, cond, clean: dict, adversarial: dict, detector) 
     for u, adv in adversarial.items():
         ref = fix_length(np.asarray(clean[u], np.float32), len(adv))
         try:
-            rows.append((model, cond.family, cond.severity, u, *measure(ref, np.asarray(adv), sr)))
+            rows.append((model, cond.family, cond.severity, u, *measure(ref, np.asarray(adv), sr, u)))
         except Exception as e:  # noqa: BLE001 - a quality measure must never cost a score
             log.warning("%s: quality not measured: %s", u, e)
     return rows

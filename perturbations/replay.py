@@ -195,7 +195,10 @@ class Replay(Perturbation):
     def validate(self) -> None:
         from perturbations.room import Room
 
-        Room(rt60=self.rt60, dims_min=self.dims_min, dims_max=self.dims_max).validate()
+        try:
+            Room(rt60=self.rt60, dims_min=self.dims_min, dims_max=self.dims_max).validate()
+        except ValueError as e:
+            raise ValueError(f"replay: {e}") from e
         for name in ("band_hz", "mic_band_hz"):
             b = getattr(self, name)
             if not isinstance(b, tuple) or len(b) != 2 or not 0 < b[0] < b[1] / 4:
