@@ -138,3 +138,26 @@ def test_pesq_subset_is_deterministic(monkeypatch):
     monkeypatch.setenv("BENCH_PESQ_EVERY", "0")
     with pytest.raises(ValueError, match="BENCH_PESQ_EVERY"):
         quality.measure(x, y, 16000, "u")
+
+
+def test_report_plots_eer_against_pesq(run, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    from reports.report import build_report
+
+    res, _, _, _ = run
+    rep = build_report(res.out, out=tmp_path / "report")
+    png = tmp_path / "report" / "plots" / "eer-vs-pesq.png"
+    assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
+    assert "EER against the median PESQ" in (tmp_path / "report" / "report.html").read_text()
+    # a run folder from before the quality columns: the report says so instead of failing
+    old = tmp_path / "old"
+    old.mkdir()
+    pd.read_csv(res.out / "results.csv").drop(columns=["snr_db", "pesq", "stoi"]).to_csv(old / "results.csv",
+                                                                                         index=False)
+    shutil.copy(res.out / "run.json", old / "run.json")
+    rep = build_report(old, out=tmp_path / "old-report")
+    assert any("no PESQ" in n for n in rep.notes)
+    assert not (tmp_path / "old-report" / "plots" / "eer-vs-pesq.png").exists()
