@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Runs a suite. The same command resumes an interrupted run: without --out the "
                        "folder name is derived from the configuration (runs/<suite>-<models>-<data>-<hash>).")
     s.add_argument("--suite", required=True, help="clean, compression, reverb, noise, channel, realworld, "
-                   "adversarial, all, or a YAML file")
+                   "neural-codec, adversarial, all, or a YAML file")
     s.add_argument("--model", default="aasist", help="comma-separated models (default aasist)")
     s.add_argument("--checkpoint", help="checkpoint for the model (one model only)")
     s.add_argument("--data", default="demo", help="demo (built in), a CSV manifest, asvspoof2019-la:ROOT, "

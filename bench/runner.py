@@ -111,6 +111,9 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
         # Under Ray the scoring device is the workers' (they resolve "auto" themselves); the driver only
         # loads the detectors on its CPU for provenance.
         device = resolve_device(cfg.device) if cfg.executor == "local" else cfg.device
+        if cfg.executor == "local":
+            # neural codecs in the (spawned) workers use the scoring device unless told otherwise
+            os.environ.setdefault("BENCH_CODEC_DEVICE", device)
         sr = _sample_rate(models)
         workers = cfg.workers if cfg.workers is not None else default_workers(device)
         spec = ScorerSpec(tuple(cfg.models), cfg.checkpoint, device, str(policy), cfg.batch_size, cfg.seed)

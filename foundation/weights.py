@@ -6,6 +6,11 @@ cache from ``card.url`` when online. ``bench weights`` (:func:`install`) fills t
 time, from the release or from a folder of the official files, for machines that are offline later. A downloaded file whose sha256 differs from the card is
 refused and deleted. Checkpoints are never unpickled as arbitrary objects: ``.pt``/``.pth`` go
 through ``torch.load(weights_only=True)``, ``.safetensors`` through safetensors.
+
+Folders (a neural codec's ``save_pretrained`` layout: ``config.json`` + ``model.safetensors``) resolve the
+same way with :class:`FolderCard`, :func:`resolve_folder` and :func:`install_folder`: an explicit folder,
+then ``$BENCH_WEIGHTS_DIR/<folder>``, then the cache, then a download from the Hugging Face hub into the
+cache. ``BENCH_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``) forbids every download; the tests set it.
 """
 from __future__ import annotations
 
