@@ -88,7 +88,7 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
 
     suite = load_suite(cfg.suite)
     conditions = suite.expand()
-    check_resources(conditions)   # e.g. a neural codec's weights: refused before any audio is read
+    resources_used = check_resources(conditions)   # e.g. a neural codec's weights: refused before any audio is read
     policy = parse_policy(cfg.policy or suite.policy)
     dataset = load_dataset(cfg.data, limit=cfg.limit, seed=cfg.seed)
     if not dataset.utterances:
@@ -127,7 +127,8 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
                     raise ValueError(f"model {ld.name}: its class declares sample_rate {sr} but the loaded "
                                      f"detector runs at {ld.detector.sample_rate} Hz; declare the rate as the "
                                      "class attribute `sample_rate`")
-            prov.update(_provenance(cfg, suite, policy, dataset, scorer.loaded, device, out, workers))
+            prov.update(_provenance(cfg, suite, policy, dataset, scorer.loaded, device, out, workers),
+                        perturbation_weights=list(resources_used.values()))
             _write_json(out / "run.json", {**prov, "status": "running"})
             log.info("%s: %d conditions x %d utterances x %d models; %d scores to compute", out,
                      len(conditions), len(dataset.utterances), len(scorer.loaded), total)
@@ -157,10 +158,14 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
     return result
 
 
-def check_resources(conditions) -> None:
+def check_resources(conditions) -> dict[str, Any]:
     """Every perturbation (and attack-through perturbation) has what it needs beyond its parameters;
-    the first that does not stops the run with its own one-line message, naming the condition."""
+    the first that does not stops the run with its own one-line message, naming the condition. Returns
+    the weights folders found (family -> {folder, sha256 per file}) for the provenance."""
+    from foundation.weights import sha256_file
+
     checked: set[str] = set()
+    found: dict[str, Any] = {}
     for cond in conditions:
         pert = cond.build_through() if cond.kind == "attack" else cond.build()
         if pert is None:
@@ -173,6 +178,14 @@ def check_resources(conditions) -> None:
             pert.check_resources()
         except Exception as e:  # noqa: BLE001 - re-raised as one line naming the condition
             raise RuntimeError(f"condition {cond.family}@{cond.severity}: {e}") from e
+        for step in getattr(pert, "steps", None) or (pert,):
+            if hasattr(step, "weights_folder"):
+                folder = step.weights_folder()
+                if str(folder) not in (v["folder"] for v in found.values()):
+                    found[f"{step.family}:{folder}"] = {
+                        "family": step.family, "folder": str(folder),
+                        "sha256": {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file()}}
+    return found
 
 
 def default_workers(device: str) -> int:

@@ -232,6 +232,9 @@ def test_neural_codec_suite_runs_on_the_demo_set(weights, monkeypatch, tmp_path)
     assert len(r) == 16 and (r["n_bonafide"] + r["n_spoof"] == 4).all() and res.problems.empty
     degraded = r[r["family"] != "clean"]
     assert degraded["pesq"].between(1.0, 4.7).all() and degraded["stoi"].notna().all()
+    used = json.loads((res.out / "run.json").read_text())["perturbation_weights"]
+    assert sorted(w["family"] for w in used) == ["dac", "encodec"]
+    assert all(len(w["sha256"]["model.safetensors"]) == 64 for w in used)
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))

@@ -29,7 +29,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 
@@ -186,6 +186,3 @@ class NeuralCodec(Perturbation):
         if not np.all(np.isfinite(wav)):
             raise ValueError(f"{self.family}: the waveform has NaN or infinite samples")
         return self._run([wav], sr)[0][0]
-
-    def describe_weights(self) -> dict[str, Any]:
-        return {"family": self.family, "repo": self.WEIGHTS.repo, "folder": self.WEIGHTS.folder}
