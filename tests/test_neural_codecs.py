@@ -48,12 +48,26 @@ def _tiny_dac(folder: Path) -> Path:
     return folder
 
 
+def _tiny_mimi(folder: Path) -> Path:
+    import torch
+    from transformers import MimiConfig, MimiModel
+
+    torch.manual_seed(0)
+    cfg = MimiConfig(sampling_rate=24000, frame_rate=12.5, codebook_size=2048, num_quantizers=32, hidden_size=16,
+                     num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, head_dim=8,
+                     intermediate_size=32, num_filters=4, codebook_dim=16, vector_quantization_hidden_dimension=16,
+                     upsample_groups=16)
+    MimiModel(cfg).save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
     """A weights folder laid out like $BENCH_WEIGHTS_DIR: the tiny codecs (and the official AASIST)."""
     root = tmp_path_factory.mktemp("weights")
     _tiny_encodec(root / "encodec_24khz")
     _tiny_dac(root / "dac_16khz")
+    _tiny_mimi(root / "mimi")
     shared = Path(os.environ["BENCH_WEIGHTS_DIR"])
     if (shared / "aasist").is_dir():
         (root / "aasist").symlink_to((shared / "aasist").resolve())
@@ -74,7 +88,7 @@ def _speech(sr: int = 16000, seconds: float = 2.0) -> np.ndarray:
     return wav[:int(seconds * sr)]
 
 
-FAMILIES = {"encodec": "encodec_24khz", "dac": "dac_16khz"}
+FAMILIES = {"encodec": "encodec_24khz", "dac": "dac_16khz", "mimi": "mimi"}
 
 
 def test_listed_with_five_levels_and_their_bitrates(capsys):
@@ -124,6 +138,22 @@ def test_dac_parity_with_transformers(weights, k):
         ref = model(torch.from_numpy(padded)[None, None], n_quantizers=p.n_codebooks).audio_values[0].numpy()
     assert np.max(np.abs(ours[0] - ref[:x.size])) <= 1e-4
     assert bits[0] == p.n_codebooks * (padded.size // 320) * 10
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_mimi_parity_with_transformers(weights, k):
+    import torch
+
+    p = make("mimi", k, checkpoint=str(weights / "mimi"))
+    model = p.model(device="cpu")
+    x = _speech(24000, 1.5).astype(np.float32)
+    ours, bits = p.roundtrip([x], model)
+    padded = np.zeros((-(-x.size // 1920) + 1) * 1920, np.float32)
+    padded[:x.size] = x
+    with torch.inference_mode():
+        ref = model(torch.from_numpy(padded)[None, None], num_quantizers=p.n_codebooks).audio_values[0, 0].numpy()
+    assert np.max(np.abs(ours[0] - ref[:x.size])) <= 1e-4
+    assert bits[0] == p.n_codebooks * (padded.size // 1920) * 11
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
