@@ -32,7 +32,11 @@ def _tiny_encodec(folder: Path) -> Path:
     cfg = EncodecConfig(sampling_rate=24000, upsampling_ratios=[8, 5, 4, 2], codebook_size=1024,
                         target_bandwidths=[1.5, 3.0, 6.0, 12.0, 24.0], num_filters=4, hidden_size=16,
                         codebook_dim=16, num_lstm_layers=1)
-    EncodecModel(cfg).save_pretrained(folder)
+    model = EncodecModel(cfg)
+    with torch.no_grad():   # transformers initialises the codebooks to zeros: every level would decode alike
+        for layer in model.quantizer.layers:
+            layer.codebook.embed.normal_()
+    model.save_pretrained(folder)
     return folder
 
 
@@ -57,7 +61,12 @@ def _tiny_mimi(folder: Path) -> Path:
                      num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, head_dim=8,
                      intermediate_size=32, num_filters=4, codebook_dim=16, vector_quantization_hidden_dimension=16,
                      upsample_groups=16)
-    MimiModel(cfg).save_pretrained(folder)
+    model = MimiModel(cfg)
+    with torch.no_grad():   # zero codebooks otherwise (see _tiny_encodec)
+        for name, buf in model.named_buffers():
+            if name.endswith("codebook.embed_sum"):
+                buf.normal_()
+    model.save_pretrained(folder)
     return folder
 
 
@@ -171,6 +180,8 @@ def test_length_bitrate_determinism_and_batches(weights, family):
     for sr, n in ((8000, 8000), (22050, 12345), (16000, 100)):
         clip = _speech(sr, 1.0)[:n]
         assert make(family, 3, checkpoint=ck)(clip, sr, None).shape == clip.shape
+    # the level reaches the model: fewer codebooks, other audio
+    assert not np.allclose(make(family, 1, checkpoint=ck)(x, 16000, None), make(family, 5, checkpoint=ck)(x, 16000, None))
     p = make(family, 2, checkpoint=ck)
     clips = [x[:16000], x[:24000], x[16000:32000]]
     batched = p.apply_batch(clips, 16000)

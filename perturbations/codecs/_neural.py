@@ -17,8 +17,8 @@ a save_pretrained folder) and its ``transformers`` class, and implements :meth:`
   convolutions and their transposes are centred (frame ``i`` covers and is decoded onto the samples
   around ``i·hop + hop/2``). ``tests/test_neural_codecs.py`` measures the lag with the real weights
   when they are present.
-- Device: CUDA when torch sees a GPU (``$BENCH_CODEC_DEVICE`` overrides), else the CPU; one model per
-  process (cached). :meth:`apply_batch` codes many clips in one batch; clips are grouped by length so
+- Device: CUDA when torch sees a GPU (``$BENCH_CODEC_DEVICE`` overrides; ``bench run`` sets it to the
+  run's device), else the CPU, one thread per preparation worker; one model per process (cached). :meth:`apply_batch` codes many clips in one batch; clips are grouped by length so
   that no clip's output depends on its batch mates (DAC's convolutions are not causal).
 - Deterministic: the models draw no randomness (eval mode, no dropout).
 """
@@ -56,7 +56,6 @@ def codec_device() -> str:
 @functools.lru_cache(maxsize=4)
 def _load(class_name: str, folder: str, device: str):
     try:
-        import torch  # noqa: F401
         import transformers
     except ImportError as e:
         raise ImportError(f"the neural codecs need torch and transformers: pip install 'transformers>=4.46' "
@@ -66,6 +65,13 @@ def _load(class_name: str, folder: str, device: str):
         model = cls.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as e:
         raise ValueError(f"cannot load a {class_name} from {folder}: {e}") from e
+    import multiprocessing
+
+    import torch
+
+    if str(device) == "cpu" and multiprocessing.parent_process() is not None:
+        # a preparation worker: one per core already, so one thread each (no oversubscription)
+        torch.set_num_threads(1)
     model = model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
