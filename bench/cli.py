@@ -152,7 +152,8 @@ def _params(items: Sequence[str] | None) -> dict[str, Any]:
 
 def _resources(a: argparse.Namespace) -> dict[str, str]:
     res = {}
-    for key, env in (("noise_dir", "BENCH_NOISE_DIR"), ("rir_dir", "BENCH_RIR_DIR")):
+    for key, env in (("noise_dir", "BENCH_NOISE_DIR"), ("rir_dir", "BENCH_RIR_DIR"),
+                     ("device_ir_dir", "BENCH_DEVICE_IR_DIR")):
         val = getattr(a, key, None) or os.environ.get(env)
         if val:
             res[key] = val
@@ -227,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "or --param checkpoint=FOLDER for a neural codec")
     s.add_argument("--noise-dir", help="folder of noise files (background-noise); or $BENCH_NOISE_DIR")
     s.add_argument("--rir-dir", help="folder of measured impulse responses (rir); or $BENCH_RIR_DIR")
+    s.add_argument("--device-ir-dir", help="folder of measured loudspeaker-to-microphone responses (replay with "
+                   "measured: true); or $BENCH_DEVICE_IR_DIR")
     s.add_argument("input", metavar="IN")
     s.add_argument("output", metavar="OUT")
     s.set_defaults(func=cmd_perturb)
@@ -258,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--policy", help="input policy, overriding the suite's (official, full, full:hop=...,agg=...)")
     s.add_argument("--noise-dir", help="folder of noise files (background-noise); or $BENCH_NOISE_DIR")
     s.add_argument("--rir-dir", help="folder of measured impulse responses (rir); or $BENCH_RIR_DIR")
+    s.add_argument("--device-ir-dir", help="folder of measured loudspeaker-to-microphone responses (replay with "
+                   "measured: true); or $BENCH_DEVICE_IR_DIR")
     s.add_argument("--cache", metavar="DIR", default=os.environ.get("BENCH_AUDIO_CACHE"),
                    help="cache perturbed audio here (keyed by utterance, condition, seed and perturbation "
                    "version) so re-runs and other detectors reuse it; or $BENCH_AUDIO_CACHE; default off")
