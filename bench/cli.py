@@ -168,7 +168,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     res = api.run(a.suite, models=models, checkpoint=a.checkpoint, data=a.data, out=a.out, limit=a.limit,
                   seed=a.seed, device=a.device, batch_size=a.batch_size, executor=a.executor, address=a.address,
                   workers=a.workers, policy=a.policy, resources=_resources(a),
-                  cache_dir=a.cache)
+                  cache_dir=a.cache, prepare_on=a.prepare_on)
     piv = summary_pivot(res.results)
     note = " (demo set: a smoke test, not a benchmark)" if a.data == "demo" else ""
     _table(piv.to_dict(orient="records"), list(piv.columns),
@@ -266,6 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cache", metavar="DIR", default=os.environ.get("BENCH_AUDIO_CACHE"),
                    help="cache perturbed audio here (keyed by utterance, condition, seed and perturbation "
                    "version) so re-runs and other detectors reuse it; or $BENCH_AUDIO_CACHE; default off")
+    s.add_argument("--prepare-on", default="auto", choices=["auto", "device", "cpu"],
+                   help="where perturbations that can run in torch (noise, rooms, impulse responses, gain, "
+                   "clipping, quantisation) are applied: on the scoring device, or in the CPU workers; auto "
+                   "(default) = device when scoring on a GPU. Codecs always run in the CPU workers.")
     s.set_defaults(func=cmd_run)
 
     from reports.cli import add_parser as add_report_parser

@@ -49,6 +49,7 @@ class RunConfig:
     address: str | None = None                 # Ray cluster address for --executor ray
     cache_dir: str | None = None               # perturbed-audio cache shared by runs and detectors
     resources: Mapping[str, str] = field(default_factory=dict)  # noise_dir, rir_dir, ...
+    prepare_on: str = "auto"                   # device | cpu | auto (device when scoring on a GPU)
 
     def identity(self, suite_sha: str, data_sha: str) -> dict[str, Any]:
         """What determines the scores (not how fast or where they are computed)."""
@@ -86,6 +87,11 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
     from bench.policy import parse_policy
     from bench.suite import load_suite
 
+    if cfg.prepare_on not in ("auto", "device", "cpu"):
+        raise ValueError(f"--prepare-on {cfg.prepare_on!r}: choose device, cpu or auto")
+    if cfg.checkpoint and len(cfg.models) > 1:
+        raise ValueError(f"--checkpoint names one file but {len(cfg.models)} models were given "
+                         f"({', '.join(cfg.models)}); run one model per --checkpoint, then `bench compare` the runs")
     suite = load_suite(cfg.suite)
     conditions = suite.expand()
     resources_used = check_resources(conditions)   # e.g. a neural codec's weights: refused before any audio is read
@@ -116,6 +122,10 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
             os.environ.setdefault("BENCH_CODEC_DEVICE", device)
         sr = _sample_rate(models)
         workers = cfg.workers if cfg.workers is not None else default_workers(device)
+        on_device = cfg.executor == "local" and (
+            cfg.prepare_on == "device" or (cfg.prepare_on == "auto" and str(device).startswith("cuda")))
+        if cfg.prepare_on == "device" and not on_device:
+            log.warning("--prepare-on device applies to the local executor; Ray's CPU tasks prepare the audio")
         spec = ScorerSpec(tuple(cfg.models), cfg.checkpoint, device, str(policy), cfg.batch_size, cfg.seed)
         prov: dict[str, Any] = {}
 
@@ -129,13 +139,15 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
                                      "class attribute `sample_rate`")
             prov.update(_provenance(cfg, suite, policy, dataset, scorer.loaded, device, out, workers),
                         perturbation_weights=list(resources_used.values()))
+            prov["config"]["resolved_prepare_on"] = "device" if on_device else "cpu"
             _write_json(out / "run.json", {**prov, "status": "running"})
             log.info("%s: %d conditions x %d utterances x %d models; %d scores to compute", out,
                      len(conditions), len(dataset.utterances), len(scorer.loaded), total)
             return scorer
 
         bona = [(u.utt_id, str(u.path)) for u in dataset.utterances if u.label == "bonafide"]
-        units = _units(cfg, conditions, dataset, store, models)   # lazy: memory does not grow with the set
+        # lazy: memory does not grow with the set
+        units = _units(cfg, conditions, dataset, store, models, on_device=on_device)
         with _Progress(show_progress, total) as bar, make_executor(
                 cfg.executor, workers=workers, seed=cfg.seed, sr=sr, bonafide=bona,
                 resources=cfg.resources, scorer_spec=spec, address=cfg.address, cache_dir=cfg.cache_dir) as ex:
@@ -246,14 +258,17 @@ def _count_scores(conditions, dataset, store: Store, models: list[str]) -> int:
                for _cond, todo, done in _todo(conditions, dataset, store, models))
 
 
-def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str]):
-    """Units for what the store still lacks, made as the executor asks for them (never all at once)."""
+def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str], on_device: bool = False):
+    """Units for what the store still lacks, made as the executor asks for them (never all at once).
+    With ``on_device``, a perturbation that can run on the scoring device gets tasks of kind ``device``:
+    workers only read the clean audio and the scorer perturbs it there (see ``Scorer._perturb_on_device``)."""
     for cond, todo, done in _todo(conditions, dataset, store, models):
+        kind = "device" if on_device and cond.kind != "attack" and cond.build().on_device else cond.kind
         for i in range(0, len(todo), cfg.shard_size):
             shard = todo[i:i + cfg.shard_size]
             needs = tuple((m, ids) for m in models
                           if (ids := tuple(u.utt_id for u in shard if u.utt_id not in done[m])))
-            tasks = tuple(Task(u.utt_id, str(u.path), u.label, cond.key(), cond.spec, cond.kind) for u in shard)
+            tasks = tuple(Task(u.utt_id, str(u.path), u.label, cond.key(), cond.spec, kind) for u in shard)
             yield Unit(cond, tasks, needs)
 
 
@@ -272,11 +287,11 @@ def _provenance(cfg, suite, policy, dataset, loaded, device, out, workers) -> di
 
 
 def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: dict) -> RunResult:
-    from bench.results import results_from_store, write_tables
+    from bench.results import results_from_store, with_condition_columns, write_tables
 
     problems = store.problems()
     results = results_from_store(store, suite.name, conditions, n_boot=cfg.n_boot, seed=cfg.seed)
-    write_tables(out, results, store.iter_scores(), problems)
+    write_tables(out, results, with_condition_columns(store.iter_scores(), conditions), problems)
     prov = {**prov, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "n_scores": store.n_scores(), "n_problems": len(problems)}
     _write_json(out / "run.json", prov)

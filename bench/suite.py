@@ -68,6 +68,11 @@ class Condition:
                            "spec": self.spec}, sort_keys=True, separators=(",", ":"), default=str)
 
     @property
+    def adv_attack(self) -> str:
+        """The adversarial attack of an attack condition (``pgd-linf``); "" for perturbations."""
+        return str(self.spec.get("attack", "")) if self.kind == "attack" else ""
+
+    @property
     def source(self) -> str | None:
         """The model a transfer attack is crafted on (None: white box against each scored model)."""
         return self.spec.get("source") if self.kind == "attack" else None
@@ -76,6 +81,14 @@ class Condition:
     def through(self) -> Mapping[str, Any] | None:
         """``{family, severity, params, version, eot}`` of an attack through a perturbation, or None."""
         return self.spec.get("through") if self.kind == "attack" else None
+
+    def columns(self) -> dict[str, str]:
+        """The condition's structure as table columns: ``adv_attack``, ``source`` (transfer) and ``through``
+        (``FAMILY@SEVERITY``), each "" when it does not apply. Tables are filtered on these, never on the
+        display label in ``family``."""
+        t = self.through
+        return {"adv_attack": self.adv_attack, "source": self.source or "",
+                "through": f"{t['family']}@{int(t['severity'])}" if t else ""}
 
     def build_through(self):
         """The perturbation an attack goes through (None when it does not)."""

@@ -53,7 +53,7 @@ class ScorerSpec:
 class Scorer:
     def __init__(self, spec: ScorerSpec, loaded: list | None = None):
         from bench.policy import parse_policy
-        from foundation.device import resolve_device
+        from foundation.device import fast_inference_enabled, resolve_device
         from models import load_detector
 
         if spec.device == "auto":
@@ -62,8 +62,9 @@ class Scorer:
             spec = replace(spec, device=resolve_device("auto"))
         self.spec = spec
         self.policy = parse_policy(spec.policy)
-        self.loaded = loaded or [load_detector(m, checkpoint=spec.checkpoint, device=spec.device)
-                                 for m in spec.models]
+        self.fast = fast_inference_enabled()
+        self.loaded = loaded or [load_detector(m, checkpoint=spec.checkpoint, device=spec.device,
+                                               fast_inference=self.fast) for m in spec.models]
         self.by_name = {ld.name: ld for ld in self.loaded}
         self._sources: dict[str, Any] = {}   # transfer sources that are not among the run's models
 
@@ -74,7 +75,7 @@ class Scorer:
         if name not in self._sources:
             from models import load_detector
 
-            ld = load_detector(name, checkpoint=None, device=self.spec.device)
+            ld = load_detector(name, checkpoint=None, device=self.spec.device, fast_inference=self.fast)
             rates = {x.detector.sample_rate for x in self.loaded}
             if rates and ld.detector.sample_rate not in rates:
                 raise ValueError(f"transfer source {name} runs at {ld.detector.sample_rate} Hz but the run's "
@@ -98,6 +99,8 @@ class Scorer:
                 ok[p.utt_id] = p.wav
                 if p.quality is not None:   # a perturbation's quality: the same for every model ("")
                     res.quality.append(("", cond.family, cond.severity, p.utt_id, *p.quality))
+        if unit.tasks and unit.tasks[0].kind == "device":
+            ok = self._perturb_on_device(cond, ok, paths, res)
         if getattr(cond, "source", None):
             # transfer: craft once on the source for every utterance any model still needs
             want = [u for u in dict.fromkeys(u for _, ids in unit.needs for u in ids) if u in ok]
@@ -127,6 +130,32 @@ class Scorer:
             res.scores.extend((name, cond.family, cond.severity, u, labels[u], float(s), str(self.policy),
                                cond.key()) for u, s in zip(todo, scores))
         return res
+
+    def _perturb_on_device(self, cond, clean: dict[str, np.ndarray], paths, res: UnitResult) -> dict[str, np.ndarray]:
+        """The condition's perturbation on the scoring device, per utterance with its own generator
+        (``rng_for(seed, utt, key)``, as in the CPU workers); a failure is that utterance's problem."""
+        import torch
+
+        from bench.prepare import quality_of, worker_context
+        from foundation.seeding import rng_for
+
+        pert, key, ctx = cond.build(), cond.key(), worker_context()
+        out = {}
+        for u, wav in clean.items():
+            try:
+                y = pert.device_call(torch.from_numpy(np.asarray(wav, np.float32)).to(self.spec.device), ctx.sr,
+                                     rng_for(self.spec.seed, u, key), ctx.perturbation_context(u))
+                if not bool(torch.all(torch.isfinite(y))):
+                    raise ValueError("the perturbation produced non-finite samples")
+                out[u] = y.cpu().numpy()
+            except Exception as e:  # noqa: BLE001 - recorded per utterance and condition, like the workers'
+                res.problems.append((u, paths[u], "perturb", f"{type(e).__name__}: {e}", cond.family,
+                                     cond.severity, ""))
+                continue
+            q = quality_of(Task(u, paths[u], "", key, cond.spec, "device"), wav, out[u], ctx.sr)
+            if q is not None:
+                res.quality.append(("", cond.family, cond.severity, u, *q))
+        return out
 
     def _craft(self, detector, cond, utt_ids, wavs, labels) -> dict[str, np.ndarray]:
         from bench.adversarial import attack_batch

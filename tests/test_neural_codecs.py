@@ -296,3 +296,28 @@ def test_check_resources_reaches_chain_steps(no_weights):
     chain = Chain(severity=1, steps=(make("mp3", 1), make("encodec", 1)))
     with pytest.raises(WeightsError):
         chain.check_resources()
+
+
+def test_device_path_gives_the_cpu_paths_audio(weights, monkeypatch, tmp_path):
+    """--prepare-on device: the scorer runs the codec on its device (here the CPU) and measures its quality;
+    the scores and quality equal those of the workers' path."""
+    import torch
+
+    from bench import api
+
+    x = _speech(16000, 1.0)
+    p = make("encodec", 4, checkpoint=str(weights / "encodec_24khz"))
+    assert p.on_device
+    np.testing.assert_allclose(p.device_call(torch.from_numpy(x), 16000, None).numpy(), p(x, 16000, None),
+                               atol=1e-6)
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(weights))
+    monkeypatch.setenv("BENCH_OFFLINE", "1")
+    (tmp_path / "s.yaml").write_text("name: s\nconditions:\n  - {family: dac, severities: [2]}\n")
+    model, ckpt = tiny_detector(tmp_path)
+    runs = [api.run(str(tmp_path / "s.yaml"), models=(model,), checkpoint=ckpt, limit=4, workers=0,
+                    device="cpu", n_boot=10, out=str(tmp_path / where), prepare_on=where).results
+            for where in ("cpu", "device")]
+    for col in ("eer", "snr_db", "pesq", "stoi"):
+        np.testing.assert_allclose(runs[0][col].to_numpy(float), runs[1][col].to_numpy(float), rtol=1e-4)
+    assert runs[1]["pesq"].notna().sum() == 1
+    assert json.loads((tmp_path / "device" / "run.json").read_text())["config"]["resolved_prepare_on"] == "device"

@@ -17,8 +17,11 @@ a save_pretrained folder) and its ``transformers`` class, and implements :meth:`
   convolutions and their transposes are centred (frame ``i`` covers and is decoded onto the samples
   around ``i·hop + hop/2``). ``tests/test_neural_codecs.py`` measures the lag with the real weights
   when they are present.
-- Device: CUDA when torch sees a GPU (``$BENCH_CODEC_DEVICE`` overrides; ``bench run`` sets it to the
-  run's device), else the CPU, one thread per preparation worker; one model per process (cached). :meth:`apply_batch` codes many clips in one batch; clips are grouped by length so
+- Device: with ``--prepare-on device`` (the default when scoring on a GPU) the scorer runs the codec on
+  its device (:meth:`apply_torch`, one model in the scorer's process); in preparation workers (chains
+  such as ``mp3+encodec``, or ``--prepare-on cpu``) CUDA when torch sees a GPU (``$BENCH_CODEC_DEVICE``
+  overrides; ``bench run`` sets it to the run's device), else the CPU with one thread per worker; one
+  model per process and device (cached). :meth:`apply_batch` codes many clips in one batch; clips are grouped by length so
   that no clip's output depends on its batch mates (DAC's convolutions are not causal).
 - Deterministic: the models draw no randomness (eval mode, no dropout).
 """
@@ -159,10 +162,11 @@ class NeuralCodec(Perturbation):
         dur = len(wav) / sr
         return out[0], (bits[0] / dur if dur > 0 else 0.0)
 
-    def _run(self, wavs: Sequence[np.ndarray], sr: int) -> tuple[list[np.ndarray], list[int]]:
+    def _run(self, wavs: Sequence[np.ndarray], sr: int, device: str | None = None
+             ) -> tuple[list[np.ndarray], list[int]]:
         from foundation.audio import resample
 
-        model = self.model()
+        model = self.model(device)
         rate = self.rate(model)
         outs: list[np.ndarray | None] = [None] * len(wavs)
         bits: list[int] = [0] * len(wavs)
@@ -192,3 +196,13 @@ class NeuralCodec(Perturbation):
         if not np.all(np.isfinite(wav)):
             raise ValueError(f"{self.family}: the waveform has NaN or infinite samples")
         return self._run([wav], sr)[0][0]
+
+    def apply_torch(self, wav, sr: int, rng: np.random.Generator, context: Context | None = None):
+        """The scoring device's path (``--prepare-on device``, the default on a GPU): the model runs on the
+        tensor's device (loaded there once, in the scorer's process); resampling stays the CPU's soxr."""
+        import torch
+
+        x = wav.detach().float().cpu().numpy()
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{self.family}: the waveform has NaN or infinite samples")
+        return torch.from_numpy(self._run([x], sr, device=str(wav.device))[0][0]).to(wav.device)
