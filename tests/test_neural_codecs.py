@@ -19,64 +19,17 @@ import pytest
 from foundation.weights import WeightsError
 from perturbations import make
 from perturbations._measure import alignment_lag
+from tiny_codecs import FOLDERS, build_tiny_codecs
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEECH = ROOT / "bench" / "data" / "demo" / "audio" / "D0001.flac"
-
-
-def _tiny_encodec(folder: Path) -> Path:
-    import torch
-    from transformers import EncodecConfig, EncodecModel
-
-    torch.manual_seed(0)
-    cfg = EncodecConfig(sampling_rate=24000, upsampling_ratios=[8, 5, 4, 2], codebook_size=1024,
-                        target_bandwidths=[1.5, 3.0, 6.0, 12.0, 24.0], num_filters=4, hidden_size=16,
-                        codebook_dim=16, num_lstm_layers=1)
-    model = EncodecModel(cfg)
-    with torch.no_grad():   # transformers initialises the codebooks to zeros: every level would decode alike
-        for layer in model.quantizer.layers:
-            layer.codebook.embed.normal_()
-    model.save_pretrained(folder)
-    return folder
-
-
-def _tiny_dac(folder: Path) -> Path:
-    import torch
-    from transformers import DacConfig, DacModel
-
-    torch.manual_seed(0)
-    cfg = DacConfig(sampling_rate=16000, hop_length=320, downsampling_ratios=[2, 4, 5, 8],
-                    upsampling_ratios=[8, 5, 4, 2], n_codebooks=12, codebook_size=1024, encoder_hidden_size=4,
-                    decoder_hidden_size=16, hidden_size=16, codebook_dim=4)
-    DacModel(cfg).save_pretrained(folder)
-    return folder
-
-
-def _tiny_mimi(folder: Path) -> Path:
-    import torch
-    from transformers import MimiConfig, MimiModel
-
-    torch.manual_seed(0)
-    cfg = MimiConfig(sampling_rate=24000, frame_rate=12.5, codebook_size=2048, num_quantizers=32, hidden_size=16,
-                     num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, head_dim=8,
-                     intermediate_size=32, num_filters=4, codebook_dim=16, vector_quantization_hidden_dimension=16,
-                     upsample_groups=16)
-    model = MimiModel(cfg)
-    with torch.no_grad():   # zero codebooks otherwise (see _tiny_encodec)
-        for name, buf in model.named_buffers():
-            if name.endswith("codebook.embed_sum"):
-                buf.normal_()
-    model.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
     """A weights folder laid out like $BENCH_WEIGHTS_DIR: the tiny codecs (and the official AASIST)."""
     root = tmp_path_factory.mktemp("weights")
-    _tiny_encodec(root / "encodec_24khz")
-    _tiny_dac(root / "dac_16khz")
-    _tiny_mimi(root / "mimi")
+    build_tiny_codecs(root)
     shared = Path(os.environ["BENCH_WEIGHTS_DIR"])
     if (shared / "aasist").is_dir():
         (root / "aasist").symlink_to((shared / "aasist").resolve())
@@ -97,7 +50,7 @@ def _speech(sr: int = 16000, seconds: float = 2.0) -> np.ndarray:
     return wav[:int(seconds * sr)]
 
 
-FAMILIES = {"encodec": "encodec_24khz", "dac": "dac_16khz", "mimi": "mimi"}
+FAMILIES = FOLDERS
 
 
 def test_listed_with_five_levels_and_their_bitrates(capsys):
