@@ -27,7 +27,14 @@ def models() -> pd.DataFrame:
                      "training_data": c.training_data, "published_eer": c.published_eer,
                      "licence": c.licence, "checkpoint": c.filename, "url": c.url, "sha256": c.sha256,
                      "input_policy": c.input_policy, "description": c.description})
-    return pd.DataFrame(rows).astype(object)
+    from models.hf import cached_models
+
+    for r in cached_models():   # hf: models seen in the user cache, with their revision and labels
+        rows.append({"params": None, "training_data": "", "published_eer": "", "licence": "", "url": None,
+                     "input_policy": "whole", "description": f"Hugging Face checkpoint; labels {r['labels']}",
+                     **r})
+    df = pd.DataFrame(rows).astype(object)
+    return df.where(df.notna(), None)   # card rows have no revision/labels: null, not NaN, in --json
 
 
 def perturbations() -> list[dict[str, Any]]:
@@ -56,14 +63,16 @@ def suites() -> list[dict[str, Any]]:
 
 
 def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None = None,
-                policy: str | None = None, device: str = "auto", batch_size: int = 8) -> pd.DataFrame:
+                policy: str | None = None, device: str = "auto", batch_size: int = 8,
+                label_map: str | None = None) -> pd.DataFrame:
     """Scores audio files (any rate, channels, common formats). Unreadable files get a NaN score and an error."""
     from foundation.audio import AudioError, load_audio
     from bench.policy import parse_policy, score_batch
     from models import load_detector
 
     dev = resolve_device(device)
-    ld = load_detector(model, checkpoint=checkpoint, device=dev, fast_inference=fast_inference_enabled())
+    ld = load_detector(model, checkpoint=checkpoint, device=dev, fast_inference=fast_inference_enabled(),
+                       label_map=label_map)
     pol = parse_policy(policy or ld.card.input_policy)
     wavs, rows = [], []
     for f in files:

@@ -26,6 +26,11 @@ Checkpoints are looked up in --checkpoint, then $BENCH_WEIGHTS_DIR, then the use
 ahead of time, e.g. `bench weights --from ../shared/weights`)."""
 
 
+LABEL_MAP_HELP = ("names the bona fide and spoof classes of hf: models whose config.id2label does not (or that "
+                  "have more than two classes), e.g. bonafide=LABEL_1,spoof=LABEL_0 (a label or a class index); "
+                  "other models ignore it")
+
+
 def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
@@ -49,17 +54,34 @@ def cmd_models(a: argparse.Namespace) -> int:
     if a.json:
         _print_json(df.to_dict(orient="records"))
     else:
-        _table(df.to_dict(orient="records"),
+        rows = df.to_dict(orient="records")
+        hf = [r for r in rows if str(r.get("name", "")).startswith("hf:")]
+        _table([r for r in rows if r not in hf],
                ["name", "architecture", "params", "training_data", "published_eer", "licence", "checkpoint"],
                "Detectors and checkpoints")
+        if hf:
+            _table(hf, ["name", "architecture", "revision", "labels", "checkpoint"],
+                   "Hugging Face models in the user cache (--model hf:ID@REVISION)")
     return 0
+
+
+def _check_label_map(label_map: str | None, models: Sequence[str]) -> None:
+    """--label-map is checked before any work: well formed, and some model is an hf: model."""
+    if not label_map:
+        return
+    from models.hf import parse_label_map
+
+    parse_label_map(label_map)
+    if not any(m.startswith("hf:") for m in models):
+        raise ValueError(f"--label-map names the classes of hf: models; none of {', '.join(models)} is one")
 
 
 def cmd_score(a: argparse.Namespace) -> int:
     from bench import api
 
+    _check_label_map(a.label_map, [a.model])
     df = api.score_files(a.model, a.files, checkpoint=a.checkpoint, policy=a.policy, device=a.device,
-                         batch_size=a.batch_size)
+                         batch_size=a.batch_size, label_map=a.label_map)
     rows = df.to_dict(orient="records")
     for r in rows:
         if r["error"]:
@@ -165,14 +187,19 @@ def cmd_run(a: argparse.Namespace) -> int:
     from bench.results import summary_pivot
 
     models = tuple(m.strip() for m in a.model.split(",") if m.strip())
+    _check_label_map(a.label_map, models)
     res = api.run(a.suite, models=models, checkpoint=a.checkpoint, data=a.data, out=a.out, limit=a.limit,
                   seed=a.seed, device=a.device, batch_size=a.batch_size, executor=a.executor, address=a.address,
                   workers=a.workers, policy=a.policy, resources=_resources(a),
-                  cache_dir=a.cache, prepare_on=a.prepare_on)
+                  cache_dir=a.cache, prepare_on=a.prepare_on, label_map=a.label_map)
     piv = summary_pivot(res.results)
     note = " (demo set: a smoke test, not a benchmark)" if a.data == "demo" else ""
     _table(piv.to_dict(orient="records"), list(piv.columns),
            f"EER (%) by severity on {res.provenance['data']['name']}{note}")
+    from bench.competence import flagged
+
+    for msg in flagged(res.results).values():   # the competence check is never silent
+        sys.stdout.write(f"competence check: {msg}\n")
     n_prob = len(res.problems)
     sys.stderr.write(f"results in {res.out} (results.csv, scores.csv, problems.csv, run.json)"
                      + (f"; {n_prob} inputs could not be used: see problems.csv" if n_prob else "") + "\n")
@@ -192,10 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_models)
 
     s = sub.add_parser("score", help="score audio files with one detector")
-    s.add_argument("--model", default="aasist", help="card name (see `bench models`) or package.module:Class")
+    s.add_argument("--model", default="aasist", help="card name (see `bench models`), package.module:Class, or "
+                   "hf:ID_OR_FOLDER[@REVISION] (a Hugging Face audio classifier)")
+    s.add_argument("--label-map", metavar="bonafide=LABEL,spoof=LABEL", help=LABEL_MAP_HELP)
     s.add_argument("--checkpoint", help="checkpoint file (.pth/.pt read with weights_only=True, or .safetensors)")
-    s.add_argument("--policy", help="input policy: official (first 64600 samples, short clips tiled) or full "
-                   "(whole utterance by windows), e.g. full:hop=32000,agg=mean; default: the card's")
+    s.add_argument("--policy", help="input policy: official (first 64600 samples, short clips tiled), full "
+                   "(whole utterance by windows), e.g. full:hop=32000,agg=mean, or whole (the clip as it is up to "
+                   "the model's maximum, hf: models); default: the card's")
     s.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--json", action="store_true", help="print a JSON array of {path, score, ...}")
@@ -243,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "folder name is derived from the configuration (runs/<suite>-<models>-<data>-<hash>).")
     s.add_argument("--suite", required=True, help="clean, compression, reverb, noise, channel, realworld, "
                    "neural-codec, adversarial, all, or a YAML file")
-    s.add_argument("--model", default="aasist", help="comma-separated models (default aasist)")
+    s.add_argument("--model", default="aasist", help="comma-separated models (default aasist): card names, "
+                   "package.module:Class, hf:ID_OR_FOLDER[@REVISION]")
+    s.add_argument("--label-map", metavar="bonafide=LABEL,spoof=LABEL", help=LABEL_MAP_HELP)
     s.add_argument("--checkpoint", help="checkpoint for the model (one model only)")
     s.add_argument("--data", default="demo", help="demo (built in), a CSV manifest, asvspoof2019-la:ROOT, "
                    "asvspoof2021-la:ROOT, asvspoof2021-df:ROOT, inthewild:ROOT, or a folder with bonafide/ spoof/")

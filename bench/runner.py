@@ -50,13 +50,17 @@ class RunConfig:
     cache_dir: str | None = None               # perturbed-audio cache shared by runs and detectors
     resources: Mapping[str, str] = field(default_factory=dict)  # noise_dir, rir_dir, ...
     prepare_on: str = "auto"                   # device | cpu | auto (device when scoring on a GPU)
+    label_map: str | None = None               # names hf: models' classes: "bonafide=LABEL,spoof=LABEL"
 
     def identity(self, suite_sha: str, data_sha: str) -> dict[str, Any]:
         """What determines the scores (not how fast or where they are computed)."""
-        return {"suite": self.suite, "suite_sha256": suite_sha, "data_sha256": data_sha,
-                "models": list(self.models),
-                "checkpoint": self.checkpoint, "data": self.data, "limit": self.limit, "seed": self.seed,
-                "policy": self.policy, "resources": dict(self.resources)}
+        ident = {"suite": self.suite, "suite_sha256": suite_sha, "data_sha256": data_sha,
+                 "models": list(self.models),
+                 "checkpoint": self.checkpoint, "data": self.data, "limit": self.limit, "seed": self.seed,
+                 "policy": self.policy, "resources": dict(self.resources)}
+        if self.label_map:   # only when given, so earlier runs' identities (and folders) stay the same
+            ident["label_map"] = self.label_map
+        return ident
 
 
 @dataclass
@@ -126,7 +130,8 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
             cfg.prepare_on == "device" or (cfg.prepare_on == "auto" and str(device).startswith("cuda")))
         if cfg.prepare_on == "device" and not on_device:
             log.warning("--prepare-on device applies to the local executor; Ray's CPU tasks prepare the audio")
-        spec = ScorerSpec(tuple(cfg.models), cfg.checkpoint, device, str(policy), cfg.batch_size, cfg.seed)
+        spec = ScorerSpec(tuple(cfg.models), cfg.checkpoint, device, str(policy), cfg.batch_size, cfg.seed,
+                          label_map=cfg.label_map)
         prov: dict[str, Any] = {}
 
         def build_scorer() -> Scorer:

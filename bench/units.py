@@ -45,6 +45,7 @@ class ScorerSpec:
     policy: str
     batch_size: int
     seed: int
+    label_map: str | None = None        # names the classes of hf: models (models/hf.py); others ignore it
 
     def build(self) -> "Scorer":
         return Scorer(self)
@@ -64,7 +65,8 @@ class Scorer:
         self.policy = parse_policy(spec.policy)
         self.fast = fast_inference_enabled()
         self.loaded = loaded or [load_detector(m, checkpoint=spec.checkpoint, device=spec.device,
-                                               fast_inference=self.fast) for m in spec.models]
+                                               fast_inference=self.fast, label_map=spec.label_map)
+                                 for m in spec.models]
         self.by_name = {ld.name: ld for ld in self.loaded}
         self._sources: dict[str, Any] = {}   # transfer sources that are not among the run's models
 
@@ -75,7 +77,8 @@ class Scorer:
         if name not in self._sources:
             from models import load_detector
 
-            ld = load_detector(name, checkpoint=None, device=self.spec.device, fast_inference=self.fast)
+            ld = load_detector(name, checkpoint=None, device=self.spec.device, fast_inference=self.fast,
+                               label_map=self.spec.label_map)
             rates = {x.detector.sample_rate for x in self.loaded}
             if rates and ld.detector.sample_rate not in rates:
                 raise ValueError(f"transfer source {name} runs at {ld.detector.sample_rate} Hz but the run's "

@@ -55,6 +55,7 @@ class Comparison:
     differences: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
+    excluded: dict[str, str] = field(default_factory=dict)   # model@run -> competence message
 
     def combined_results(self) -> pd.DataFrame:
         """A results-like table whose model column is the ``model@run`` label (for the plots)."""
@@ -120,7 +121,13 @@ def compare_runs(dirs: Sequence[str | Path], force: bool = False, n_boot: int = 
                 rows.append(row)
     table = pd.DataFrame(rows, columns=COLUMNS)
     labels = list(dict.fromkeys(table["label"]))
-    return Comparison(runs, table, diffs, notes, labels)
+    from bench.competence import exclusion_note, flagged
+
+    excluded = {f"{m}@{name}": msg for r, name in zip(runs, names) for m, msg in flagged(r.results).items()}
+    notes += [f"Competence check ({lab.rsplit('@', 1)[1]}): {msg}" for lab, msg in excluded.items()]
+    if excluded:
+        notes.append(exclusion_note(list(excluded), "The mean differences"))
+    return Comparison(runs, table, diffs, notes, labels, excluded)
 
 
 def _group_scores(run: Run) -> dict[tuple[str, str, int], pd.DataFrame]:
@@ -189,6 +196,8 @@ def summary(cmp: Comparison) -> pd.DataFrame:
     """Per compared label: conditions, mean and largest difference, significant rises and falls."""
     rows = []
     for lab, g in cmp.table[cmp.table["reference"] != ""].groupby("label", sort=False):
+        if lab in cmp.excluded or g["reference"].iloc[0] in cmp.excluded:
+            continue   # at chance or inverted: a mean difference would say nothing (cmp.notes says so)
         g = g[np.isfinite(g["diff"].to_numpy(float))]
         if g.empty:
             continue

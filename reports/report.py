@@ -122,7 +122,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
     if len(run.problems):
         rep.notes.append(f"{len(run.problems)} inputs could not be used (see problems.csv and the last section).")
 
-    deg = T.degradation(res, reference or (models[0] if models else None))
+    deg = T.degradation(*_competent(res, models, reference, rep))
     rep.degradation = deg
     deg.to_csv(out / "degradation.csv", index=False)
     rep.files["degradation.csv"] = out / "degradation.csv"
@@ -140,7 +140,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
     page.definitions(provenance_items(run))
     for n in rep.notes:
         if n != DEMO_NOTE:
-            page.para(n, "note warn" if "could not" in n or "not finished" in n else "note")
+            page.para(n, "note warn" if "could not" in n or "not finished" in n or n.startswith("Competence")
+                      or "leave out" in n else "note")
 
     def add_fig(fig, name: str, alt: str, caption: str = "") -> None:
         png = P.png_bytes(fig)
@@ -194,6 +195,23 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
     _write(out / "report.html", page.render(), rep)
     log.info("report of %s written to %s", run.path, out)
     return rep
+
+
+def _competent(res: pd.DataFrame, models: list[str], reference: str | None,
+               rep: Report) -> tuple[pd.DataFrame, str | None]:
+    """The results the cross-model aggregates use (at-chance and inverted models left out, with notes), and
+    the reference model of the mCE (the first competent model unless a competent one was asked for)."""
+    from bench.competence import exclusion_note, flagged
+
+    flags = flagged(res)
+    rep.notes.extend(f"Competence check: {msg}" for msg in flags.values())
+    keep = [m for m in models if m not in flags]
+    if flags:
+        rep.notes.append(exclusion_note(list(flags), "The degradation (mean increase, CE, mCE) tables"))
+    ref = reference if reference in keep else (keep[0] if keep else None)
+    if reference is not None and reference != ref:
+        rep.notes.append(f"--reference {reference} is at chance or inverted; the mCE reference is {ref} instead")
+    return res[res["model"].isin(keep)], ref
 
 
 def _write(path: Path, text: str, rep: Report) -> None:
