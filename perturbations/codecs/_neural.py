@@ -56,7 +56,7 @@ def codec_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=8)   # (class, folder, device): three codecs on two devices fit
 def _load(class_name: str, folder: str, device: str):
     try:
         import transformers
