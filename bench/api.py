@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -106,6 +106,7 @@ def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, s
     from foundation.seeding import rng_for
     from perturbations import make
 
+    check_lossless(dst)
     # a bad family, severity or parameter, or missing weights, are reported before any audio is read
     if params and int(severity) == 0:
         raise ValueError(f"{family}: severity 0 is the clean input and takes no --param")
@@ -126,11 +127,61 @@ def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, s
         log.warning("the output peaks at %.2f; it is scaled down by that factor for the file", peak)
         out = out / peak
     save_audio(dst, out, sample_rate)
-    return {"in": str(src), "out": str(dst), "perturbation": pert.to_dict(), "sample_rate": sample_rate}
+    from bench.labels import level_label
+
+    spec = pert.to_dict()
+    return {"in": str(src), "out": str(dst), "perturbation": spec, "sample_rate": sample_rate,
+            "duration_s": round(len(out) / sample_rate, 3),
+            "level_label": level_label(spec.get("params", {})) if severity else "clean"}
 
 
-def run(suite: str = "compression", **kwargs: Any) -> RunResult:
-    """Python mirror of ``bench run``: ``run("compression", models=("aasist",), limit=20)``."""
-    if "models" in kwargs and isinstance(kwargs["models"], str):
-        kwargs["models"] = tuple(m for m in kwargs["models"].split(",") if m)
-    return _run(RunConfig(suite=suite, **kwargs))
+#: output formats written without loss (anything else would encode the perturbed audio once more)
+LOSSLESS = (".wav", ".flac", ".aiff", ".aif")
+
+
+def check_lossless(dst: str | Path) -> None:
+    """Refuses an output file whose format is lossy (mp3, ogg, m4a, ...) or unknown, naming the way out."""
+    suffix = Path(dst).suffix.lower()
+    if suffix not in LOSSLESS:
+        what = f"{suffix[1:]} is a lossy or unsupported format" if suffix else "it has no extension"
+        raise ValueError(f"{dst}: {what}, and writing it would change the perturbed audio again; "
+                         f"give a lossless file ({', '.join(LOSSLESS[:2])}), e.g. {Path(dst).with_suffix('.wav')}")
+
+
+def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",), checkpoint: str | None = None,
+        data: str = "demo", out: str | Path | None = None, limit: int | None = None, seed: int = 0,
+        device: str = "auto", batch_size: int = 8, executor: str = "local", workers: int | None = None,
+        policy: str | None = None, shard_size: int = 32, n_boot: int = 1000, address: str | None = None,
+        cache_dir: str | None = None, resources: Mapping[str, str] | None = None, prepare_on: str = "auto",
+        progress: bool | Callable[[int, int, str], None] = True) -> RunResult:
+    """Python mirror of ``bench run``; returns a :class:`RunResult` (``.results`` DataFrame, ``.scores``,
+    ``.problems``, ``.provenance``, ``.out`` the run folder).
+
+    Example: ``api.run("compression", models=("aasist", "aasist-l"), limit=16)``.
+
+    Keyword arguments (as the CLI's options):
+      models      detector names or specs (a comma-separated string also works); default ("aasist",)
+      checkpoint  a checkpoint file for the (single) model
+      data        demo (built in), a CSV manifest, asvspoof2019-la:ROOT, ..., or a folder
+      out         run folder (default runs/<suite>-<models>-<data>-<hash>; the same call resumes)
+      limit       use N utterances, stratified by label with the seed
+      seed, device ("auto", "cpu", "cuda:1"), batch_size, executor ("local" or "ray"), address (Ray)
+      workers     audio preparation processes (default from the device; 0 = in this process)
+      policy      input policy overriding the suite's; shard_size (utterances per unit); n_boot (CI resamples)
+      cache_dir   perturbed-audio cache shared by runs; resources ({"noise_dir": ..., "rir_dir": ...})
+      prepare_on  where perturbations run: "device" (the scoring GPU, where a family can), "cpu", or "auto"
+      progress    True: a progress bar on a terminal, log lines otherwise; False: quiet; or a function
+                  ``progress(done, total, condition)`` called after every unit of work.
+
+    Safe at the top level of a script: the worker processes it spawns do not re-run your script, so no
+    ``if __name__ == "__main__":`` guard is needed (one does no harm).
+    """
+    if isinstance(models, str):
+        models = tuple(m for m in models.split(",") if m)
+    cfg = RunConfig(suite=suite, models=tuple(models), checkpoint=checkpoint, data=data,
+                    out=str(out) if out is not None else None, limit=limit, seed=seed, device=device,
+                    batch_size=batch_size, executor=executor, workers=workers, policy=policy, shard_size=shard_size,
+                    n_boot=n_boot, address=address, cache_dir=cache_dir, resources=dict(resources or {}),
+                    prepare_on=prepare_on)
+    callback = progress if callable(progress) else None
+    return _run(cfg, show_progress=progress is True, progress=callback)

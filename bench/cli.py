@@ -95,10 +95,13 @@ def cmd_score(a: argparse.Namespace) -> int:
 
 
 def cmd_weights(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from foundation.weights import WeightsError, install, install_folder
     from models import CARDS
     from perturbations.codecs._neural import CODEC_WEIGHTS
 
+    named = bool(a.models)
     names = a.models or [name for name, card in CARDS.items() if card.filename]
     rows, failed = [], 0
     for name in names:
@@ -109,6 +112,14 @@ def cmd_weights(a: argparse.Namespace) -> int:
                 rows.append({"model": name, "status": how, "path": str(path), "sha256": ""})
                 continue
             card = CARDS.get(name)
+            if a.source and card.filename and not (Path(a.source) / card.filename).is_file():
+                # a folder of some official files: what it lacks is skipped (said), not a failure
+                msg = f"{Path(a.source) / card.filename} does not exist"
+                sys.stderr.write(f"{name}: skipped, {msg}\n")
+                failed += named
+                rows.append({"model": name, "status": "skipped", "path": "", "sha256": card.sha256 or "",
+                             "error": msg})
+                continue
             path, how = install(card, a.source)
             rows.append({"model": name, "status": how, "path": str(path), "sha256": card.sha256 or ""})
         except (KeyError, ValueError, WeightsError) as e:
@@ -140,7 +151,11 @@ def cmd_perturb(a: argparse.Namespace) -> int:
 
     info = api.perturb_file(a.family, a.severity, a.input, a.output, seed=a.seed, resources=_resources(a),
                             sample_rate=a.sample_rate, params=_params(a.param))
-    sys.stdout.write(json.dumps(info, default=str) + "\n")
+    if a.json:
+        sys.stdout.write(json.dumps(info, default=str) + "\n")
+    else:
+        sys.stdout.write(f"wrote {info['out']}: {a.family} severity {a.severity} ({info['level_label']}), "
+                         f"{info['duration_s']:.2f} s at {info['sample_rate']} Hz, seed {a.seed}\n")
     return 0
 
 
@@ -184,7 +199,7 @@ def _resources(a: argparse.Namespace) -> dict[str, str]:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from bench import api
-    from bench.results import summary_pivot
+    from bench.summary import render
 
     models = tuple(m.strip() for m in a.model.split(",") if m.strip())
     _check_label_map(a.label_map, models)
@@ -192,17 +207,7 @@ def cmd_run(a: argparse.Namespace) -> int:
                   seed=a.seed, device=a.device, batch_size=a.batch_size, executor=a.executor, address=a.address,
                   workers=a.workers, policy=a.policy, resources=_resources(a),
                   cache_dir=a.cache, prepare_on=a.prepare_on, label_map=a.label_map)
-    piv = summary_pivot(res.results)
-    note = " (demo set: a smoke test, not a benchmark)" if a.data == "demo" else ""
-    _table(piv.to_dict(orient="records"), list(piv.columns),
-           f"EER (%) by severity on {res.provenance['data']['name']}{note}")
-    from bench.competence import flagged
-
-    for msg in flagged(res.results).values():   # the competence check is never silent
-        sys.stdout.write(f"competence check: {msg}\n")
-    n_prob = len(res.problems)
-    sys.stderr.write(f"results in {res.out} (results.csv, scores.csv, problems.csv, run.json)"
-                     + (f"; {n_prob} inputs could not be used: see problems.csv" if n_prob else "") + "\n")
+    render(res, {"data_name": res.provenance.get("data", {}).get("name", a.data), "demo": a.data == "demo"})
     return 0
 
 
@@ -260,8 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rir-dir", help="folder of measured impulse responses (rir); or $BENCH_RIR_DIR")
     s.add_argument("--device-ir-dir", help="folder of measured loudspeaker-to-microphone responses (replay with "
                    "measured: true); or $BENCH_DEVICE_IR_DIR")
+    s.add_argument("--json", action="store_true", help="print what was done as JSON")
     s.add_argument("input", metavar="IN")
-    s.add_argument("output", metavar="OUT")
+    s.add_argument("output", metavar="OUT", help="a lossless file (.wav, .flac); lossy formats are refused")
     s.set_defaults(func=cmd_perturb)
 
     s = sub.add_parser("suites", help="list suites and what they contain")

@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 CLEAN = ("clean", 0)
 REQUIRED_RESULTS = ("model", "family", "severity", "eer")
 OPTIONAL_RESULTS = {"suite": "", "n_bonafide": np.nan, "n_spoof": np.nan, "eer_ci_low": np.nan,
-                    "eer_ci_high": np.nan, "auc": np.nan, "eer_threshold": np.nan, "kind": "", "params": ""}
+                    "eer_ci_high": np.nan, "auc": np.nan, "eer_threshold": np.nan, "kind": "", "params": "",
+                    "level_label": ""}
+TEXT_RESULTS = ("model", "family", "suite", "kind", "params", "level_label")
 #: the condition's structure (bench.suite.Condition.columns); results.csv files older than these columns
 #: get them from run.json's suite (see :func:`_legacy_condition_columns`)
 CONDITION_COLUMNS = ("adv_attack", "source", "through")
@@ -68,6 +70,20 @@ class Run:
     def conditions(self) -> list[tuple[str, int]]:
         return conditions(self.results)
 
+    @property
+    def by_attack(self) -> pd.DataFrame | None:
+        """results_by_attack.csv (EER per spoof generator), or None when the folder has none."""
+        path = self.path / "results_by_attack.csv"
+        if not path.is_file():
+            return None
+        try:
+            df = pd.read_csv(path, dtype={c: str for c in (*TEXT_RESULTS, "attack")}, keep_default_na=False,
+                             na_values=["", "nan", "NaN"])
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+            raise RunError(f"{path} is not a readable CSV table ({e}); rerun `bench run` to rewrite it") from e
+        df["attack"] = df["attack"].fillna("-").astype(str)
+        return df
+
 
 def read_results(path: Path) -> pd.DataFrame:
     path = Path(path)
@@ -75,8 +91,7 @@ def read_results(path: Path) -> pd.DataFrame:
         raise RunError(f"{path} does not exist: give the folder of a finished `bench run` "
                        "(it writes results.csv when all conditions are scored)")
     try:
-        df = pd.read_csv(path, dtype={"model": str, "family": str, "suite": str, "kind": str, "params": str,
-                                      **dict.fromkeys(CONDITION_COLUMNS, str)},
+        df = pd.read_csv(path, dtype={**dict.fromkeys(TEXT_RESULTS, str), **dict.fromkeys(CONDITION_COLUMNS, str)},
                          keep_default_na=False, na_values=["", "nan", "NaN"])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise RunError(f"{path} is not a readable CSV table ({e}); rerun `bench run` to rewrite it") from e
@@ -87,7 +102,7 @@ def read_results(path: Path) -> pd.DataFrame:
     for c, default in OPTIONAL_RESULTS.items():
         if c not in df.columns:
             df[c] = default
-    for c in ("model", "family", "suite", "kind", "params") + tuple(c for c in CONDITION_COLUMNS if c in df):
+    for c in TEXT_RESULTS + tuple(c for c in CONDITION_COLUMNS if c in df):
         df[c] = df[c].fillna("").astype(str)
     try:
         df["severity"] = pd.to_numeric(df["severity"], errors="raise").astype(int)
@@ -117,7 +132,8 @@ def read_scores(path: Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     try:
-        df = pd.read_csv(path, dtype={"utt_id": str, "model": str, "family": str, "label": str},
+        df = pd.read_csv(path, dtype={"utt_id": str, "model": str, "family": str, "label": str, "speaker": str,
+                                      "attack": str, "language": str},
                          keep_default_na=False, na_values=["", "nan", "NaN"])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise RunError(f"{path} is not a readable CSV table ({e}); rerun `bench run` to rewrite it") from e
@@ -215,3 +231,17 @@ def level_params(results: pd.DataFrame, family: str) -> dict[int, dict[str, Any]
             val = {"params": raw}
         out[int(sev)] = val if isinstance(val, dict) else {"params": val}
     return out
+
+
+def level_labels(results: pd.DataFrame, family: str) -> dict[int, str]:
+    """severity -> the level's label (results.csv's level_label, else derived from params)."""
+    from bench.labels import level_labels as derive
+
+    sub = results[results["family"] == family]
+    have = {}
+    if "level_label" in sub:
+        have = {int(s): str(v) for s, v in zip(sub["severity"], sub["level_label"]) if isinstance(v, str) and v}
+    if len(have) == sub["severity"].nunique():
+        return have
+    lv = {s: p for s, p in level_params(results, family).items()}
+    return {**derive(lv, family_kind(results, family)), **have} if lv else have

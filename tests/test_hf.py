@@ -303,7 +303,8 @@ def test_at_chance_and_inverted_models_are_flagged_in_summary_and_report(tmp_pat
     capsys.readouterr()
     assert main(["run", "--suite", str(suite), "--model", f"test_hf:{model}", "--checkpoint", str(ckpt),
                  "--data", str(data), "--out", str(out), "--workers", "0", "--device", "cpu"]) == 0
-    summary = capsys.readouterr().out
+    cap = capsys.readouterr()
+    summary = cap.out + cap.err   # the closing summary: tables on stdout, notes (competence among them) on stderr
     assert main(["report", str(out)]) == 0
     md = (out / "report" / "report.md").read_text()
     if flag is None:

@@ -181,13 +181,14 @@ def test_cli_param_and_weights(weights, tmp_path, monkeypatch, capsys):
 
     sf.write(src, _speech(16000, 1.0), 16000)
     out = tmp_path / "out.wav"
-    assert main(["perturb", "--family", "encodec", "--severity", "5", "--param",
+    assert main(["perturb", "--json", "--family", "encodec", "--severity", "5", "--param",
                  f"checkpoint={weights / 'encodec_24khz'}", str(src), str(out)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["perturbation"]["params"]["bandwidth_kbps"] == 1.5
     assert sf.info(out).frames == 16000
     # a YAML scalar for any family, and an unknown name refused with the family's parameters
-    assert main(["perturb", "--family", "mp3", "--severity", "1", "--param", "bitrate=32000", str(src), str(out)]) == 0
+    assert main(["perturb", "--json", "--family", "mp3", "--severity", "1", "--param", "bitrate=32000", str(src),
+                 str(out)]) == 0
     assert json.loads(capsys.readouterr().out)["perturbation"]["params"]["bitrate"] == 32000
     assert main(["perturb", "--family", "mp3", "--severity", "1", "--param", "bitrat=3", str(src), str(out)]) == 1
     err = capsys.readouterr().err
