@@ -111,7 +111,8 @@ def run(cfg: RunConfig, show_progress: bool = True, progress=None) -> RunResult:
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        return _run_in(out, cfg, suite, conditions, policy, dataset, ident, show_progress, progress)
+        return _run_in(out, cfg, suite, conditions, policy, dataset, ident, show_progress, progress,
+                       resources_used)
     except BaseException:
         if created:
             _remove_if_empty(out)
@@ -158,7 +159,7 @@ def _remove_if_empty(out: Path) -> None:
 
 
 def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident, show_progress: bool,
-            progress) -> RunResult:
+            progress, resources_used: Mapping[str, Any] | None = None) -> RunResult:
     started = time.time()
     with RunLock(out), Store(out / "store.sqlite") as store:
         _check_identity(store, out, ident)
@@ -196,7 +197,7 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
                                      f"detector runs at {ld.detector.sample_rate} Hz; declare the rate as the "
                                      "class attribute `sample_rate`")
             prov.update(_provenance(cfg, suite, policy, dataset, scorer.loaded, device, out, workers),
-                        perturbation_weights=list(resources_used.values()))
+                        perturbation_weights=list((resources_used or {}).values()))
             prov["config"]["resolved_prepare_on"] = "device" if on_device else "cpu"
             _write_json(out / "run.json", {**prov, "status": "running"})
             log.info("%s: %d conditions x %d utterances x %d models; %d scores to compute", out,
