@@ -153,7 +153,7 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
         device: str = "auto", batch_size: int = 8, executor: str = "local", workers: int | None = None,
         policy: str | None = None, shard_size: int = 32, n_boot: int = 1000, address: str | None = None,
         cache_dir: str | None = None, resources: Mapping[str, str] | None = None, prepare_on: str = "auto",
-        progress: bool | Callable[[int, int, str], None] = True) -> RunResult:
+        label_map: str | None = None, progress: bool | Callable[[int, int, str], None] = True) -> RunResult:
     """Python mirror of ``bench run``; returns a :class:`RunResult` (``.results`` DataFrame, ``.scores``,
     ``.problems``, ``.provenance``, ``.out`` the run folder).
 
@@ -170,6 +170,7 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
       policy      input policy overriding the suite's; shard_size (utterances per unit); n_boot (CI resamples)
       cache_dir   perturbed-audio cache shared by runs; resources ({"noise_dir": ..., "rir_dir": ...})
       prepare_on  where perturbations run: "device" (the scoring GPU, where a family can), "cpu", or "auto"
+      label_map   for hf: models whose labels are not recognised: "bonafide=LABEL,spoof=LABEL"
       progress    True: a progress bar on a terminal, log lines otherwise; False: quiet; or a function
                   ``progress(done, total, condition)`` called after every unit of work.
 
@@ -182,6 +183,6 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
                     out=str(out) if out is not None else None, limit=limit, seed=seed, device=device,
                     batch_size=batch_size, executor=executor, workers=workers, policy=policy, shard_size=shard_size,
                     n_boot=n_boot, address=address, cache_dir=cache_dir, resources=dict(resources or {}),
-                    prepare_on=prepare_on)
+                    prepare_on=prepare_on, label_map=label_map)
     callback = progress if callable(progress) else None
     return _run(cfg, show_progress=progress is True, progress=callback)

@@ -275,3 +275,18 @@ def test_device_path_gives_the_cpu_paths_audio(weights, monkeypatch, tmp_path):
         np.testing.assert_allclose(runs[0][col].to_numpy(float), runs[1][col].to_numpy(float), rtol=1e-4)
     assert runs[1]["pesq"].notna().sum() == 1
     assert json.loads((tmp_path / "device" / "run.json").read_text())["config"]["resolved_prepare_on"] == "device"
+
+
+def test_a_chain_step_takes_params(weights, tmp_path):
+    from bench.suite import load_suite
+
+    ck = str(weights / "encodec_24khz")
+    (tmp_path / "s.yaml").write_text("name: s\nconditions:\n  - {name: mp3+encodec, chain: [mp3, {family: encodec, "
+                                     f"params: {{checkpoint: {ck}}}}}], severities: [2, 5]}}\n")
+    conds = load_suite(str(tmp_path / "s.yaml")).expand()
+    steps = conds[-1].spec["params"]["steps"]
+    assert [s["family"] for s in steps] == ["mp3", "encodec"]
+    assert steps[1]["params"] == {"checkpoint": ck, "bandwidth_kbps": 1.5} and steps[0]["params"]["bitrate"] == 8000
+    (tmp_path / "bad.yaml").write_text("name: b\nconditions:\n  - {chain: [mp3, {family: encodec, nope: 1}]}\n")
+    with pytest.raises(ValueError, match=r"chain\[1\]"):
+        load_suite(str(tmp_path / "bad.yaml"))
