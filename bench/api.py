@@ -93,12 +93,13 @@ def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None 
 
 def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, seed: int = 0,
                  resources: dict[str, str] | None = None, sample_rate: int = 16000,
-                 pool_data: str = "demo") -> dict[str, Any]:
+                 pool_data: str = "demo", params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Applies one perturbation level to one file and writes the result (so a person can listen).
 
     The input is first brought to ``sample_rate`` (the detectors' 16 kHz by default), so the file
     is what a detector would hear under that condition. Babble draws its talkers from the bona
-    fide utterances of ``pool_data`` (a data spec; the built-in demo set by default).
+    fide utterances of ``pool_data`` (a data spec; the built-in demo set by default). ``params``
+    overrides the level's parameters (``bench perturb --param NAME=VALUE``).
     """
     from foundation.audio import load_audio, save_audio
     from bench.prepare import WorkerContext
@@ -106,7 +107,11 @@ def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, s
     from perturbations import make
 
     check_lossless(dst)
-    pert = make(family, severity)  # a bad family or severity is reported before any audio is read
+    # a bad family, severity or parameter, or missing weights, are reported before any audio is read
+    if params and int(severity) == 0:
+        raise ValueError(f"{family}: severity 0 is the clean input and takes no --param")
+    pert = make(family, severity, **(params or {}))
+    pert.check_resources()
     wav, _info = load_audio(src, target_sr=sample_rate)
     utt = Path(src).stem
     bonafide: list[tuple[str, str]] = []

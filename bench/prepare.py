@@ -38,6 +38,8 @@ class Prepared:
     wav: np.ndarray | None
     error: str | None = None
     stage: str = ""
+    #: (snr_db, pesq, stoi) of ``wav`` against the clean input (bench/quality.py); None when not measured
+    quality: tuple[float, float, float] | None = None
 
 
 @functools.lru_cache(maxsize=64)
@@ -111,14 +113,15 @@ class WorkerContext:
             clean = self.read_clean(task.path)
         except Exception as e:  # noqa: BLE001 - one bad file must not kill a run; the reason is recorded
             return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "read")
-        if task.kind in ("attack", "device"):   # crafted / perturbed by the scorer on its device
+        if task.kind in ("attack", "device"):   # crafted / perturbed (and measured) by the scorer on its device
             return Prepared(task.utt_id, task.condition_key, np.array(clean))
         cached = self.cache_path(task)
         if cached is not None and cached.is_file():
             try:
                 wav = np.load(cached)
                 if wav.shape == clean.shape:
-                    return Prepared(task.utt_id, task.condition_key, wav)
+                    return Prepared(task.utt_id, task.condition_key, wav,
+                                    quality=quality_of(task, clean, wav, self.sr))
             except (OSError, ValueError) as e:
                 log.warning("ignoring unreadable cache entry %s: %s", cached, e)
         try:
@@ -131,7 +134,21 @@ class WorkerContext:
             return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "perturb")
         if cached is not None:
             _cache_put(cached, wav)
-        return Prepared(task.utt_id, task.condition_key, wav)
+        return Prepared(task.utt_id, task.condition_key, wav, quality=quality_of(task, clean, wav, self.sr))
+
+
+def quality_of(task: Task, clean: np.ndarray, wav: np.ndarray, sr: int) -> tuple[float, float, float] | None:
+    """The degraded audio's quality against its clean input (bench/quality.py): None for the identity
+    (severity 0), and when the measurement itself fails (the score is still worth having)."""
+    if int(task.spec.get("severity", 0)) == 0 or task.spec.get("family") == "clean":
+        return None
+    from bench.quality import measure
+
+    try:
+        return measure(clean, wav, sr, task.utt_id)
+    except Exception as e:  # noqa: BLE001 - a quality measure must never cost a score
+        log.warning("%s: quality not measured: %s", task.utt_id, e)
+        return None
 
 
 _CONTEXT = WorkerContext()   # this process's context (replaced by init_worker)

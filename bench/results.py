@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 SCORE_COLUMNS = list(Store.SCORE_COLUMNS)
 RESULT_COLUMNS = ["model", "suite", "family", "severity", "n_bonafide", "n_spoof", "eer", "eer_ci_low",
                   "eer_ci_high", "auc", "eer_threshold", "kind", "params", "level_label", "adv_attack", "source",
-                  "through", "queries"]
+                  "through", "snr_db", "pesq", "stoi", "queries"]
 #: a condition's structure (bench.suite.Condition.columns), in results.csv and scores.csv
 CONDITION_COLUMNS = ["adv_attack", "source", "through"]
 #: manifest columns copied into scores.csv (when the data has them) and offered as breakdowns
@@ -47,12 +47,13 @@ def condition_labels(conditions: Sequence) -> dict[tuple[str, int], str]:
 
 def results_table(scores: pd.DataFrame, suite: str, conditions: Sequence, n_boot: int = 1000,
                   seed: int = 0) -> pd.DataFrame:
-    """One row per model x condition, in the suite's condition order (clean first); ``queries`` is the median
-    of the per-utterance query counts of black-box attacks (NaN where none were recorded)."""
+    """One row per model x condition, in the suite's condition order (clean first); no quality columns
+    (they come from the store, see :func:`results_from_store`); ``queries`` is the median of the
+    per-utterance query counts of black-box attacks (NaN where none were recorded)."""
     def queries(g: pd.DataFrame) -> np.ndarray:
         return pd.to_numeric(g["queries"], errors="coerce").dropna().to_numpy(float) if "queries" in g else np.array([])
 
-    groups = ((model, family, int(severity), g["label"].to_numpy(), g["score"].to_numpy(float), queries(g))
+    groups = ((model, family, int(severity), g["label"].to_numpy(), g["score"].to_numpy(float), (), queries(g))
               for (model, family, severity), g in scores.groupby(["model", "family", "severity"], sort=False))
     return _table(groups, suite, conditions, n_boot, seed)
 
@@ -63,18 +64,20 @@ def results_from_store(store, suite: str, conditions: Sequence, n_boot: int = 10
         for model, family, severity in store.groups():
             labels, scores = store.group_scores(model, family, severity)
             yield (model, family, int(severity), np.asarray(labels), np.asarray(scores, float),
+                   store.group_quality(model, family, severity),
                    np.asarray(store.group_queries(model, family, severity), float))
     return _table(groups(), suite, conditions, n_boot, seed)
 
 
 def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: int, seed: int) -> pd.DataFrame:
     from bench import metrics
+    from bench.quality import medians
 
     order = {(c.family, c.severity): i for i, c in enumerate(conditions)}
     info = {(c.family, c.severity): c for c in conditions}
     level_labels = condition_labels(conditions)
     rows, models = [], {}
-    for model, family, severity, labels, scores, queries in groups:
+    for model, family, severity, labels, scores, quality, queries in groups:
         models.setdefault(model, len(models))
         bona, spoof = scores[labels == "bonafide"], scores[labels == "spoof"]
         eer = thr = auc = lo = hi = float("nan")
@@ -90,6 +93,7 @@ def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: in
                      "params": json.dumps(c.spec.get("params", {}), sort_keys=True, default=str) if c else "",
                      "level_label": level_labels.get((family, severity), f"s{severity}"),
                      **(c.columns() if c else dict.fromkeys(CONDITION_COLUMNS, "")),
+                     **medians(quality),
                      "queries": float(np.median(queries)) if len(queries) else float("nan"),
                      "_order": order.get((family, severity), len(order)), "_m": models[model]})
     df = pd.DataFrame(rows, columns=RESULT_COLUMNS + ["_order", "_m"])

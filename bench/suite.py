@@ -4,7 +4,8 @@ A suite lists conditions. Each condition is one of
 - ``{family: mp3, severities: [1, 2, 3]}``: a registered perturbation family at those levels;
   optional ``params: {...}`` overrides the table's parameters for every level;
 - ``{name: room+noise, chain: [room, pink-noise], severities: [1, 3]}``: a chain, every step at
-  the same severity, applied in order (configuration, not code);
+  the same severity, applied in order (configuration, not code); a step may be a mapping
+  ``{family: encodec, params: {checkpoint: FOLDER}}`` to override that step's parameters;
 - ``{attack: pgd-linf, severities: [1, 2]}``: a gradient attack against each detector (white box);
   optional ``source: MODEL`` crafts it once on that model and scores it on every model of the run
   (a transfer attack; white box where a model is its own source), results family ``pgd-linf<-MODEL``;
@@ -37,6 +38,7 @@ class ConditionSpec:
     severities: tuple[int, ...]
     kind: str = "perturbation"                # perturbation | chain | attack
     steps: tuple[str, ...] = ()               # for chains: family names in order
+    step_params: tuple[Mapping[str, Any], ...] = ()  # for chains: each step's parameter overrides (or empty)
     params: Mapping[str, Any] = field(default_factory=dict)
     attack: str = ""                          # for attacks: the registered attack name
     source: str | None = None                 # transfer: the model the attack is crafted on
@@ -134,6 +136,8 @@ class Suite:
                 "sha256": self.sha256,
                 "conditions": [{"label": c.label, "kind": c.kind, "severities": list(c.severities),
                                 "steps": list(c.steps), "params": dict(c.params),
+                                **({"step_params": [dict(p) for p in c.step_params]}
+                                   if any(c.step_params) else {}),
                                 **({"attack": c.attack} if c.attack else {}),
                                 **({"source": c.source} if c.source else {}),
                                 **({"through": dict(c.through)} if c.through else {})}
@@ -158,7 +162,8 @@ def _build_condition(source: str, spec: ConditionSpec, sev: int) -> Condition:
                 d["through"] = {**pert.to_dict(), "eot": int(t.get("eot", 1))}
             return Condition(spec.label, sev, "attack", d)
         if spec.kind == "chain":
-            steps = tuple(PERTURBATIONS.get(s).at(sev) for s in spec.steps)
+            overrides = spec.step_params or tuple({} for _ in spec.steps)
+            steps = tuple(PERTURBATIONS.get(s).at(sev, **dict(o)) for s, o in zip(spec.steps, overrides))
             return Condition(spec.label, sev, "chain", Chain(severity=sev, steps=steps).to_dict())
         p = PERTURBATIONS.get(spec.label).at(sev, **spec.params)
         return Condition(spec.label, sev, "perturbation", p.to_dict())
@@ -237,10 +242,23 @@ def _parse_condition(source: str, i: int, item: Any) -> ConditionSpec:
         raise SuiteError(f"{where}: 'params' must be a mapping")
     if "chain" in item:
         steps = item["chain"]
-        if not isinstance(steps, list) or not steps or not all(isinstance(s, str) for s in steps):
+        if not isinstance(steps, list) or not steps:
             raise SuiteError(f"{where}: 'chain' must be a non-empty list of family names")
-        label = str(item.get("name") or "+".join(steps))
-        return ConditionSpec(label, tuple(sev), "chain", tuple(steps))
+        names, overrides = [], []
+        for j, st in enumerate(steps):
+            if isinstance(st, dict) and isinstance(st.get("family"), str) and set(st) <= {"family", "params"} \
+                    and isinstance(st.get("params") or {}, dict):
+                names.append(st["family"])
+                overrides.append(dict(st.get("params") or {}))
+            elif isinstance(st, str):
+                names.append(st)
+                overrides.append({})
+            else:
+                raise SuiteError(f"{where}: chain[{j}] must be a family name or {{family: F, params: {{...}}}}, "
+                                 f"got {st!r}")
+        label = str(item.get("name") or "+".join(names))
+        return ConditionSpec(label, tuple(sev), "chain", tuple(names),
+                             step_params=tuple(overrides) if any(overrides) else ())
     if "attack" not in item:
         for f in ("source", "through"):
             if f in item:

@@ -35,6 +35,7 @@ class UnitResult:
     unit: Unit
     scores: list[tuple] = field(default_factory=list)    # rows for Store.add_scores
     problems: list[tuple] = field(default_factory=list)  # (utt_id, path, stage, reason, family, severity, model)
+    quality: list[tuple] = field(default_factory=list)   # rows for Store.add_quality
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ class Scorer:
                                      "" if read else cond.family, -1 if read else cond.severity, ""))
             else:
                 ok[p.utt_id] = p.wav
+                if p.quality is not None:   # a perturbation's quality: the same for every model ("")
+                    res.quality.append(("", cond.family, cond.severity, p.utt_id, *p.quality))
         if unit.tasks and unit.tasks[0].kind == "device":
             ok = self._perturb_on_device(cond, ok, paths, res)
         crafted_q: dict[str, int | None] = {}
@@ -116,6 +119,8 @@ class Scorer:
                                      cond.family, cond.severity, name) for name, ids in unit.needs
                                     for u in ids if u in ok)
                 return res
+            res.quality.extend(_attack_quality("", cond, {u: ok[u] for u in want}, crafted,
+                                               self.source(cond.source).detector))
             ok = {u: crafted[u] for u in want}
         for name, ids in unit.needs:
             todo = [u for u in ids if u in ok]
@@ -123,7 +128,7 @@ class Scorer:
                 continue
             try:
                 scores, queries = self._score(self.by_name[name], cond, [ok[u] for u in todo],
-                                              [labels[u] for u in todo], todo, unit)
+                                              [labels[u] for u in todo], todo, unit, res.quality)
             except Exception as e:  # noqa: BLE001 - a failing batch is recorded, the run goes on
                 log.error("%s %s@%d: scoring failed: %s", name, cond.family, cond.severity, e)
                 res.problems.extend((u, paths[u], "score", f"{type(e).__name__}: {e}", cond.family,
@@ -163,7 +168,7 @@ class Scorer:
         (``rng_for(seed, utt, key)``, as in the CPU workers); a failure is that utterance's problem."""
         import torch
 
-        from bench.prepare import worker_context
+        from bench.prepare import quality_of, worker_context
         from foundation.seeding import rng_for
 
         pert, key, ctx = cond.build(), cond.key(), worker_context()
@@ -178,6 +183,10 @@ class Scorer:
             except Exception as e:  # noqa: BLE001 - recorded per utterance and condition, like the workers'
                 res.problems.append((u, paths[u], "perturb", f"{type(e).__name__}: {e}", cond.family,
                                      cond.severity, ""))
+                continue
+            q = quality_of(Task(u, paths[u], "", key, cond.spec, "device"), wav, out[u], ctx.sr)
+            if q is not None:
+                res.quality.append(("", cond.family, cond.severity, u, *q))
         return out
 
     def _craft(self, name, detector, cond, utt_ids, wavs, labels, unit) -> tuple[dict, dict]:
@@ -188,18 +197,40 @@ class Scorer:
                                     universal=self._learned(name, detector, cond, unit), with_queries=True)
         return dict(zip(utt_ids, adv)), dict(zip(utt_ids, queries))
 
-    def _score(self, ld, cond, wavs, labels, utt_ids, unit) -> tuple[np.ndarray, list | None]:
+    def _score(self, ld, cond, wavs, labels, utt_ids, unit, quality: list | None = None
+               ) -> tuple[np.ndarray, list | None]:
         """Scores one model; a white-box attack condition is crafted against that model first (a
-        transfer condition arrives already crafted, see ``__call__``). Also the queries a black-box
-        attack spent per utterance (None when not crafted here)."""
+        transfer condition arrives already crafted, see ``__call__``), and its quality measured into
+        ``quality`` (rows for this model). Also the queries a black-box attack spent per utterance (None
+        when not crafted here)."""
         from bench.policy import score_batch
 
         queries = None
         if cond.kind == "attack" and not getattr(cond, "source", None):
             from bench.adversarial import attack_batch
 
+            clean = dict(zip(utt_ids, wavs))
             wavs, queries = attack_batch(ld.detector, cond, wavs, labels, utt_ids, self.spec.seed,
                                          self.spec.batch_size, self.spec.device,
                                          universal=self._learned(ld.name, ld.detector, cond, unit), with_queries=True)
+            if quality is not None:
+                quality.extend(_attack_quality(ld.name, cond, clean, dict(zip(utt_ids, wavs)), ld.detector))
         return np.asarray(score_batch(ld.detector, wavs, self.policy, batch_size=self.spec.batch_size,
                                       device=self.spec.device)), queries
+
+
+def _attack_quality(model: str, cond, clean: dict, adversarial: dict, detector) -> list[tuple]:
+    """Quality rows of crafted audio against the clean crop it was crafted from (the detector's
+    official-length input); ``model`` is the scored model for white-box attacks, "" for transfer."""
+    from bench.policy import fix_length
+    from bench.quality import measure
+
+    rows = []
+    sr = int(getattr(detector, "sample_rate", 16000))
+    for u, adv in adversarial.items():
+        ref = fix_length(np.asarray(clean[u], np.float32), len(adv))
+        try:
+            rows.append((model, cond.family, cond.severity, u, *measure(ref, np.asarray(adv), sr, u)))
+        except Exception as e:  # noqa: BLE001 - a quality measure must never cost a score
+            log.warning("%s: quality not measured: %s", u, e)
+    return rows

@@ -110,6 +110,8 @@ def read_results(path: Path) -> pd.DataFrame:
         raise RunError(f"{path}: column 'severity' must hold integers 0..5 ({e})") from e
     for c in ("eer", "eer_ci_low", "eer_ci_high", "auc", "eer_threshold", "n_bonafide", "n_spoof"):
         df[c] = pd.to_numeric(df[c], errors="coerce")
+    for c in ("snr_db", "pesq", "stoi"):   # the quality columns; absent from runs made before them
+        df[c] = pd.to_numeric(df[c], errors="coerce") if c in df.columns else np.nan
     bad = df["eer"].dropna()
     bad = bad[(bad < 0) | (bad > 1)]
     if len(bad):
