@@ -66,6 +66,8 @@ def test_run_against_bench_serve_equals_the_local_model(tiny, capsys):
     assert (uni["queries"] == 6).all()
     res = pd.read_csv(folder / "remote" / "results.csv").set_index("family")
     assert res.loc["square-linf", "queries"] == 8 and np.isnan(res.loc["clean", "queries"])
+    # imperceptibility is measured for black-box attacks too (median SNR of the attacked crops)
+    assert res.loc["square-linf", "snr_db"] >= 10.0 - 1e-3 and res.loc["hsja", "snr_db"] >= 10.0 - 1e-3
 
 
 def test_universal_split_is_half_per_label_and_order_free():
