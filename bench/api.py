@@ -79,8 +79,10 @@ def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None 
     for r in rows:
         r["score"] = float(next(scores)) if r["error"] is None else float("nan")
         r.update(model=ld.name, policy=str(pol), checkpoint_sha256=ld.sha256)
-    return pd.DataFrame(rows, columns=["path", "score", "model", "policy", "duration_s", "orig_sr",
-                                       "checkpoint_sha256", "error"])
+    df = pd.DataFrame(rows, columns=["path", "score", "model", "policy", "duration_s", "orig_sr",
+                                     "checkpoint_sha256", "error"])
+    df["error"] = pd.Series([r["error"] for r in rows], index=df.index, dtype=object)   # None, never NaN
+    return df
 
 
 def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, seed: int = 0,
@@ -97,6 +99,14 @@ def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, s
     from foundation.seeding import rng_for
     from perturbations import Context, make
 
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"--seed must be an integer 0..{2**32 - 1}, got {seed!r}")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or not 1000 <= sample_rate <= 384000:
+        raise ValueError(f"--sample-rate must be an integer number of Hz in 1000..384000, got {sample_rate!r}")
+    if not str(dst).strip():
+        raise ValueError("OUT is empty; give the file to write")
+    if not Path(src).is_file():
+        raise ValueError(f"input {src} does not exist (or is not a file)")
     pert = make(family, severity)  # a bad family or severity is reported before any audio is read
     wav, _info = load_audio(src, target_sr=sample_rate)
     utt = Path(src).stem

@@ -24,8 +24,37 @@ Checkpoints are looked up in --checkpoint, then $BENCH_WEIGHTS_DIR, then the use
 ahead of time, e.g. `bench weights --from ../shared/weights`)."""
 
 
+def jsonable(obj: Any) -> Any:
+    """``obj`` with NaN/inf as None and numpy scalars as Python numbers: what a strict parser (jq,
+    JavaScript's JSON.parse) accepts."""
+    import math
+
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
+        obj = obj.item()   # numpy scalar
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    try:
+        import pandas as pd
+        if pd.isna(obj):
+            return None
+    except (ImportError, TypeError, ValueError):
+        pass
+    return str(obj)
+
+
+def strict_json(obj: Any, indent: int | None = 2) -> str:
+    """JSON text that every strict parser reads (no NaN, no Infinity: null)."""
+    return json.dumps(jsonable(obj), indent=indent, allow_nan=False)
+
+
 def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.write(strict_json(obj) + "\n")
 
 
 def _table(rows: list[dict], columns: Sequence[str], title: str | None = None) -> None:
@@ -58,12 +87,13 @@ def cmd_score(a: argparse.Namespace) -> int:
 
     df = api.score_files(a.model, a.files, checkpoint=a.checkpoint, policy=a.policy, device=a.device,
                          batch_size=a.batch_size)
-    rows = df.to_dict(orient="records")
+    rows = [{**r, "error": r["error"] if isinstance(r["error"], str) and r["error"] else None}
+            for r in df.to_dict(orient="records")]   # a missing error may come back as NaN (truthy)
     for r in rows:
         if r["error"]:
             log.error("%s", r["error"])
     if a.json:
-        _print_json([{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows])
+        _print_json(rows)
     else:
         for r in rows:
             sys.stdout.write(f"{r['path']}\t{'ERROR' if r['error'] else format(r['score'], '.6f')}\n")
@@ -110,7 +140,7 @@ def cmd_perturb(a: argparse.Namespace) -> int:
 
     info = api.perturb_file(a.family, a.severity, a.input, a.output, seed=a.seed, resources=_resources(a),
                             sample_rate=a.sample_rate)
-    sys.stdout.write(json.dumps(info, default=str) + "\n")
+    sys.stdout.write(strict_json(info, indent=None) + "\n")
     return 0
 
 
@@ -137,20 +167,29 @@ def _resources(a: argparse.Namespace) -> dict[str, str]:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from bench import api
-    from bench.results import summary_pivot
+    from bench.results import operating_point_pivot, summary_pivot
 
     models = tuple(m.strip() for m in a.model.split(",") if m.strip())
     res = api.run(a.suite, models=models, checkpoint=a.checkpoint, data=a.data, out=a.out, limit=a.limit,
                   seed=a.seed, device=a.device, batch_size=a.batch_size, executor=a.executor, address=a.address,
                   workers=a.workers, policy=a.policy, resources=_resources(a),
-                  cache_dir=a.cache)
+                  cache_dir=a.cache, trust_code=a.trust_code, retry_problems=a.retry_problems)
     piv = summary_pivot(res.results)
     note = " (demo set: a smoke test, not a benchmark)" if a.data == "demo" else ""
     _table(piv.to_dict(orient="records"), list(piv.columns),
            f"EER (%) by severity on {res.provenance['data']['name']}{note}")
-    n_prob = len(res.problems)
+    op = operating_point_pivot(res.results)
+    if not op.empty:
+        _table(op.to_dict(orient="records"), list(op.columns),
+               "At each model's clean EER threshold (the deployed operating point): FAR % [95% CI] / FRR %")
+    probs = res.problems
+    n_prob = int((probs["stage"] != "level").sum()) if len(probs) else 0
+    n_warn = len(probs) - n_prob
     sys.stderr.write(f"results in {res.out} (results.csv, scores.csv, problems.csv, run.json)"
-                     + (f"; {n_prob} inputs could not be used: see problems.csv" if n_prob else "") + "\n")
+                     + (f"; {n_prob} inputs could not be used: see problems.csv (--retry-problems tries them "
+                        "again)" if n_prob else "")
+                     + (f"; {n_warn} warnings about inputs (stage 'level' in problems.csv)" if n_warn else "")
+                     + "\n")
     return 0
 
 
@@ -167,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_models)
 
     s = sub.add_parser("score", help="score audio files with one detector")
-    s.add_argument("--model", default="aasist", help="card name (see `bench models`) or package.module:Class")
+    s.add_argument("--model", default="aasist", help="card name (see `bench models`) or package.module:Class "
+                   "(imports and runs that module: trusted code only)")
     s.add_argument("--checkpoint", help="checkpoint file (.pth/.pt read with weights_only=True, or .safetensors)")
     s.add_argument("--policy", help="input policy: official (first 64600 samples, short clips tiled) or full "
                    "(whole utterance by windows), e.g. full:hop=32000,agg=mean; default: the card's")
@@ -212,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "folder name is derived from the configuration (runs/<suite>-<models>-<data>-<hash>).")
     s.add_argument("--suite", required=True, help="clean, compression, reverb, noise, channel, realworld, "
                    "adversarial, all, or a YAML file")
-    s.add_argument("--model", default="aasist", help="comma-separated models (default aasist)")
+    s.add_argument("--model", default="aasist", help="comma-separated models (default aasist); a "
+                   "package.module:Class spec imports and runs that module: give only code you trust")
     s.add_argument("--checkpoint", help="checkpoint for the model (one model only)")
     s.add_argument("--data", default="demo", help="demo (built in), a CSV manifest, asvspoof2019-la:ROOT, "
                    "asvspoof2021-la:ROOT, asvspoof2021-df:ROOT, inthewild:ROOT, or a folder with bonafide/ spoof/")
@@ -230,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--policy", help="input policy, overriding the suite's (official, full, full:hop=...,agg=...)")
     s.add_argument("--noise-dir", help="folder of noise files (background-noise); or $BENCH_NOISE_DIR")
     s.add_argument("--rir-dir", help="folder of measured impulse responses (rir); or $BENCH_RIR_DIR")
+    s.add_argument("--trust-code", action="store_true",
+                   help="allow a suite file to name Python classes (source: package.module:Class), which imports "
+                   "and runs their code; refused without this flag")
+    s.add_argument("--retry-problems", action="store_true",
+                   help="try again the inputs recorded in problems.csv (unreadable, failed perturbation, non-finite "
+                   "score), e.g. after repairing the files; by default a resume skips them")
     s.add_argument("--cache", metavar="DIR", default=os.environ.get("BENCH_AUDIO_CACHE"),
                    help="cache perturbed audio here (keyed by utterance, condition, seed and perturbation "
                    "version) so re-runs and other detectors reuse it; or $BENCH_AUDIO_CACHE; default off")

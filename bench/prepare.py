@@ -10,6 +10,7 @@ import functools
 import hashlib
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -38,6 +39,11 @@ class Prepared:
     wav: np.ndarray | None
     error: str | None = None
     stage: str = ""
+    note: str | None = None      # a warning about a usable input (recorded in problems.csv, stage "level")
+
+
+#: a float file whose peak exceeds this many times full scale is scored as read, with a warning recorded
+LOUD_PEAK = 2.0
 
 
 # Set once per worker by ``init_worker`` (the bona fide pool for babble, resource folders, ...).
@@ -49,6 +55,21 @@ def init_worker(seed: int, sr: int, bonafide: Sequence[tuple[str, str]], resourc
     _STATE.update(seed=int(seed), sr=int(sr), bonafide=tuple(bonafide), resources=dict(resources),
                   cache_dir=cache_dir)
     read_clean.cache_clear()
+
+
+def init_pool_worker(parent_pid: int, *args: Any) -> None:
+    """``init_worker`` for a pool process, plus a watchdog: when the parent dies (kill -9 included) the
+    worker is re-parented, notices within half a second and exits, instead of idling for minutes."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(3)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+    init_worker(*args)
 
 
 def cache_path(task: Task) -> Path | None:
@@ -115,14 +136,19 @@ def prepare(task: Task) -> Prepared:
         clean = read_clean(task.path, sr)
     except Exception as e:  # noqa: BLE001 - one bad file must not kill a run; the reason is recorded
         return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "read")
+    peak = float(np.max(np.abs(clean))) if clean.size else 0.0
+    note = (f"peak {peak:.4g} is far above full scale (1.0): a float file that is not normalised? "
+            "Scored as read, not rescaled" if peak > LOUD_PEAK else None)
+    if note is not None:
+        log.warning("%s: %s", task.path, note)
     if task.kind == "attack":
-        return Prepared(task.utt_id, task.condition_key, np.array(clean))
+        return Prepared(task.utt_id, task.condition_key, np.array(clean), note=note)
     cached = cache_path(task)
     if cached is not None and cached.is_file():
         try:
             wav = np.load(cached)
             if wav.shape == clean.shape:
-                return Prepared(task.utt_id, task.condition_key, wav)
+                return Prepared(task.utt_id, task.condition_key, wav, note=note)
         except (OSError, ValueError) as e:
             log.warning("ignoring unreadable cache entry %s: %s", cached, e)
     try:
@@ -133,7 +159,7 @@ def prepare(task: Task) -> Prepared:
         if not np.all(np.isfinite(wav)):
             raise ValueError("the perturbation produced non-finite samples")
     except Exception as e:  # noqa: BLE001 - recorded per utterance and condition
-        return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "perturb")
+        return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "perturb", note)
     if cached is not None:
         _cache_put(cached, wav)
-    return Prepared(task.utt_id, task.condition_key, wav)
+    return Prepared(task.utt_id, task.condition_key, wav, note=note)

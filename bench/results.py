@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,46 +15,91 @@ log = logging.getLogger(__name__)
 
 SCORE_COLUMNS = list(Store.SCORE_COLUMNS)
 RESULT_COLUMNS = ["model", "suite", "family", "severity", "n_bonafide", "n_spoof", "eer", "eer_ci_low",
-                  "eer_ci_high", "auc", "eer_threshold", "kind", "params"]
+                  "eer_ci_high", "auc", "eer_threshold", "kind", "params",
+                  # the deployed operating point: the clean condition's EER threshold of the same model
+                  "clean_threshold", "far_at_clean_threshold", "far_ci_low", "far_ci_high",
+                  "frr_at_clean_threshold", "frr_ci_low", "frr_ci_high",
+                  # ASVspoof 5 costs (scores taken as log-likelihood ratios)
+                  "cllr", "actdcf", "min_dcf"]
+#: fewer distinct speakers than this and CIs resample utterances (a cluster bootstrap needs many clusters)
+MIN_SPEAKERS = 10
 
 
 def results_table(scores: pd.DataFrame, suite: str, conditions: Sequence, n_boot: int = 1000,
-                  seed: int = 0) -> pd.DataFrame:
+                  seed: int = 0, speakers: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One row per model x condition, in the suite's condition order (clean first)."""
-    groups = ((model, family, int(severity), g["label"].to_numpy(), g["score"].to_numpy(float))
-              for (model, family, severity), g in scores.groupby(["model", "family", "severity"], sort=False))
-    return _table(groups, suite, conditions, n_boot, seed)
+    groups = [(model, family, int(severity), g["label"].to_numpy(), g["score"].to_numpy(float),
+               g["utt_id"].to_numpy() if "utt_id" in g else None)
+              for (model, family, severity), g in scores.groupby(["model", "family", "severity"], sort=False)]
+    clean = {g[0]: _clean_threshold(g[3], g[4]) for g in groups if (g[1], g[2]) == ("clean", 0)}
+    return _table(groups, suite, conditions, n_boot, seed, speakers, clean)
 
 
-def results_from_store(store, suite: str, conditions: Sequence, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def results_from_store(store, suite: str, conditions: Sequence, n_boot: int = 1000, seed: int = 0,
+                       speakers: Mapping[str, str] | None = None) -> pd.DataFrame:
     """:func:`results_table` of a run's store, reading one condition's scores at a time."""
     def groups():
         for model, family, severity in store.groups():
             labels, scores = store.group_scores(model, family, severity)
-            yield model, family, int(severity), np.asarray(labels), np.asarray(scores, float)
-    return _table(groups(), suite, conditions, n_boot, seed)
+            ids = store.group_ids(model, family, severity) if speakers else None
+            yield model, family, int(severity), np.asarray(labels), np.asarray(scores, float), ids
+    clean = {}
+    for model in dict.fromkeys(m for m, _f, _s in store.groups()):
+        labels, scores = store.group_scores(model, "clean", 0)
+        clean[model] = _clean_threshold(np.asarray(labels), np.asarray(scores, float))
+    return _table(groups(), suite, conditions, n_boot, seed, speakers, clean)
 
 
-def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: int, seed: int) -> pd.DataFrame:
+def _clean_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     from bench import metrics
 
+    bona, spoof = scores[labels == "bonafide"], scores[labels == "spoof"]
+    return metrics.eer(bona, spoof)[1] if len(bona) and len(spoof) else float("nan")
+
+
+def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: int, seed: int,
+           speakers: Mapping[str, str] | None, clean_thr: Mapping[str, float]) -> pd.DataFrame:
+    from bench import metrics
+
+    if speakers is not None and len(set(speakers.values())) < MIN_SPEAKERS:
+        log.info("only %d speakers: bootstrap CIs resample utterances, not speakers", len(set(speakers.values())))
+        speakers = None
     order = {(c.family, c.severity): i for i, c in enumerate(conditions)}
     info = {(c.family, c.severity): c for c in conditions}
     rows, models = [], {}
-    for model, family, severity, labels, scores in groups:
+    for model, family, severity, labels, scores, ids in groups:
         models.setdefault(model, len(models))
         bona, spoof = scores[labels == "bonafide"], scores[labels == "spoof"]
-        eer = thr = auc = lo = hi = float("nan")
+        gb = gs = None
+        if speakers is not None and ids is not None:
+            sp = np.asarray([speakers.get(u, "-") for u in ids])
+            gb, gs = sp[labels == "bonafide"], sp[labels == "spoof"]
+        eer = thr = auc = lo = hi = cllr = actdcf = mindcf = float("nan")
         if len(bona) and len(spoof):
             eer, thr = metrics.eer(bona, spoof)
             auc = metrics.auc(bona, spoof)
-            lo, hi = metrics.bootstrap_eer_ci(bona, spoof, n_boot=n_boot, seed=seed)
+            lo, hi = metrics.bootstrap_eer_ci(bona, spoof, n_boot=n_boot, seed=seed,
+                                              groups=(gb, gs) if gb is not None else None)
+            cllr, actdcf = metrics.cllr(bona, spoof), metrics.act_dcf(bona, spoof)
+            mindcf = metrics.min_dcf(bona, spoof)
+        ct = clean_thr.get(model, float("nan"))
+        far = frr = far_lo = far_hi = frr_lo = frr_hi = float("nan")
+        if np.isfinite(ct):
+            if len(spoof):
+                far = float(np.mean(spoof > ct))
+                far_lo, far_hi = metrics.bootstrap_rate_ci(spoof > ct, n_boot=n_boot, seed=seed, groups=gs)
+            if len(bona):
+                frr = float(np.mean(bona <= ct))
+                frr_lo, frr_hi = metrics.bootstrap_rate_ci(bona <= ct, n_boot=n_boot, seed=seed + 1, groups=gb)
         c = info.get((family, severity))
         rows.append({"model": model, "suite": suite, "family": family, "severity": severity,
                      "n_bonafide": len(bona), "n_spoof": len(spoof), "eer": float(eer),
                      "eer_ci_low": float(lo), "eer_ci_high": float(hi), "auc": float(auc),
                      "eer_threshold": float(thr), "kind": c.kind if c else "",
                      "params": json.dumps(c.spec.get("params", {}), sort_keys=True, default=str) if c else "",
+                     "clean_threshold": float(ct), "far_at_clean_threshold": far, "far_ci_low": far_lo,
+                     "far_ci_high": far_hi, "frr_at_clean_threshold": frr, "frr_ci_low": frr_lo,
+                     "frr_ci_high": frr_hi, "cllr": float(cllr), "actdcf": float(actdcf), "min_dcf": float(mindcf),
                      "_order": order.get((family, severity), len(order)), "_m": models[model]})
     df = pd.DataFrame(rows, columns=RESULT_COLUMNS + ["_order", "_m"])
     return df.sort_values(["_m", "_order"]).drop(columns=["_order", "_m"]).reset_index(drop=True)
@@ -101,3 +146,28 @@ def summary_pivot(results: pd.DataFrame) -> pd.DataFrame:
     t = t.reset_index()
     t.insert(2, "clean", t["model"].map(clean))
     return t.astype(object).where(t.notna(), None)
+
+
+def operating_point_pivot(results: pd.DataFrame) -> pd.DataFrame:
+    """FAR % [CI] / FRR % at each model's clean EER threshold: families as rows, severities as columns."""
+    if results.empty or "far_at_clean_threshold" not in results:
+        return pd.DataFrame()
+
+    def cell(r) -> str | None:
+        far, frr = r["far_at_clean_threshold"], r["frr_at_clean_threshold"]
+        if not (np.isfinite(far) or np.isfinite(frr)):
+            return None
+        ci = (f" [{100 * r['far_ci_low']:.1f}, {100 * r['far_ci_high']:.1f}]"
+              if np.isfinite(r["far_ci_low"]) else "")
+        return f"{100 * far:.1f}{ci} / {100 * frr:.1f}"
+
+    r = results.assign(cell=results.apply(cell, axis=1))
+    rows = []
+    for (model, family), g in r.groupby(["model", "family"], sort=False):
+        row = {"family": family, "model": model}
+        for sev, c in zip(g["severity"], g["cell"]):
+            row["clean" if family == "clean" else str(sev)] = c
+        rows.append(row)
+    cols = ["family", "model", "clean"] + sorted({k for row in rows for k in row} - {"family", "model", "clean"},
+                                                key=int)
+    return pd.DataFrame(rows, columns=cols).astype(object).where(lambda t: t.notna(), None)

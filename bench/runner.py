@@ -49,12 +49,48 @@ class RunConfig:
     address: str | None = None                 # Ray cluster address for --executor ray
     cache_dir: str | None = None               # perturbed-audio cache shared by runs and detectors
     resources: Mapping[str, str] = field(default_factory=dict)  # noise_dir, rir_dir, ...
+    trust_code: bool = False                   # allow `source: package.module:Class` in the suite file
+    retry_problems: bool = False               # retry inputs that failed to read/perturb/score finitely before
 
-    def identity(self, suite_sha: str, data_sha: str) -> dict[str, Any]:
-        """What determines the scores (not how fast or where they are computed)."""
+    def validate(self) -> None:
+        """Every option checked before any work: a bad value is one clear error naming the option."""
+        def integer(name: str, v: Any, low: int, high: int | None = None, hint: str = "") -> None:
+            if isinstance(v, bool) or not isinstance(v, int) or v < low or (high is not None and v > high):
+                rng = f"{low}..{high}" if high is not None else f">= {low}"
+                raise ValueError(f"--{name.replace('_', '-')} must be an integer {rng}, got {v!r}{hint}")
+
+        integer("seed", self.seed, 0, 2**32 - 1, " (seeds are non-negative: they derive per-utterance generators)")
+        integer("batch_size", self.batch_size, 1)
+        if self.workers is not None:
+            integer("workers", self.workers, 0, 1024, " (0 = prepare audio in this process)")
+        if self.limit is not None:
+            integer("limit", self.limit, 1, hint=" (omit it to use every utterance)")
+        integer("shard_size", self.shard_size, 1)
+        integer("n_boot", self.n_boot, 1)
+        if self.executor not in ("local", "ray"):
+            raise ValueError(f"--executor must be local or ray, got {self.executor!r}")
+        if not self.models or any(not str(m).strip() for m in self.models):
+            raise ValueError(f"--model must name at least one model, got {','.join(self.models)!r}")
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(f"--model names a model twice: {','.join(self.models)}")
+        if self.out is not None and not str(self.out).strip():
+            raise ValueError("--out is empty; give a folder (or omit it for runs/<suite>-<models>-<data>-<hash>)")
+        if self.out is not None and Path(self.out).exists() and not Path(self.out).is_dir():
+            raise ValueError(f"--out {self.out} is a file, not a folder")
+        if self.checkpoint is not None and not Path(self.checkpoint).is_file():
+            raise ValueError(f"--checkpoint {self.checkpoint} does not exist (or is not a file)")
+        if not str(self.data).strip():
+            raise ValueError("--data is empty; give demo, a manifest, a corpus spec or a folder")
+        from foundation.device import resolve_device
+        if self.executor == "local":
+            resolve_device(self.device)   # raises on an unknown or unavailable device
+
+    def identity(self, suite_sha: str, data_sha: str, models: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """What determines the scores (not how fast or where they are computed): the models by content
+        (checkpoint sha256; a user class's module file and digest), not by path."""
         return {"suite": self.suite, "suite_sha256": suite_sha, "data_sha256": data_sha,
-                "models": list(self.models),
-                "checkpoint": self.checkpoint, "data": self.data, "limit": self.limit, "seed": self.seed,
+                "models": models if models is not None else list(self.models),
+                "data": self.data, "limit": self.limit, "seed": self.seed,
                 "policy": self.policy, "resources": dict(self.resources)}
 
 
@@ -86,27 +122,38 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
     from bench.policy import parse_policy
     from bench.suite import load_suite
 
-    suite = load_suite(cfg.suite)
+    from bench.identity import models_identity
+
+    cfg.validate()
+    suite = load_suite(cfg.suite, trust_code=cfg.trust_code)
     conditions = suite.expand()
     policy = parse_policy(cfg.policy or suite.policy)
+    model_ids = models_identity(cfg.models, cfg.checkpoint)
     dataset = load_dataset(cfg.data, limit=cfg.limit, seed=cfg.seed)
     if not dataset.utterances:
-        raise ValueError(f"data set {cfg.data!r} has no usable utterances")
-    ident = cfg.identity(suite.sha256, _data_digest(dataset))
+        raise ValueError(f"data set {cfg.data!r} has no usable utterances"
+                         + (f" ({len(dataset.problems)} listed inputs missing, e.g. {dataset.problems[0][0]})"
+                            if dataset.problems else ""))
+    ident = cfg.identity(suite.sha256, _data_digest(dataset), model_ids)
     out = Path(cfg.out) if cfg.out else default_out(cfg, ident)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     with RunLock(out), Store(out / "store.sqlite") as store:
         _check_identity(store, out, ident)
-        for prob in dataset.problems:
-            store.add_problem(prob[0], prob[0], "manifest", prob[1])
+        store.clear_problems("manifest")   # the manifest's missing files are re-listed from this reading
+        for path, reason in dict.fromkeys(dataset.problems):   # a file listed twice is one problem
+            store.add_problem(path, path, "manifest", reason)
+        if cfg.retry_problems:
+            n = store.clear_problems("read", "perturb", "nonfinite", "score")
+            log.info("--retry-problems: %d recorded problems will be tried again", n)
         models = list(cfg.models)
+        speakers = _speakers(dataset)
         total = _count_scores(conditions, dataset, store, models)
         prev = _read_json(out / "run.json")
         if not total and prev.get("status") == "complete":
             # a finished run given again: nothing to score, so no detector is loaded (warm re-runs are cheap)
             log.info("%s: every score is already stored; rewriting the tables", out)
-            return _finish(out, store, suite, conditions, cfg, prev)
+            return _finish(out, store, suite, conditions, cfg, prev, speakers)
         # Under Ray the scoring device is the workers' (they resolve "auto" themselves); the driver only
         # loads the detectors on its CPU for provenance.
         device = resolve_device(cfg.device) if cfg.executor == "local" else cfg.device
@@ -149,7 +196,8 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
                 bar.describe(f"{cond.family}@{cond.severity}")
                 bar.advance(res.unit.n_scores)
         result = _finish(out, store, suite, conditions, cfg, {**prov, "status": "complete",
-                                                              "elapsed_s": round(time.time() - started, 2)})
+                                                              "elapsed_s": round(time.time() - started, 2)},
+                         speakers)
     return result
 
 
@@ -180,6 +228,13 @@ def _data_digest(dataset) -> str:
     return h.hexdigest()
 
 
+def _speakers(dataset) -> dict[str, str] | None:
+    """utt_id -> speaker when the data names speakers (then CIs resample whole speakers), else None."""
+    sp = {u.utt_id: u.speaker for u in dataset.utterances}
+    known = {s for s in sp.values() if s and s != "-"}
+    return sp if len(known) >= 2 and all(s and s != "-" for s in sp.values()) else None
+
+
 def _check_identity(store: Store, out: Path, ident: Mapping[str, Any]) -> None:
     have = store.get_meta("identity")
     want = json.dumps(ident, sort_keys=True, default=str)
@@ -188,6 +243,16 @@ def _check_identity(store: Store, out: Path, ident: Mapping[str, Any]) -> None:
         return
     if have != want:
         old = json.loads(have)
+        for a, b in zip(old.get("models") or [], ident.get("models") or []):
+            if not (isinstance(a, dict) and isinstance(b, dict)):
+                continue
+            for key, what in (("checkpoint_sha256", "checkpoint"), ("class_sha256", "class_file")):
+                if a.get(key) != b.get(key):
+                    raise ValueError(
+                        f"{out} holds scores of {a.get('model')} with {what} {a.get(what)} (sha256 "
+                        f"{str(a.get(key))[:16]}...), but {b.get(what)} now has sha256 {str(b.get(key))[:16]}...: "
+                        "the weights or code changed, and mixing scores of two models would give a wrong "
+                        "verdict. Choose another --out folder (without --out a new folder is derived)")
         diff = sorted(k for k in set(old) | set(ident) if old.get(k) != ident.get(k))
         raise ValueError(f"{out} holds a run with a different configuration (differs in: {', '.join(diff)}); "
                          "choose another --out folder to start a new run")
@@ -200,7 +265,10 @@ def _todo(conditions, dataset, store: Store, models: list[str]):
     bad_read = store.failed("read")
     for cond in conditions:
         bad = bad_read | store.failed("perturb", cond.family, cond.severity)
-        done = {m: store.done(m, cond.family, cond.severity) for m in models}
+        # a non-finite score is that model's answer: recorded in problems, not recomputed on resume
+        done = {m: store.done(m, cond.family, cond.severity) | store.failed_for("nonfinite", m, cond.family,
+                                                                                 cond.severity)
+                for m in models}
         todo = [u for u in dataset.utterances if u.utt_id not in bad
                 and any(u.utt_id not in done[m] for m in models)]
         yield cond, todo, done
@@ -229,22 +297,38 @@ def _provenance(cfg, suite, policy, dataset, loaded, device, out, workers) -> di
             "suite": suite.to_dict(), "policy": policy.to_dict(), "seed": cfg.seed,
             "data": {"spec": cfg.data, "name": dataset.name, "n_utterances": len(dataset.utterances),
                      "n_bonafide": sum(u.label == "bonafide" for u in dataset.utterances),
-                     "n_problems": len(dataset.problems)},
+                     "n_problems": len(dataset.problems), "sha256": _data_digest(dataset)},
             "models": [{"name": ld.name, "card": ld.card.to_dict(), "checkpoint": ld.checkpoint,
                         "sha256": ld.sha256} for ld in loaded],
             "versions": versions(), "numerics": numerics(device), "git_revision": git_revision(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: dict) -> RunResult:
+class RunFailed(RuntimeError):
+    """A run that finished without a usable result (nothing scored for some model); tables are written."""
+
+
+def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: dict,
+            speakers: Mapping[str, str] | None = None) -> RunResult:
     from bench.results import results_from_store, write_tables
 
     problems = store.problems()
-    results = results_from_store(store, suite.name, conditions, n_boot=cfg.n_boot, seed=cfg.seed)
+    results = results_from_store(store, suite.name, conditions, n_boot=cfg.n_boot, seed=cfg.seed,
+                                 speakers=speakers)
     write_tables(out, results, store.iter_scores(), problems)
+    scored = {m for m, _f, _s in store.groups()}
+    empty = [m for m in cfg.models if m not in scored]
     prov = {**prov, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "n_scores": store.n_scores(), "n_problems": len(problems)}
+            "n_scores": store.n_scores(), "n_problems": len(problems),
+            "bootstrap": "speaker clusters" if speakers else "utterances"}
+    if empty:
+        prov["status"] = "failed"
     _write_json(out / "run.json", prov)
+    if empty:
+        bad = problems[problems["stage"] != "level"] if len(problems) else problems
+        first = f"; first reason: {bad.iloc[0]['reason']}" if len(bad) else ""
+        raise RunFailed(f"nothing could be scored for {', '.join(empty)}: {len(bad)} inputs failed{first} "
+                        f"(every one is in {out / 'problems.csv'})")
     return RunResult(out, results, problems, prov)
 
 

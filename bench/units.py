@@ -89,6 +89,8 @@ class Scorer:
         labels = {t.utt_id: t.label for t in unit.tasks}
         ok = {}
         for p in prepared:
+            if getattr(p, "note", None):   # scored, but worth knowing (e.g. a float file far above full scale)
+                res.problems.append((p.utt_id, paths[p.utt_id], "level", p.note, "", -1, ""))
             if p.wav is None:
                 read = p.stage == "read"
                 res.problems.append((p.utt_id, paths[p.utt_id], p.stage, p.error or "",
@@ -119,8 +121,14 @@ class Scorer:
                 res.problems.extend((u, paths[u], "score", f"{type(e).__name__}: {e}", cond.family,
                                      cond.severity, name) for u in todo)
                 continue
-            res.scores.extend((name, cond.family, cond.severity, u, labels[u], float(s), str(self.policy),
-                               cond.key()) for u, s in zip(todo, scores))
+            for u, s in zip(todo, scores):
+                s = float(s)
+                if np.isfinite(s):
+                    res.scores.append((name, cond.family, cond.severity, u, labels[u], s, str(self.policy),
+                                       cond.key()))
+                else:   # one NaN/inf is this utterance's problem, not the run's: recorded, the rest scored
+                    res.problems.append((u, paths[u], "nonfinite", f"the detector returned a non-finite score "
+                                         f"({s})", cond.family, cond.severity, name))
         return res
 
     def _craft(self, detector, cond, utt_ids, wavs, labels) -> dict[str, np.ndarray]:

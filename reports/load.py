@@ -19,7 +19,13 @@ log = logging.getLogger(__name__)
 CLEAN = ("clean", 0)
 REQUIRED_RESULTS = ("model", "family", "severity", "eer")
 OPTIONAL_RESULTS = {"suite": "", "n_bonafide": np.nan, "n_spoof": np.nan, "eer_ci_low": np.nan,
-                    "eer_ci_high": np.nan, "auc": np.nan, "eer_threshold": np.nan, "kind": "", "params": ""}
+                    "eer_ci_high": np.nan, "auc": np.nan, "eer_threshold": np.nan, "kind": "", "params": "",
+                    "clean_threshold": np.nan, "far_at_clean_threshold": np.nan, "far_ci_low": np.nan,
+                    "far_ci_high": np.nan, "frr_at_clean_threshold": np.nan, "frr_ci_low": np.nan,
+                    "frr_ci_high": np.nan, "cllr": np.nan, "actdcf": np.nan, "min_dcf": np.nan}
+NUMERIC_RESULTS = ("eer", "eer_ci_low", "eer_ci_high", "auc", "eer_threshold", "n_bonafide", "n_spoof",
+                   "clean_threshold", "far_at_clean_threshold", "far_ci_low", "far_ci_high", "frr_at_clean_threshold",
+                   "frr_ci_low", "frr_ci_high", "cllr", "actdcf", "min_dcf")
 REQUIRED_SCORES = ("utt_id", "model", "family", "severity", "label", "score")
 
 
@@ -89,7 +95,7 @@ def read_results(path: Path) -> pd.DataFrame:
         df["severity"] = pd.to_numeric(df["severity"], errors="raise").astype(int)
     except (ValueError, TypeError) as e:
         raise RunError(f"{path}: column 'severity' must hold integers 0..5 ({e})") from e
-    for c in ("eer", "eer_ci_low", "eer_ci_high", "auc", "eer_threshold", "n_bonafide", "n_spoof"):
+    for c in NUMERIC_RESULTS:
         df[c] = pd.to_numeric(df[c], errors="coerce")
     bad = df["eer"].dropna()
     bad = bad[(bad < 0) | (bad > 1)]
