@@ -162,11 +162,13 @@ def operating_point_pivot(results: pd.DataFrame) -> pd.DataFrame:
         return f"{100 * far:.1f}{ci} / {100 * frr:.1f}"
 
     r = results.assign(cell=results.apply(cell, axis=1))
+    clean = {m: c for m, f, c in zip(r["model"], r["family"], r["cell"]) if f == "clean"}
     rows = []
     for (model, family), g in r.groupby(["model", "family"], sort=False):
-        row = {"family": family, "model": model}
-        for sev, c in zip(g["severity"], g["cell"]):
-            row["clean" if family == "clean" else str(sev)] = c
+        if family == "clean" and (r["family"] != "clean").any():
+            continue   # shown in every family's clean column
+        row = {"family": family, "model": model, "clean": clean.get(model)}
+        row.update({str(sev): c for sev, c in zip(g["severity"], g["cell"]) if family != "clean"})
         rows.append(row)
     cols = ["family", "model", "clean"] + sorted({k for row in rows for k in row} - {"family", "model", "clean"},
                                                 key=int)
