@@ -230,9 +230,19 @@ def _data_digest(dataset) -> str:
 
 def _speakers(dataset) -> dict[str, str] | None:
     """utt_id -> speaker when the data names speakers (then CIs resample whole speakers), else None."""
+    from bench.results import MIN_SPEAKERS
+
     sp = {u.utt_id: u.speaker for u in dataset.utterances}
     known = {s for s in sp.values() if s and s != "-"}
-    return sp if len(known) >= 2 and all(s and s != "-" for s in sp.values()) else None
+    if not known:
+        return None
+    if len(known) < MIN_SPEAKERS or not all(s and s != "-" for s in sp.values()):
+        log.info("CIs resample utterances: the data names %d speakers%s (a speaker-cluster bootstrap needs %d, "
+                 "named for every utterance)", len(known),
+                 "" if all(s and s != "-" for s in sp.values()) else " and leaves some utterances without one",
+                 MIN_SPEAKERS)
+        return None
+    return sp
 
 
 def _check_identity(store: Store, out: Path, ident: Mapping[str, Any]) -> None:
