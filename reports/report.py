@@ -132,7 +132,11 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
     tdcf = asv_table(run, models)
     if tdcf is None:
         rep.notes.append(NO_TDCF)
-    rep.tables = [T.clean_table(res, models), *fam_tables, *deg_tables] + ([tdcf] if tdcf else [])
+    from reports.operating import operating_table
+
+    op = operating_table(res, models)
+    rep.tables = [T.clean_table(res, models), *fam_tables, *deg_tables] + ([op] if op else []) \
+        + ([tdcf] if tdcf else [])
 
     title = f"Robustness report: {run.name}"
     page = H.Page(title, banner=DEMO_NOTE + " Do not cite these numbers." if run.is_demo else "")
@@ -170,6 +174,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
     if plots and scores is None:
         rep.notes.append("scores.csv is missing: no DET curves or score histograms.")
         page.para(rep.notes[-1], "note warn")
+    if op is not None:
+        page.section("Operating point (clean threshold)")
+        page.table(op)
     if tdcf is not None:
         page.section("min t-DCF")
         page.table(tdcf)

@@ -96,3 +96,17 @@ def test_runner_uses_speaker_clusters_when_the_data_has_them():
     sp = _speakers(full)
     assert sp is not None and len(set(sp.values())) >= MIN_SPEAKERS
     assert _speakers(load_dataset("demo", limit=6)) is None            # too few speakers for clusters
+
+
+def test_report_shows_the_operating_point(tmp_path):
+    from reports.report import build_report
+    from reports.synthetic import make_run
+
+    run = make_run(tmp_path / "run", fams={"mp3": ("perturbation", (1, 2))}, n_bonafide=20, n_spoof=20, n_boot=20)
+    rep = build_report(run, plots=False)
+    md = (rep.out / "report.md").read_text()
+    assert "Operating point" in md and "model-a FAR %" in md and "actDCF" in md
+    res = pd.read_csv(run / "results.csv")
+    r = res[(res["model"] == "model-a") & (res["family"] == "mp3") & (res["severity"] == 2)].iloc[0]
+    assert f"{100 * r['far_at_clean_threshold']:.2f} [" in md
+    assert "Operating point" in (rep.out / "report.html").read_text()
