@@ -105,8 +105,6 @@ def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, s
         raise ValueError(f"--sample-rate must be an integer number of Hz in 1000..384000, got {sample_rate!r}")
     if not str(dst).strip():
         raise ValueError("OUT is empty; give the file to write")
-    if not Path(src).is_file():
-        raise ValueError(f"input {src} does not exist (or is not a file)")
     pert = make(family, severity)  # a bad family or severity is reported before any audio is read
     wav, _info = load_audio(src, target_sr=sample_rate)
     utt = Path(src).stem
@@ -127,7 +125,12 @@ def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, s
 
 
 def run(suite: str = "compression", **kwargs: Any) -> RunResult:
-    """Python mirror of ``bench run``: ``run("compression", models=("aasist",), limit=20)``."""
+    """Python mirror of ``bench run``: ``run("compression", models=("aasist",), limit=20)``.
+
+    Keyword arguments are :class:`bench.runner.RunConfig`'s fields, every one validated before any work.
+    ``trust_code=True`` allows a suite file to name Python classes (``source: package.module:Class``),
+    which imports and runs their code; ``retry_problems=True`` tries recorded problems again. Raises
+    :class:`bench.runner.RunFailed` (tables written) when nothing could be scored for a model."""
     if "models" in kwargs and isinstance(kwargs["models"], str):
         kwargs["models"] = tuple(m for m in kwargs["models"].split(",") if m)
     return _run(RunConfig(suite=suite, **kwargs))
