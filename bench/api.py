@@ -63,6 +63,8 @@ def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None 
     from bench.policy import parse_policy, score_batch
     from models import load_detector
 
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"--batch-size must be an integer >= 1, got {batch_size!r}")
     dev = resolve_device(device)
     ld = load_detector(model, checkpoint=checkpoint, device=dev)
     pol = parse_policy(policy or ld.card.input_policy)

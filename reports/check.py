@@ -278,6 +278,17 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
             if reasons:
                 row.update(status="FAIL", failed=True, reason="; ".join(reasons))
             rows.append(row)
+    paired_base = {bm for _m, bm in pairs}
+    for bm in [b for b in base.models if b not in paired_base]:   # a baseline model nobody was compared with
+        for fam, sev in c_base:
+            if (bm, fam, sev) in r_base.index:
+                rows.append(dict(model="", baseline_model=bm, family=fam, severity=sev,
+                                 baseline_eer=float(r_base["eer"].get((bm, fam, sev), np.nan)), eer=np.nan,
+                                 increase=np.nan, ci_low=np.nan, ci_high=np.nan, ci_kind="", baseline_far=np.nan,
+                                 far=np.nan, far_increase=np.nan, far_ci_low=np.nan, far_ci_high=np.nan,
+                                 status="missing", failed=not allow_missing,
+                                 reason="baseline model missing from the new run"
+                                 + ("" if not allow_missing else " (allowed by --allow-missing)")))
     df = pd.DataFrame(rows, columns=COLUMNS).astype({"failed": bool})
     if df.empty:
         raise RunError("no condition has an EER in the baseline: nothing to check")
@@ -321,7 +332,8 @@ def format_result(res: CheckResult) -> str:
     hdr += ["verdict"]
     table = [hdr]
     for r in res.rows.itertuples():
-        who = r.model if r.model == r.baseline_model else f"{r.model} (vs {r.baseline_model})"
+        who = (r.model if r.model == r.baseline_model else f"{r.model} (vs {r.baseline_model})") if r.model \
+            else f"- (vs {r.baseline_model})"
         ci = (f"[{_pct(r.ci_low, True)}, {_pct(r.ci_high, True)}]" + (" unpaired" if r.ci_kind == "unpaired" else "")
               if np.isfinite(r.ci_low) else "-")
         cells = [who, f"{r.family}@{r.severity}", _pct(r.baseline_eer), _pct(r.eer), _pct(r.increase, True), ci]
@@ -337,7 +349,7 @@ def format_result(res: CheckResult) -> str:
     lines.append("differences are in EER points (new - baseline); CIs by paired bootstrap over utterances "
                  "unless marked unpaired")
     for r in res.failed.itertuples():
-        who = r.model if r.model == r.baseline_model else f"{r.model} (baseline {r.baseline_model})"
+        who = r.model if r.model == r.baseline_model else f"{r.model or '-'} (baseline {r.baseline_model})"
         if r.status == "missing":
             lines.append(f"  {who} {r.family}@{r.severity}: {r.reason}")
             continue

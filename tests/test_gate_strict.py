@@ -139,3 +139,15 @@ def test_json_is_strict_and_names_the_mode(tmp_path, capsys):
     assert doc["mode"] == "significant" and doc["ok"] is True
     miss = [c for c in doc["conditions"] if c["status"] == "missing"]
     assert [(c["family"], c["severity"]) for c in miss] == [("mp3", 2)] and miss[0]["eer"] is None
+
+
+def test_a_baseline_model_missing_from_the_new_run_fails(tmp_path, capsys):
+    fams = {"mp3": ("perturbation", (1,))}
+    two = pd.concat([scores(fams, model="a"), scores(fams, model="b", seed=1)], ignore_index=True)
+    base = write_run(tmp_path / "base", two, conditions_for(fams), n_boot=20)
+    new = write_run(tmp_path / "new", scores(fams, model="a"), conditions_for(fams), n_boot=20)
+    assert bench_main(["check", str(new), "--baseline", str(base), "--max-eer-increase", "0.5"]) == 1
+    out = capsys.readouterr().out
+    assert "baseline model missing from the new run" in out and "(vs b)" in out
+    assert bench_main(["check", str(new), "--baseline", str(base), "--max-eer-increase", "0.5",
+                       "--allow-missing"]) == 0
