@@ -8,9 +8,7 @@ resumed into (see :func:`bench.runner._check_identity`).
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,47 +27,45 @@ def _digest_path(path: Path) -> str:
     return h.hexdigest()
 
 
-def model_identity(name: str, checkpoint: str | None) -> dict[str, Any]:
-    """``{"model", "checkpoint", "checkpoint_sha256"[, "class", "class_file", "class_sha256"]}``."""
-    from foundation.weights import resolve
+def _module_file(module: str) -> Path | None:
+    """The file a module would be imported from, found without running it (parent packages may be)."""
+    import importlib.util
 
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    origin = getattr(spec, "origin", None) if spec is not None else None
+    return Path(origin) if origin and Path(origin).is_file() else None
+
+
+def model_identity(name: str, checkpoint: str | None) -> dict[str, Any]:
+    """``{"model", "checkpoint", "checkpoint_sha256"[, "class_file", "class_sha256"]}``, computed without
+    importing torch or the user's module (a finished run given again stays cheap).
+
+    A card's own file (no ``--checkpoint``) is pinned by the card's sha256, which loading verifies, so its
+    name suffices; an explicit checkpoint is digested; a user class adds its module file and digest."""
     out: dict[str, Any] = {"model": name}
     if name.startswith(("http://", "https://")):
-        return out   # a remote detector: its weights are the server's (its /health may say more)
+        return out   # a remote detector: its weights are the server's
     if name.startswith("hf:"):
         ref = name[3:].split("@", 1)[0]
         p = Path(ref)
         if p.exists():
-            out.update(checkpoint=str(p), checkpoint_sha256=_digest_path(p))
-        else:
-            out["revision"] = name   # a hub id: the revision in the spec pins it
-        return out
+            out.update(checkpoint=str(p.resolve()), checkpoint_sha256=_digest_path(p))
+        return out   # a hub id: the revision in the spec pins it
     if ":" in name:
-        from models import _user_class
-
-        cls = _user_class(name)
-        mod = sys.modules.get(cls.__module__)
-        try:
-            src = Path(inspect.getsourcefile(cls) or getattr(mod, "__file__", "") or "")
-        except TypeError:
-            src = Path("")
-        out.update({"class": f"{cls.__module__}:{cls.__qualname__}",
-                    "class_file": str(src.resolve()) if src.is_file() else None,
-                    "class_sha256": _digest_path(src) if src.is_file() else None})
-        if checkpoint is None:
-            raise ValueError(f"model {name} needs --checkpoint PATH")
+        module = name.split(":", 1)[0]
+        src = _module_file(module)
+        if src is None:
+            raise ValueError(f"cannot find the module of model spec {name!r}; expected 'package.module:Class' "
+                             "importable from the current environment (is its folder on PYTHONPATH?)")
+        out.update(class_file=str(src.resolve()), class_sha256=_digest_path(src))
+    if checkpoint is not None:
         p = Path(checkpoint)
         if not p.is_file():
             raise ValueError(f"checkpoint {p} does not exist")
         out.update(checkpoint=str(p.resolve()), checkpoint_sha256=_digest_path(p))
-        return out
-    from models import CARDS
-
-    card = CARDS.get(name)
-    path = resolve(card, checkpoint)   # verifies a card's own file against its sha256
-    explicit = checkpoint is not None
-    out.update(checkpoint=str(Path(path).resolve()),
-               checkpoint_sha256=card.sha256 if (card.sha256 and not explicit) else _digest_path(Path(path)))
     return out
 
 

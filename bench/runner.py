@@ -81,9 +81,11 @@ class RunConfig:
             raise ValueError(f"--checkpoint {self.checkpoint} does not exist (or is not a file)")
         if not str(self.data).strip():
             raise ValueError("--data is empty; give demo, a manifest, a corpus spec or a folder")
-        from foundation.device import resolve_device
-        if self.executor == "local":
-            resolve_device(self.device)   # raises on an unknown or unavailable device
+        if not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", str(self.device)):
+            raise ValueError(f"--device must be auto, cpu, cuda, cuda:N, mps or xpu, got {self.device!r}")
+        if self.executor == "local" and str(self.device).startswith("cuda"):
+            from foundation.device import resolve_device
+            resolve_device(self.device)   # an explicit GPU must exist (auto and cpu need no torch import here)
 
     def identity(self, suite_sha: str, data_sha: str, models: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """What determines the scores (not how fast or where they are computed): the models by content
