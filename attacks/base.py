@@ -16,60 +16,31 @@ The detector stays in eval mode; waveforms stay in [-1, 1] (never [0, 1]).
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
+from foundation.leveled import Leveled
 from foundation.registry import Registry
 
 ATTACKS: Registry[type["Attack"]] = Registry("attack")
 
 
 @dataclass(frozen=True)
-class Attack:
+class Attack(Leveled):
     name: ClassVar[str] = ""
-    LEVELS: ClassVar[tuple[Mapping[str, Any], ...]] = ()
-    version: ClassVar[int] = 1
+    NAME_FIELD: ClassVar[str] = "attack"
     severity: int = 0
 
     @classmethod
-    def at(cls, severity: int, **overrides: Any) -> "Attack":
-        if isinstance(severity, bool) or not isinstance(severity, int):
-            raise ValueError(f"{cls.name}: severity must be an integer, got {severity!r}")
-        if not 1 <= severity <= len(cls.LEVELS):
-            raise ValueError(f"{cls.name}: severity {severity} is outside 1..{len(cls.LEVELS)}")
-        params = {**cls.LEVELS[severity - 1], **overrides}
-        names = {f.name for f in dataclasses.fields(cls)} - {"severity"}
-        unknown = sorted(set(params) - names)
-        if unknown:
-            raise ValueError(f"{cls.name}: unknown parameter(s) {', '.join(unknown)}")
-        obj = cls(severity=severity, **params)
-        obj.validate()
-        return obj
-
-    def validate(self) -> None:
-        """Raise ValueError naming the field when a parameter is out of range."""
+    def registered_name(cls) -> str:
+        return cls.name or cls.__name__
 
     def __call__(self, detector, wav, label, generator):
         raise NotImplementedError
 
-    def params(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "severity"}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"attack": self.name, "severity": self.severity, "params": self.params(), "version": self.version}
-
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> "Attack":
-        cls = ATTACKS.get(d["attack"])
-        params = dict(d.get("params", {}))
-        obj = cls(severity=int(d.get("severity", 0)), **params)
-        obj.validate()
-        return obj
-
-    @classmethod
-    def levels(cls) -> list[dict[str, Any]]:
-        return [{"severity": i + 1, "params": dict(p)} for i, p in enumerate(cls.LEVELS)]
+        return ATTACKS.get(d["attack"]).from_params(int(d.get("severity", 0)), dict(d.get("params", {})))
 
 
 def register(cls: type[Attack]) -> type[Attack]:

@@ -23,7 +23,6 @@ Tables: :func:`transfer_matrix` (EER by source x target from results.csv rows) a
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,14 +34,11 @@ from foundation.seeding import rng_for, torch_generator_for
 
 log = logging.getLogger(__name__)
 
-_LABEL = re.compile(r"^(?P<attack>[^<|]+?)(?:<-(?P<source>[^|]+))?(?:\|(?P<through>.+@\d+))?$")
-
-
 def _contexts(utt_ids: Sequence[str]) -> list:
-    from bench.prepare import _STATE, bonafide_pool
-    from perturbations import Context
+    from bench.prepare import worker_context
 
-    return [Context(utt_id=u, pool=bonafide_pool, resources=dict(_STATE.get("resources", {}))) for u in utt_ids]
+    ctx = worker_context()
+    return [ctx.perturbation_context(u) for u in utt_ids]
 
 
 def craft(detector, cond, wavs: Sequence[np.ndarray], labels: Sequence[str], utt_ids: Sequence[str],
@@ -94,20 +90,17 @@ def attack_batch(detector, cond, wavs: Sequence[np.ndarray], labels: Sequence[st
 
 
 # ------------------------------------------------------------------------------------------ tables
-def parse_label(family: str) -> dict[str, Any]:
-    """``pgd-linf<-aasist-l|mp3@3`` -> ``{attack: pgd-linf, source: aasist-l, through: mp3@3}``
-    (``source``/``through`` None when absent)."""
-    m = _LABEL.match(str(family))
-    if not m:
-        return {"attack": str(family), "source": None, "through": None}
-    return {"attack": m["attack"], "source": m["source"], "through": m["through"]}
-
-
 def _attack_rows(results: pd.DataFrame) -> pd.DataFrame:
-    if "kind" in results.columns:
-        return results[results["kind"] == "attack"]
-    from attacks import ATTACKS
-    return results[results["family"].map(lambda f: parse_label(f)["attack"] in ATTACKS)]
+    """Rows of attack conditions, with the condition columns (``adv_attack``, ``source``, ``through``)."""
+    missing = [c for c in ("kind", "adv_attack", "source", "through") if c not in results.columns]
+    if missing:
+        raise ValueError(f"these results lack the condition column(s) {', '.join(missing)} (written by bench "
+                         "before they existed); give the same `bench run` command again to rewrite the tables "
+                         "from the store (nothing is rescored), or read them with reports.load.load_run")
+    rows = results[results["kind"] == "attack"].copy()
+    for c in ("adv_attack", "source", "through"):
+        rows[c] = rows[c].fillna("").astype(str)
+    return rows
 
 
 def transfer_matrix(results: pd.DataFrame, attack: str | None = None, severity: int | None = None,
@@ -120,18 +113,14 @@ def transfer_matrix(results: pd.DataFrame, attack: str | None = None, severity: 
     diagonal is a transfer condition whose source is the scoring model).
     """
     rows = _attack_rows(results)
-    parsed = pd.DataFrame([parse_label(f) for f in rows["family"]], index=rows.index,
-                          columns=["attack", "source", "through"])
-    rows = rows.join(parsed.rename(columns={"attack": "_attack", "source": "_source", "through": "_through"}))
-    rows["_through"] = rows["_through"].fillna("")
-    rows = rows[rows["_source"].notna()]
+    rows = rows[rows["source"] != ""]
     if attack is not None:
-        rows = rows[rows["_attack"] == attack]
+        rows = rows[rows["adv_attack"] == attack]
     if severity is not None:
         rows = rows[rows["severity"].astype(int) == int(severity)]
     if through is not None:
-        rows = rows[rows["_through"] == through]
-    settings = sorted({(a, int(s), t) for a, s, t in zip(rows["_attack"], rows["severity"], rows["_through"])})
+        rows = rows[rows["through"] == through]
+    settings = sorted({(a, int(s), t) for a, s, t in zip(rows["adv_attack"], rows["severity"], rows["through"])})
     if not settings:
         raise ValueError("no transfer conditions (ATTACK<-SOURCE) in these results for the chosen attack/severity; "
                          "add e.g. {attack: pgd-linf, severities: [5], source: aasist-l} to the suite")
@@ -140,7 +129,7 @@ def transfer_matrix(results: pd.DataFrame, attack: str | None = None, severity: 
         raise ValueError(f"the results hold several transfer settings ({opts}); choose one with attack=, "
                          "severity= (and through=)")
     models = list(dict.fromkeys(results["model"]))
-    m = rows.pivot_table(index="_source", columns="model", values=value, aggfunc="first")
+    m = rows.pivot_table(index="source", columns="model", values=value, aggfunc="first")
     m = m.reindex(columns=[c for c in models if c in m.columns])
     m.index.name, m.columns.name = "source", "target"
     return m
@@ -160,9 +149,9 @@ def attack_summary(scores: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     cols = ["model", "family", "severity", "attack", "source", "through", "threshold", "n_spoof", "n_bonafide",
             "success_spoof_to_bonafide", "success_bonafide_to_spoof", "success"]
     clean = results[results["family"] == "clean"].set_index("model")["eer_threshold"]
-    attacked = _attack_rows(results)[["model", "family", "severity"]].drop_duplicates()
+    attacked = _attack_rows(results)[["model", "family", "severity", "adv_attack", "source", "through"]]
     out = []
-    for model, family, severity in attacked.itertuples(index=False):
+    for model, family, severity, adv, source, through in attacked.drop_duplicates().itertuples(index=False):
         if model not in clean.index:
             raise ValueError(f"attack_summary: no clean row for model {model!r} in results; its clean EER "
                              "threshold is what success is measured against")
@@ -173,7 +162,8 @@ def attack_summary(scores: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
         b = g.loc[g["label"] == "bonafide", "score"].to_numpy(float)
         s_ok, b_ok = int(np.sum(s >= thr)), int(np.sum(b < thr))
         n = len(s) + len(b)
-        out.append({"model": model, "family": family, "severity": int(severity), **parse_label(family),
+        out.append({"model": model, "family": family, "severity": int(severity), "attack": adv,
+                    "source": source or None, "through": through or None,
                     "threshold": thr, "n_spoof": len(s), "n_bonafide": len(b),
                     "success_spoof_to_bonafide": s_ok / len(s) if len(s) else float("nan"),
                     "success_bonafide_to_spoof": b_ok / len(b) if len(b) else float("nan"),

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from bench.runner import RunConfig, RunResult
-from foundation.device import resolve_device
 from bench.runner import run as _run
+from foundation.device import fast_inference_enabled, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,7 @@ def perturbations() -> list[dict[str, Any]]:
     out = []
     for name in families():
         cls = PERTURBATIONS.get(name)
-        doc = (cls.__doc__ or "").strip().splitlines()
-        out.append({"family": name, "version": cls.version, "description": doc[0] if doc else "",
+        out.append({"family": name, "version": cls.version, "description": cls.describe(),
                     "levels": cls.levels()})
     return out
 
@@ -66,7 +65,7 @@ def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"--batch-size must be an integer >= 1, got {batch_size!r}")
     dev = resolve_device(device)
-    ld = load_detector(model, checkpoint=checkpoint, device=dev)
+    ld = load_detector(model, checkpoint=checkpoint, device=dev, fast_inference=fast_inference_enabled())
     pol = parse_policy(policy or ld.card.input_policy)
     wavs, rows = [], []
     for f in files:
@@ -97,9 +96,9 @@ def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, s
     fide utterances of ``pool_data`` (a data spec; the built-in demo set by default).
     """
     from foundation.audio import load_audio, save_audio
-    from bench.prepare import bonafide_pool, init_worker
+    from bench.prepare import WorkerContext
     from foundation.seeding import rng_for
-    from perturbations import Context, make
+    from perturbations import make
 
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise ValueError(f"--seed must be an integer 0..{2**32 - 1}, got {seed!r}")
@@ -110,13 +109,13 @@ def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, s
     pert = make(family, severity)  # a bad family or severity is reported before any audio is read
     wav, _info = load_audio(src, target_sr=sample_rate)
     utt = Path(src).stem
-    if "babble" in pert.key():
+    bonafide: list[tuple[str, str]] = []
+    if pert.needs_pool:
         from bench.data import load_dataset
 
         data = load_dataset(pool_data)
-        init_worker(seed, sample_rate, [(u.utt_id, str(u.path)) for u in data.utterances
-                                        if u.label == "bonafide"], resources or {})
-    ctx = Context(utt_id=utt, pool=bonafide_pool, resources=resources or {})
+        bonafide = [(u.utt_id, str(u.path)) for u in data.utterances if u.label == "bonafide"]
+    ctx = WorkerContext(seed, sample_rate, tuple(bonafide), dict(resources or {})).perturbation_context(utt)
     out = pert(wav, sample_rate, rng_for(seed, utt, pert.key()), ctx)
     peak = float(np.max(np.abs(out))) if out.size else 0.0
     if peak > 1.0:

@@ -11,7 +11,7 @@ import hashlib
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -46,58 +46,6 @@ class Prepared:
 LOUD_PEAK = 2.0
 
 
-# Set once per worker by ``init_worker`` (the bona fide pool for babble, resource folders, ...).
-_STATE: dict[str, Any] = {"seed": 0, "sr": 16000, "bonafide": (), "resources": {}, "cache_dir": None}
-
-
-def init_worker(seed: int, sr: int, bonafide: Sequence[tuple[str, str]], resources: Mapping[str, str],
-                cache_dir: str | None = None) -> None:
-    _STATE.update(seed=int(seed), sr=int(sr), bonafide=tuple(bonafide), resources=dict(resources),
-                  cache_dir=cache_dir)
-    read_clean.cache_clear()
-
-
-def init_pool_worker(parent_pid: int, *args: Any) -> None:
-    """``init_worker`` for a pool process, plus a watchdog: when the parent dies (kill -9 included) the
-    worker is re-parented, notices within half a second and exits, instead of idling for minutes."""
-    import threading
-
-    def watch() -> None:
-        while True:
-            if os.getppid() != parent_pid:
-                os._exit(3)
-            time.sleep(0.5)
-
-    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
-    init_worker(*args)
-
-
-def cache_path(task: Task) -> Path | None:
-    """Where the perturbed audio of a task is cached: keyed by (seed, utterance, file size and mtime,
-    rate, condition key); the key holds the perturbation's ``version``, so a changed family misses."""
-    if not _STATE["cache_dir"] or task.kind == "attack" or '"family":"clean"' in task.condition_key:
-        return None
-    try:
-        st = os.stat(task.path)
-    except OSError:
-        return None
-    ident = f"{_STATE['seed']}|{task.utt_id}|{os.path.abspath(task.path)}|{st.st_size}|{st.st_mtime_ns}|" \
-            f"{_STATE['sr']}|{task.condition_key}"
-    digest = hashlib.sha256(ident.encode()).hexdigest()
-    return Path(_STATE["cache_dir"]) / digest[:2] / f"{digest}.npy"
-
-
-def _cache_put(path: Path, wav: np.ndarray) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            np.save(f, wav.astype(np.float32, copy=False))
-        os.replace(tmp, path)
-    except OSError as e:  # a full or read-only cache must not stop the run
-        log.warning("could not write the audio cache %s: %s", path, e)
-
-
 @functools.lru_cache(maxsize=64)
 def read_clean(path: str, sr: int) -> np.ndarray:
     from foundation.audio import load_audio
@@ -116,50 +64,129 @@ def _build(spec_json: str):
     return Perturbation.from_dict(json.loads(spec_json))
 
 
-def bonafide_pool(rng: np.random.Generator, n: int, exclude: str = "") -> list[np.ndarray]:
-    """Other bona fide utterances of the set (for babble), chosen by the caller's rng."""
-    cands = [p for u, p in _STATE["bonafide"] if u != exclude]
-    if not cands:
-        raise ValueError("babble needs other bona fide utterances in the data set, and there are none")
-    idx = rng.choice(len(cands), size=min(n, len(cands)), replace=len(cands) < n)
-    return [np.asarray(read_clean(cands[i], _STATE["sr"])) for i in np.atleast_1d(idx)]
+@dataclass(frozen=True)
+class WorkerContext:
+    """What preparation needs besides a task: the run's seed and rate, the bona fide pool (for babble),
+    resource folders and the audio cache. One per process, set by :func:`init_worker` (the pool's
+    initializer); :func:`worker_context` hands it to the code that prepares or crafts in this process."""
+
+    seed: int = 0
+    sr: int = 16000
+    bonafide: tuple[tuple[str, str], ...] = ()
+    resources: Mapping[str, str] = field(default_factory=dict)
+    cache_dir: str | None = None
+
+    def read_clean(self, path: str) -> np.ndarray:
+        return read_clean(path, self.sr)
+
+    def bonafide_pool(self, rng: np.random.Generator, n: int, exclude: str = "") -> list[np.ndarray]:
+        """Other bona fide utterances of the set (for babble), chosen by the caller's rng."""
+        cands = [p for u, p in self.bonafide if u != exclude]
+        if not cands:
+            raise ValueError("babble needs other bona fide utterances in the data set, and there are none")
+        idx = rng.choice(len(cands), size=min(n, len(cands)), replace=len(cands) < n)
+        return [np.asarray(self.read_clean(cands[i])) for i in np.atleast_1d(idx)]
+
+    def perturbation_context(self, utt_id: str):
+        """The :class:`perturbations.Context` a perturbation of ``utt_id`` receives."""
+        from perturbations import Context
+
+        return Context(utt_id=utt_id, pool=self.bonafide_pool, resources=dict(self.resources))
+
+    def cache_path(self, task: Task) -> Path | None:
+        """Where the perturbed audio of a task is cached: keyed by (seed, utterance, file size and mtime,
+        rate, condition key); the key holds the perturbation's ``version``, so a changed family misses.
+        Attacks (crafted per detector) and the identity (severity 0) are not cached."""
+        if not self.cache_dir or task.kind == "attack" or int(task.spec.get("severity", 0)) == 0:
+            return None
+        try:
+            st = os.stat(task.path)
+        except OSError:
+            return None
+        ident = f"{self.seed}|{task.utt_id}|{os.path.abspath(task.path)}|{st.st_size}|{st.st_mtime_ns}|" \
+                f"{self.sr}|{task.condition_key}"
+        digest = hashlib.sha256(ident.encode()).hexdigest()
+        return Path(self.cache_dir) / digest[:2] / f"{digest}.npy"
+
+    def prepare(self, task: Task) -> Prepared:
+        """Read and perturb one utterance under one condition; errors are returned, never raised."""
+        import json
+
+        try:
+            clean = self.read_clean(task.path)
+        except Exception as e:  # noqa: BLE001 - one bad file must not kill a run; the reason is recorded
+            return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "read")
+        peak = float(np.max(np.abs(clean))) if clean.size else 0.0
+        note = (f"peak {peak:.4g} is far above full scale (1.0): a float file that is not normalised? "
+                "Scored as read, not rescaled" if peak > LOUD_PEAK else None)
+        if note is not None:
+            log.warning("%s: %s", task.path, note)
+        if task.kind == "attack":
+            return Prepared(task.utt_id, task.condition_key, np.array(clean), note=note)
+        cached = self.cache_path(task)
+        if cached is not None and cached.is_file():
+            try:
+                wav = np.load(cached)
+                if wav.shape == clean.shape:
+                    return Prepared(task.utt_id, task.condition_key, wav, note=note)
+            except (OSError, ValueError) as e:
+                log.warning("ignoring unreadable cache entry %s: %s", cached, e)
+        try:
+            pert = _build(json.dumps(dict(task.spec), sort_keys=True, default=str))
+            rng = rng_for(self.seed, task.utt_id, task.condition_key)
+            wav = pert(np.array(clean), self.sr, rng, self.perturbation_context(task.utt_id))
+            if not np.all(np.isfinite(wav)):
+                raise ValueError("the perturbation produced non-finite samples")
+        except Exception as e:  # noqa: BLE001 - recorded per utterance and condition
+            return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "perturb", note)
+        if cached is not None:
+            _cache_put(cached, wav)
+        return Prepared(task.utt_id, task.condition_key, wav, note=note)
+
+
+_CONTEXT = WorkerContext()   # this process's context (replaced by init_worker)
+
+
+def init_worker(seed: int, sr: int, bonafide: Sequence[tuple[str, str]], resources: Mapping[str, str],
+                cache_dir: str | None = None) -> WorkerContext:
+    """Sets this process's :class:`WorkerContext` (the pool initializer; also called in the main process)."""
+    global _CONTEXT
+    _CONTEXT = WorkerContext(int(seed), int(sr), tuple(bonafide), dict(resources), cache_dir)
+    read_clean.cache_clear()
+    return _CONTEXT
+
+
+def init_pool_worker(parent_pid: int, *args: Any) -> WorkerContext:
+    """:func:`init_worker` for a pool process, plus a watchdog: when the parent dies (kill -9 included)
+    the worker is re-parented, notices within half a second and exits, instead of idling for minutes."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(3)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+    return init_worker(*args)
+
+
+def worker_context() -> WorkerContext:
+    """This process's :class:`WorkerContext`."""
+    return _CONTEXT
+
+
+def _cache_put(path: Path, wav: np.ndarray) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, wav.astype(np.float32, copy=False))
+        os.replace(tmp, path)
+    except OSError as e:  # a full or read-only cache must not stop the run
+        log.warning("could not write the audio cache %s: %s", path, e)
 
 
 def prepare(task: Task) -> Prepared:
-    """Read and perturb one utterance under one condition; errors are returned, never raised."""
-    import json
-
-    from perturbations import Context
-
-    sr = _STATE["sr"]
-    try:
-        clean = read_clean(task.path, sr)
-    except Exception as e:  # noqa: BLE001 - one bad file must not kill a run; the reason is recorded
-        return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "read")
-    peak = float(np.max(np.abs(clean))) if clean.size else 0.0
-    note = (f"peak {peak:.4g} is far above full scale (1.0): a float file that is not normalised? "
-            "Scored as read, not rescaled" if peak > LOUD_PEAK else None)
-    if note is not None:
-        log.warning("%s: %s", task.path, note)
-    if task.kind == "attack":
-        return Prepared(task.utt_id, task.condition_key, np.array(clean), note=note)
-    cached = cache_path(task)
-    if cached is not None and cached.is_file():
-        try:
-            wav = np.load(cached)
-            if wav.shape == clean.shape:
-                return Prepared(task.utt_id, task.condition_key, wav, note=note)
-        except (OSError, ValueError) as e:
-            log.warning("ignoring unreadable cache entry %s: %s", cached, e)
-    try:
-        pert = _build(json.dumps(dict(task.spec), sort_keys=True, default=str))
-        rng = rng_for(_STATE["seed"], task.utt_id, task.condition_key)
-        ctx = Context(utt_id=task.utt_id, pool=bonafide_pool, resources=_STATE["resources"])
-        wav = pert(np.array(clean), sr, rng, ctx)
-        if not np.all(np.isfinite(wav)):
-            raise ValueError("the perturbation produced non-finite samples")
-    except Exception as e:  # noqa: BLE001 - recorded per utterance and condition
-        return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "perturb", note)
-    if cached is not None:
-        _cache_put(cached, wav)
-    return Prepared(task.utt_id, task.condition_key, wav, note=note)
+    """:meth:`WorkerContext.prepare` with this process's context (what executors submit to workers)."""
+    return _CONTEXT.prepare(task)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,12 +15,14 @@ log = logging.getLogger(__name__)
 
 SCORE_COLUMNS = list(Store.SCORE_COLUMNS)
 RESULT_COLUMNS = ["model", "suite", "family", "severity", "n_bonafide", "n_spoof", "eer", "eer_ci_low",
-                  "eer_ci_high", "auc", "eer_threshold", "kind", "params",
+                  "eer_ci_high", "auc", "eer_threshold", "kind", "params", "adv_attack", "source", "through",
                   # the deployed operating point: the clean condition's EER threshold of the same model
                   "clean_threshold", "far_at_clean_threshold", "far_ci_low", "far_ci_high",
                   "frr_at_clean_threshold", "frr_ci_low", "frr_ci_high",
                   # ASVspoof 5 costs (scores taken as log-likelihood ratios)
                   "cllr", "actdcf", "min_dcf"]
+#: a condition's structure (bench.suite.Condition.columns), in results.csv and scores.csv
+CONDITION_COLUMNS = ["adv_attack", "source", "through"]
 #: fewer distinct speakers than this and CIs resample utterances (a cluster bootstrap needs many clusters)
 MIN_SPEAKERS = 10
 
@@ -97,12 +99,24 @@ def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: in
                      "eer_ci_low": float(lo), "eer_ci_high": float(hi), "auc": float(auc),
                      "eer_threshold": float(thr), "kind": c.kind if c else "",
                      "params": json.dumps(c.spec.get("params", {}), sort_keys=True, default=str) if c else "",
+                     **(c.columns() if c else dict.fromkeys(CONDITION_COLUMNS, "")),
                      "clean_threshold": float(ct), "far_at_clean_threshold": far, "far_ci_low": far_lo,
                      "far_ci_high": far_hi, "frr_at_clean_threshold": frr, "frr_ci_low": frr_lo,
                      "frr_ci_high": frr_hi, "cllr": float(cllr), "actdcf": float(actdcf), "min_dcf": float(mindcf),
                      "_order": order.get((family, severity), len(order)), "_m": models[model]})
     df = pd.DataFrame(rows, columns=RESULT_COLUMNS + ["_order", "_m"])
     return df.sort_values(["_m", "_order"]).drop(columns=["_order", "_m"]).reset_index(drop=True)
+
+
+def with_condition_columns(chunks: Iterable[pd.DataFrame], conditions: Sequence) -> Iterator[pd.DataFrame]:
+    """Score chunks with the condition's structure (``adv_attack``, ``source``, ``through``) added."""
+    cols = {(c.family, int(c.severity)): c.columns() for c in conditions}
+    empty = dict.fromkeys(CONDITION_COLUMNS, "")
+    for chunk in chunks:
+        keys = list(zip(chunk["family"], chunk["severity"].astype(int)))
+        for name in CONDITION_COLUMNS:
+            chunk[name] = [cols.get(k, empty)[name] for k in keys]
+        yield chunk
 
 
 def write_tables(folder: Path, results: pd.DataFrame, scores: pd.DataFrame | Iterable[pd.DataFrame],
@@ -120,7 +134,7 @@ def write_tables(folder: Path, results: pd.DataFrame, scores: pd.DataFrame | Ite
                     chunk.to_csv(f, index=False, header=header)
                     header = False
                 if header:   # no scores at all: still a table with its columns
-                    f.write(",".join(SCORE_COLUMNS) + "\n")
+                    f.write(",".join(SCORE_COLUMNS + CONDITION_COLUMNS) + "\n")
         tmp.replace(folder / name)
 
 
@@ -128,7 +142,8 @@ def read_scores_csv(path: Path) -> pd.DataFrame:
     """scores.csv as written by :func:`write_tables` (ids stay strings, scores round-trip exactly)."""
     # pandas 3 parses floats exactly by default and deprecates the option; pandas 2 needs it
     exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
-    return pd.read_csv(path, dtype={c: str for c in ("utt_id", "model", "family", "label", "policy")},
+    return pd.read_csv(path, dtype={c: str for c in ("utt_id", "model", "family", "label", "policy",
+                                                     *CONDITION_COLUMNS)},
                        keep_default_na=False, **exact)
 
 

@@ -77,6 +77,10 @@ class RunConfig:
             raise ValueError("--out is empty; give a folder (or omit it for runs/<suite>-<models>-<data>-<hash>)")
         if self.out is not None and Path(self.out).exists() and not Path(self.out).is_dir():
             raise ValueError(f"--out {self.out} is a file, not a folder")
+        if self.checkpoint and len(self.models) > 1:
+            raise ValueError(f"--checkpoint names one file but {len(self.models)} models were given "
+                             f"({', '.join(self.models)}); run one model per --checkpoint, then `bench compare` "
+                             "the runs")
         if self.checkpoint is not None and not Path(self.checkpoint).is_file():
             raise ValueError(f"--checkpoint {self.checkpoint} does not exist (or is not a file)")
         if not str(self.data).strip():
@@ -322,12 +326,12 @@ class RunFailed(RuntimeError):
 
 def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: dict,
             speakers: Mapping[str, str] | None = None) -> RunResult:
-    from bench.results import results_from_store, write_tables
+    from bench.results import results_from_store, with_condition_columns, write_tables
 
     problems = store.problems()
     results = results_from_store(store, suite.name, conditions, n_boot=cfg.n_boot, seed=cfg.seed,
                                  speakers=speakers)
-    write_tables(out, results, store.iter_scores(), problems)
+    write_tables(out, results, with_condition_columns(store.iter_scores(), conditions), problems)
     scored = {m for m, _f, _s in store.groups()}
     empty = [m for m in cfg.models if m not in scored]
     prov = {**prov, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

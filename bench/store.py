@@ -42,6 +42,11 @@ class StoreError(RuntimeError):
 
 
 class RunLock:
+    """An exclusive, non-blocking ``flock`` on ``run.lock`` holding the owner's pid.
+
+    fcntl directly rather than the ``filelock`` package: the refusal must name the holder's pid (read from
+    the locked file), and the lock must vanish with its process (a killed run never leaves it held)."""
+
     def __init__(self, folder: Path):
         self.path = Path(folder) / "run.lock"
         self._fd: int | None = None

@@ -78,6 +78,11 @@ class Condition:
                            "spec": self.spec}, sort_keys=True, separators=(",", ":"), default=str)
 
     @property
+    def adv_attack(self) -> str:
+        """The adversarial attack of an attack condition (``pgd-linf``); "" for perturbations."""
+        return str(self.spec.get("attack", "")) if self.kind == "attack" else ""
+
+    @property
     def source(self) -> str | None:
         """The model a transfer attack is crafted on (None: white box against each scored model)."""
         return self.spec.get("source") if self.kind == "attack" else None
@@ -86,6 +91,14 @@ class Condition:
     def through(self) -> Mapping[str, Any] | None:
         """``{family, severity, params, version, eot}`` of an attack through a perturbation, or None."""
         return self.spec.get("through") if self.kind == "attack" else None
+
+    def columns(self) -> dict[str, str]:
+        """The condition's structure as table columns: ``adv_attack``, ``source`` (transfer) and ``through``
+        (``FAMILY@SEVERITY``), each "" when it does not apply. Tables are filtered on these, never on the
+        display label in ``family``."""
+        t = self.through
+        return {"adv_attack": self.adv_attack, "source": self.source or "",
+                "through": f"{t['family']}@{int(t['severity'])}" if t else ""}
 
     def build_through(self):
         """The perturbation an attack goes through (None when it does not)."""
@@ -181,11 +194,7 @@ def _build_condition(source: str, spec: ConditionSpec, sev: int) -> Condition:
         if spec.kind == "attack":
             from attacks import ATTACKS
             cls = ATTACKS.get(spec.attack or spec.label)
-            if level is None:
-                att = cls.at(sev, **spec.params)
-            else:
-                att = cls(severity=sev, **level)
-                att.validate()
+            att = cls.at(sev, **spec.params) if level is None else cls.from_params(sev, level)
             d = att.to_dict()
             if spec.source:
                 d["source"] = spec.source

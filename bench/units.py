@@ -52,7 +52,7 @@ class ScorerSpec:
 class Scorer:
     def __init__(self, spec: ScorerSpec, loaded: list | None = None):
         from bench.policy import parse_policy
-        from foundation.device import resolve_device
+        from foundation.device import fast_inference_enabled, resolve_device
         from models import load_detector
 
         if spec.device == "auto":
@@ -61,8 +61,9 @@ class Scorer:
             spec = replace(spec, device=resolve_device("auto"))
         self.spec = spec
         self.policy = parse_policy(spec.policy)
-        self.loaded = loaded or [load_detector(m, checkpoint=spec.checkpoint, device=spec.device)
-                                 for m in spec.models]
+        self.fast = fast_inference_enabled()
+        self.loaded = loaded or [load_detector(m, checkpoint=spec.checkpoint, device=spec.device,
+                                               fast_inference=self.fast) for m in spec.models]
         self.by_name = {ld.name: ld for ld in self.loaded}
         self._sources: dict[str, Any] = {}   # transfer sources that are not among the run's models
 
@@ -73,7 +74,7 @@ class Scorer:
         if name not in self._sources:
             from models import load_detector
 
-            ld = load_detector(name, checkpoint=None, device=self.spec.device)
+            ld = load_detector(name, checkpoint=None, device=self.spec.device, fast_inference=self.fast)
             rates = {x.detector.sample_rate for x in self.loaded}
             if rates and ld.detector.sample_rate not in rates:
                 raise ValueError(f"transfer source {name} runs at {ld.detector.sample_rate} Hz but the run's "

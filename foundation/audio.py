@@ -123,18 +123,34 @@ def _decode_pyav(path: Path, sf_reason: str):
     return data, sr or int(stream.codec_context.sample_rate), channels
 
 
-def resample(wav: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
-    """High-quality resampling of a 1-D waveform (soxr VHQ); returns float32."""
+def resample(wav: np.ndarray, orig_sr: int, target_sr: int, method: str = "soxr") -> np.ndarray:
+    """The project's one resampler, for a 1-D waveform.
+
+    ``method="soxr"`` (reading files; float32 out): soxr VHQ, flat to 7.2 kHz and alias-free (see above).
+    ``method="polyphase"`` (inside perturbations; float64 out): scipy's ``resample_poly``, linear phase
+    with its delay compensated, so input and output stay sample-aligned -- what codec round trips and
+    measurements need, and what every perturbation's ladder was calibrated with (changing it would change
+    their output and their version).
+    """
     orig_sr, target_sr = int(orig_sr), int(target_sr)
     if orig_sr <= 0 or target_sr <= 0:
         raise ValueError(f"sample rates must be positive, got {orig_sr} -> {target_sr}")
+    g = gcd(orig_sr, target_sr)
+    if method == "polyphase":
+        x = np.asarray(wav, dtype=np.float64)
+        if orig_sr == target_sr or x.size == 0:
+            return x.copy()
+        from scipy.signal import resample_poly
+
+        return resample_poly(x, target_sr // g, orig_sr // g)
+    if method != "soxr":
+        raise ValueError(f"resample: unknown method {method!r}; choose soxr or polyphase")
     if orig_sr == target_sr:
         return np.asarray(wav, dtype=np.float32)
     try:
         import soxr
     except ImportError as e:
         raise ImportError("resampling needs soxr: pip install soxr") from e
-    g = gcd(orig_sr, target_sr)
     log.debug("resampling %d -> %d Hz (ratio %d/%d)", orig_sr, target_sr, target_sr // g, orig_sr // g)
     out = soxr.resample(np.asarray(wav, dtype=np.float64), orig_sr, target_sr, quality="VHQ")
     return out.astype(np.float32)

@@ -11,3 +11,11 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"--device {device} was asked for, but torch sees no CUDA device; use --device cpu")
     return device
+
+
+def fast_inference_enabled() -> bool:
+    """``BENCH_FAST_INFERENCE=0`` makes detectors score through their reference ``forward`` (for checking the
+    CPU inference paths); read by the application and passed to ``models.load_detector``."""
+    import os
+
+    return os.environ.get("BENCH_FAST_INFERENCE", "1").strip() != "0"

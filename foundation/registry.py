@@ -7,10 +7,12 @@ Each detector, perturbation and attack registers itself in the file that defines
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 from typing import Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class UnknownName(KeyError):
@@ -24,6 +26,20 @@ class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._plugins: tuple[str, Callable[[str, object], None]] | None = None
+
+    def plugins(self, group: str, register: Callable[[str, object], None]) -> None:
+        """Entry points of ``group`` are registered through ``register(name, obj)`` on the first lookup.
+
+        Lazily, not at import: a plug-in module imports the package whose registry it joins, and loading it
+        while that package is still importing would be an import circle."""
+        self._plugins = (group, register)
+
+    def _load_plugins(self) -> None:
+        if self._plugins is not None:
+            group, register = self._plugins
+            self._plugins = None   # first: a plug-in that looks names up while loading sees the built-ins
+            load_plugins(group, register, self)
 
     def add(self, name: str, obj: T) -> T:
         if name in self._items and self._items[name] is not obj:
@@ -39,6 +55,7 @@ class Registry(Generic[T]):
         return deco
 
     def get(self, name: str) -> T:
+        self._load_plugins()
         try:
             return self._items[name]
         except KeyError:
@@ -46,15 +63,19 @@ class Registry(Generic[T]):
             raise UnknownName(f"unknown {self.kind} {name!r}; known: {known}") from None
 
     def __contains__(self, name: object) -> bool:
+        self._load_plugins()
         return name in self._items
 
     def __iter__(self) -> Iterator[str]:
+        self._load_plugins()
         return iter(sorted(self._items))
 
     def items(self) -> list[tuple[str, T]]:
+        self._load_plugins()
         return sorted(self._items.items())
 
     def __len__(self) -> int:
+        self._load_plugins()
         return len(self._items)
 
 
@@ -66,3 +87,39 @@ def import_submodules(package_name: str) -> None:
         if leaf.startswith("_"):
             continue
         importlib.import_module(info.name)
+
+
+#: entry-point groups through which other installed distributions add to the registries
+PLUGIN_GROUPS = {"perturbations": "deepfake_bench.perturbations", "attacks": "deepfake_bench.attacks",
+                 "detectors": "deepfake_bench.detectors"}
+
+
+class PluginError(RuntimeError):
+    """A plug-in that cannot be registered; the message names the entry point and its distribution."""
+
+
+def load_plugins(group: str, register: Callable[[str, object], None], registry: "Registry") -> list[str]:
+    """Registers every entry point ``name = module:Class`` of ``group`` through ``register(name, cls)``.
+
+    A plug-in whose name is already taken (a built-in, or another plug-in) is refused: it is logged as an
+    error naming both and skipped, so one bad distribution cannot take the others down. An entry point
+    that fails to import is logged and skipped likewise. Returns the names registered.
+    """
+    from importlib.metadata import entry_points
+
+    added = []
+    for ep in entry_points(group=group):
+        dist = getattr(getattr(ep, "dist", None), "name", None) or "an installed distribution"
+        where = f"plug-in {ep.name!r} ({ep.value}, from {dist}, entry-point group {group})"
+        if ep.name in registry:
+            log.error("%s refused: the name is already registered to %r; rename the entry point",
+                      where, registry.get(ep.name))
+            continue
+        try:
+            obj = ep.load()
+            register(ep.name, obj)
+        except Exception as e:  # noqa: BLE001 - a broken plug-in is reported, never fatal to the others
+            log.error("%s could not be registered: %s: %s", where, type(e).__name__, e)
+            continue
+        added.append(ep.name)
+    return added

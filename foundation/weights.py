@@ -45,6 +45,8 @@ def cache_dir() -> Path:
 
 
 def _download(url: str, dest: Path, sha256: str | None) -> Path:
+    # urllib rather than requests/pooch: one GET of a release file, streamed into a temporary file beside the
+    # destination and checked before it is moved in; a library would add a dependency for these lines.
     dest.parent.mkdir(parents=True, exist_ok=True)
     log.info("downloading %s -> %s", url, dest)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".part")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from foundation.registry import import_submodules
+from foundation.registry import PLUGIN_GROUPS, PluginError, import_submodules
 from models.base import ARCHITECTURES, CARDS, Card, CheckpointMismatch, Detector, register_card
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,26 @@ __all__ = ["ARCHITECTURES", "CARDS", "Card", "CheckpointMismatch", "Detector", "
            "load_detector", "LoadedDetector", "list_cards", "declared_sample_rate"]
 
 import_submodules(__name__)
+
+
+def _register_plugin(name: str, cls: object) -> None:
+    """A detector plug-in: its class under the entry point's name, with the class's ``CARD`` (a
+    :class:`Card`) when it declares one, else a card without a published checkpoint (``--checkpoint``)."""
+    if not (isinstance(cls, type) and issubclass(cls, Detector)):
+        raise PluginError(f"{cls!r} is not a subclass of models.base.Detector")
+    if name in ARCHITECTURES:
+        raise PluginError(f"an architecture named {name!r} exists already")
+    card = getattr(cls, "CARD", None) or Card(name=name, architecture=name, config={},
+                                              description=f"plug-in {cls.__module__}.{cls.__qualname__}")
+    if card.name != name or card.architecture != name:
+        raise PluginError(f"its CARD names model {card.name!r} / architecture {card.architecture!r}; "
+                          f"both must be the entry point's name {name!r}")
+    ARCHITECTURES.add(name, cls)
+    register_card(card)
+
+
+# models are looked up by card name first (load_detector, bench models), so the cards trigger the loading
+CARDS.plugins(PLUGIN_GROUPS["detectors"], _register_plugin)
 
 
 @dataclass
@@ -60,8 +80,11 @@ def declared_sample_rate(name: str) -> int:
 
 
 def load_detector(name: str, checkpoint: str | Path | None = None, device: str = "cpu",
-                  config: Mapping[str, Any] | None = None) -> LoadedDetector:
-    """Build a detector by card name (``aasist``) or class spec (``pkg.mod:Class``) and load its weights."""
+                  config: Mapping[str, Any] | None = None, fast_inference: bool = True) -> LoadedDetector:
+    """Build a detector by card name (``aasist``) or class spec (``pkg.mod:Class``) and load its weights.
+
+    ``fast_inference=False`` makes ``score`` use the reference ``forward`` path of detectors that have a
+    separate CPU inference path (the application reads ``BENCH_FAST_INFERENCE``; models read no environment)."""
     from foundation.weights import read_state_dict, resolve, sha256_file
 
     if ":" in name:
@@ -79,4 +102,6 @@ def load_detector(name: str, checkpoint: str | Path | None = None, device: str =
     state = read_state_dict(path)
     det.load_checkpoint_state(state)
     det.eval().to(device)
+    if hasattr(det, "fast_inference"):
+        det.fast_inference = bool(fast_inference)
     return LoadedDetector(name=name, detector=det, card=card, checkpoint=str(path), sha256=sha256_file(path))

@@ -23,7 +23,6 @@ Faithfulness notes (see models/README.md):
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any, Mapping
 
 import numpy as np
@@ -209,7 +208,8 @@ class AASIST(Detector):
         #: run the encoder channels-last (faster convolutions and pools on CPU; same numbers to ~1e-7)
         self.channels_last = channels_last
         #: ``score``/``infer`` on the CPU take the fast path (BENCH_AASIST_FAST=0 turns it off by default)
-        self.fast_inference = os.environ.get("BENCH_AASIST_FAST", "1").strip() != "0"
+        self.fast_inference = True   # the CPU inference path in score(); load_detector(fast_inference=False) or
+                                     # BENCH_FAST_INFERENCE=0 (read by the application, not here) turn it off
         sinc = sinc_bank(int(filts[0]), int(first_conv), self.sample_rate)
         self.register_buffer("sinc_filters", sinc, persistent=False)
         #: the shortest input that leaves at least one time node after the seven max-pools

@@ -22,13 +22,12 @@ the GRU runs with cuDNN disabled (same numbers, slower).
 ``forward``/``log_probs`` are this reference formulation (differentiable, used by attacks);
 ``score``/``infer`` on the CPU take the inference-only fast path of ``models/_rawnet2_fast.py``
 (FFT sinc convolution, time-major blocks, an explicit GRU loop; equal within float32 rounding).
-``BENCH_RAWNET2_FAST=0`` or ``detector.fast_inference = False`` turns it off.
+``load_detector(..., fast_inference=False)`` (``BENCH_FAST_INFERENCE=0`` in the CLI) or ``detector.fast_inference = False`` turns it off.
 """
 from __future__ import annotations
 
 import copy
 import logging
-import os
 from typing import Any, Mapping
 
 import torch
@@ -130,7 +129,8 @@ class RawNet2(Detector):
         filts = cfg["filts"]
         self.config = cfg
         #: ``score``/``infer`` on the CPU take the fast path (BENCH_RAWNET2_FAST=0 turns it off by default)
-        self.fast_inference = os.environ.get("BENCH_RAWNET2_FAST", "1").strip() != "0"
+        self.fast_inference = True   # the CPU inference path in score(); load_detector(fast_inference=False) or
+                                     # BENCH_FAST_INFERENCE=0 (read by the application, not here) turn it off
         self.Sinc_conv = SincConv(filts[0], cfg["first_conv"], cfg["in_channels"], self.sample_rate)
         self.first_bn = nn.BatchNorm1d(filts[0])
         self.selu = nn.SELU()

@@ -27,13 +27,12 @@ it), no gradient checkpointing, in float32. ``forward``/``logits`` are the refer
 path: clips split among ``torch.get_num_threads()`` Python threads (each op on one intra-op
 thread), and for a Wav2Vec2 layer-norm feature encoder (XLS-R) its convolutions run time-major,
 without the transposed copies around each LayerNorm. Equal within float32 rounding;
-``BENCH_SSL_FAST=0`` or ``detector.fast_inference = False`` turns it off.
+``load_detector(..., fast_inference=False)`` (``BENCH_FAST_INFERENCE=0`` in the CLI) or ``detector.fast_inference = False`` turns it off.
 """
 from __future__ import annotations
 
 import copy
 import logging
-import os
 import re
 from typing import Any, Mapping
 
@@ -164,7 +163,8 @@ class SSLAASIST(Detector):
         super().__init__()
         self.config = copy.deepcopy(dict(config or {}))
         #: ``score``/``infer`` on the CPU take the fast path (BENCH_SSL_FAST=0 turns it off by default)
-        self.fast_inference = os.environ.get("BENCH_SSL_FAST", "1").strip() != "0"
+        self.fast_inference = True   # the CPU inference path in score(); load_detector(fast_inference=False) or
+                                     # BENCH_FAST_INFERENCE=0 (read by the application, not here) turn it off
         self.ssl_model = SSLModel(frontend)
         ssl_dim = int(frontend.config.hidden_size)
         self.LL = nn.Linear(ssl_dim, LL_DIM)

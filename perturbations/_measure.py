@@ -172,12 +172,7 @@ def to_mono(data: np.ndarray) -> np.ndarray:
 
 
 def resample(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
-    """Polyphase resampling (linear phase, delay compensated, so it stays aligned)."""
-    if sr_from == sr_to:
-        return np.asarray(x, dtype=np.float64)
-    from math import gcd
+    """Polyphase resampling, aligned (:func:`foundation.audio.resample`, ``polyphase``), float64."""
+    from foundation.audio import resample as _resample
 
-    from scipy.signal import resample_poly
-
-    g = gcd(int(sr_from), int(sr_to))
-    return resample_poly(np.asarray(x, dtype=np.float64), int(sr_to) // g, int(sr_from) // g)
+    return _resample(x, sr_from, sr_to, method="polyphase")

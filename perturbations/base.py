@@ -11,20 +11,19 @@ Randomness comes only from the ``rng`` argument, which the runner derives from
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
+__all__ = ["PERTURBATIONS", "Context", "Perturbation", "Identity", "Chain", "SeverityError", "register",
+           "make", "families"]
+
 import numpy as np
 
+from foundation.leveled import Leveled, SeverityError
 from foundation.registry import Registry
 
 PERTURBATIONS: Registry[type["Perturbation"]] = Registry("perturbation family")
-
-
-class SeverityError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -44,40 +43,20 @@ class Context:
 
 
 @dataclass(frozen=True)
-class Perturbation:
+class Perturbation(Leveled):
     family: ClassVar[str] = ""
-    LEVELS: ClassVar[tuple[Mapping[str, Any], ...]] = ()
-    #: bump when the output for the same parameters changes, so caches stay honest
-    version: ClassVar[int] = 1
-    #: the parameter that the contract's level listing names (snr_db, rt60, bitrate, ...)
+    NAME_FIELD: ClassVar[str] = "family"
+    #: True when ``apply`` draws other utterances from ``context.pool`` (babble): callers must provide one
+    needs_pool: ClassVar[bool] = False
     severity: int = field(default=0, compare=True)
 
-    # --- construction ----------------------------------------------------------------------
     @classmethod
-    def at(cls, severity: int, **overrides: Any) -> "Perturbation":
-        if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)):
-            raise SeverityError(f"{cls.family}: severity must be an integer, got {severity!r}")
-        severity = int(severity)
-        if severity == 0:
-            return Identity()
-        if not 1 <= severity <= len(cls.LEVELS):
-            raise SeverityError(f"{cls.family}: severity {severity} is outside 0..{len(cls.LEVELS)}")
-        params = {**cls.LEVELS[severity - 1], **overrides}
-        return cls.from_params(severity, params)
+    def lowest(cls) -> int:
+        return 0
 
     @classmethod
-    def from_params(cls, severity: int, params: Mapping[str, Any]) -> "Perturbation":
-        names = {f.name for f in dataclasses.fields(cls)} - {"severity"}
-        unknown = sorted(set(params) - names)
-        if unknown:
-            raise ValueError(f"{cls.family}: unknown parameter(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(names))}")
-        obj = cls(severity=severity, **params)
-        obj.validate()
-        return obj
-
-    def validate(self) -> None:
-        """Raise ValueError naming the field when a parameter is out of range."""
+    def at_zero(cls) -> "Perturbation":
+        return Identity()
 
     # --- behaviour -------------------------------------------------------------------------
     def apply(self, wav: np.ndarray, sr: int, rng: np.random.Generator,
@@ -96,13 +75,6 @@ class Perturbation:
         return out
 
     # --- serialisation ---------------------------------------------------------------------
-    def params(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "severity"}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"family": self.family, "severity": self.severity, "params": self.params(),
-                "version": self.version}
-
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> "Perturbation":
         cls = PERTURBATIONS.get(d["family"])
@@ -113,10 +85,6 @@ class Perturbation:
     def key(self) -> str:
         """A stable string naming this exact condition (used for seeding and caching)."""
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
-
-    @classmethod
-    def levels(cls) -> list[dict[str, Any]]:
-        return [{"severity": i + 1, "params": dict(p)} for i, p in enumerate(cls.LEVELS)]
 
 
 def register(cls: type[Perturbation]) -> type[Perturbation]:
@@ -145,6 +113,10 @@ class Chain(Perturbation):
 
     family: ClassVar[str] = "chain"
     steps: tuple[Perturbation, ...] = ()
+
+    @property
+    def needs_pool(self) -> bool:  # type: ignore[override]
+        return any(s.needs_pool for s in self.steps)
 
     def apply(self, wav, sr, rng, context=None):
         for step in self.steps:

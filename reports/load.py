@@ -26,6 +26,9 @@ OPTIONAL_RESULTS = {"suite": "", "n_bonafide": np.nan, "n_spoof": np.nan, "eer_c
 NUMERIC_RESULTS = ("eer", "eer_ci_low", "eer_ci_high", "auc", "eer_threshold", "n_bonafide", "n_spoof",
                    "clean_threshold", "far_at_clean_threshold", "far_ci_low", "far_ci_high", "frr_at_clean_threshold",
                    "frr_ci_low", "frr_ci_high", "cllr", "actdcf", "min_dcf")
+#: the condition's structure (bench.suite.Condition.columns); results.csv files older than these columns
+#: get them from run.json's suite (see :func:`_legacy_condition_columns`)
+CONDITION_COLUMNS = ("adv_attack", "source", "through")
 REQUIRED_SCORES = ("utt_id", "model", "family", "severity", "label", "score")
 
 
@@ -78,7 +81,8 @@ def read_results(path: Path) -> pd.DataFrame:
         raise RunError(f"{path} does not exist: give the folder of a finished `bench run` "
                        "(it writes results.csv when all conditions are scored)")
     try:
-        df = pd.read_csv(path, dtype={"model": str, "family": str, "suite": str, "kind": str, "params": str},
+        df = pd.read_csv(path, dtype={"model": str, "family": str, "suite": str, "kind": str, "params": str,
+                                      **dict.fromkeys(CONDITION_COLUMNS, str)},
                          keep_default_na=False, na_values=["", "nan", "NaN"])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise RunError(f"{path} is not a readable CSV table ({e}); rerun `bench run` to rewrite it") from e
@@ -89,7 +93,7 @@ def read_results(path: Path) -> pd.DataFrame:
     for c, default in OPTIONAL_RESULTS.items():
         if c not in df.columns:
             df[c] = default
-    for c in ("model", "family", "suite", "kind", "params"):
+    for c in ("model", "family", "suite", "kind", "params") + tuple(c for c in CONDITION_COLUMNS if c in df):
         df[c] = df[c].fillna("").astype(str)
     try:
         df["severity"] = pd.to_numeric(df["severity"], errors="raise").astype(int)
@@ -151,6 +155,8 @@ def load_run(folder: str | Path) -> Run:
         raise RunError(f"{folder} is not a folder: give the folder of a finished `bench run`")
     results = read_results(folder / "results.csv")
     meta = read_meta(folder / "run.json")
+    if not all(c in results.columns for c in CONDITION_COLUMNS):
+        results = _legacy_condition_columns(results, meta)
     problems = pd.DataFrame()
     if (folder / "problems.csv").is_file():
         try:
@@ -163,6 +169,25 @@ def load_run(folder: str | Path) -> Run:
         log.warning("%s: run.json says the run is still running; the report shows what results.csv holds",
                     folder)
     return Run(folder, results, meta, problems)
+
+
+def _legacy_condition_columns(results: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
+    """A results.csv written before the condition columns existed: each attack condition's label is rebuilt
+    from the suite recorded in run.json (``bench.suite.attack_label``: built from the fields, never parsed
+    back), and its columns looked up by that label. Perturbation rows get empty columns."""
+    from bench.suite import attack_label
+
+    by_label: dict[str, dict[str, str]] = {}
+    for c in (meta.get("suite") or {}).get("conditions", []):
+        if not isinstance(c, dict) or c.get("kind") != "attack":
+            continue
+        attack, source, through = str(c.get("attack") or c.get("label")), c.get("source"), c.get("through")
+        by_label[attack_label(attack, source, through)] = {
+            "adv_attack": attack, "source": source or "",
+            "through": f"{through['family']}@{int(through['severity'])}" if through else ""}
+    empty = dict.fromkeys(CONDITION_COLUMNS, "")
+    rows = [by_label.get(f, empty) if k == "attack" else empty for f, k in zip(results["family"], results["kind"])]
+    return results.assign(**{c: [r[c] for r in rows] for c in CONDITION_COLUMNS})
 
 
 def conditions(results: pd.DataFrame) -> list[tuple[str, int]]:

@@ -8,12 +8,13 @@ behave like real ones; each severity step moves bona fide and spoof scores towar
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from bench.suite import Condition
 
 DEFAULT_FAMILIES: Mapping[str, tuple[str, Sequence[int]]] = {
     "mp3": ("perturbation", (1, 2, 3)),
@@ -21,14 +22,6 @@ DEFAULT_FAMILIES: Mapping[str, tuple[str, Sequence[int]]] = {
     "room+pink-noise+mp3": ("chain", (1, 2)),
     "pgd-linf": ("attack", (1, 2)),
 }
-
-
-@dataclass(frozen=True)
-class _Cond:
-    family: str
-    severity: int
-    kind: str
-    spec: Mapping[str, Any] = field(default_factory=dict)
 
 
 def level_params(family: str, kind: str, severity: int) -> dict[str, Any]:
@@ -42,16 +35,17 @@ def level_params(family: str, kind: str, severity: int) -> dict[str, Any]:
     return {"bitrate": int(128000 // 2 ** severity)}
 
 
-def conditions_for(fams: Mapping[str, tuple[str, Sequence[int]]]) -> list[_Cond]:
-    out = [_Cond("clean", 0, "perturbation", {"family": "clean", "severity": 0, "params": {}})]
+def conditions_for(fams: Mapping[str, tuple[str, Sequence[int]]]) -> list[Condition]:
+    out = [Condition("clean", 0, "perturbation", {"family": "clean", "severity": 0, "params": {}})]
     for fam, (kind, sevs) in fams.items():
         for s in sevs:
-            out.append(_Cond(fam, int(s), kind, {"family": fam, "severity": int(s),
-                                                 "params": level_params(fam, kind, int(s))}))
+            head = {"attack": fam} if kind == "attack" else {"family": fam}
+            out.append(Condition(fam, int(s), kind, {**head, "severity": int(s),
+                                                     "params": level_params(fam, kind, int(s))}))
     return out
 
 
-def make_scores(models: Sequence[str], conds: Sequence[_Cond], n_bonafide: int, n_spoof: int,
+def make_scores(models: Sequence[str], conds: Sequence[Condition], n_bonafide: int, n_spoof: int,
                 rng: np.random.Generator, separation: Mapping[str, float] | None = None,
                 drop: Mapping[str, float] | None = None, noise: float = 0.6) -> pd.DataFrame:
     """scores.csv rows: per model a separation (clean d'), per family a drop of separation per severity."""
@@ -70,7 +64,7 @@ def make_scores(models: Sequence[str], conds: Sequence[_Cond], n_bonafide: int, 
     return pd.concat(frames, ignore_index=True)
 
 
-def write_run(folder: str | Path, scores: pd.DataFrame, conds: Sequence[_Cond], data_spec: str = "demo",
+def write_run(folder: str | Path, scores: pd.DataFrame, conds: Sequence[Condition], data_spec: str = "demo",
               n_boot: int = 50, seed: int = 0, suite: str = "synthetic",
               problems: pd.DataFrame | None = None) -> Path:
     """Write a run folder from a scores table (results.csv through bench.results.results_table)."""

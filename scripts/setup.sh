@@ -16,8 +16,8 @@ if ! ldconfig -p 2>/dev/null | grep -q libvo-amrwbenc; then
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/python -c "import torch, torchaudio" 2>/dev/null || \
-  .venv/bin/pip install -q "torch==2.9.1" "torchaudio==2.9.1"
-.venv/bin/pip install -q -e '.[dev,ray]'
+.venv/bin/python -c "import torch" 2>/dev/null || \
+  .venv/bin/pip install -q "torch==2.9.1"
+.venv/bin/pip install -q -e '.[dev,ray,benchmarks]'
 # torchattacks (a reference in the attack tests) declares torchvision and an old requests it does not need
 .venv/bin/python -c 'import torchattacks' 2>/dev/null || .venv/bin/pip install -q --no-deps 'torchattacks>=3.5'

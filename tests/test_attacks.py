@@ -14,9 +14,11 @@ from torch import nn
 
 from attacks import ATTACKS
 from attacks._budget import achieved_snr_db, amplitude, linf
+from attacks._gradient import GradientAttack
 from models.base import Detector
 
-NAMES = ("fgsm", "pgd-linf", "pgd-l2", "apgd", "cw")
+#: every registered gradient (white-box) attack; the contract of all attacks is in test_registry_contract.py
+NAMES = tuple(n for n, c in ATTACKS.items() if issubclass(c, GradientAttack))
 FAST = {"fgsm": {}, "pgd-linf": {"steps": 4}, "pgd-l2": {"steps": 4}, "apgd": {"steps": 5},
         "cw": {"steps": 4, "kappa": 1e3}}  # a margin never reached: cw keeps pushing
 
@@ -140,7 +142,7 @@ def test_bad_inputs_are_refused(tiny, data):
 @pytest.mark.parametrize("budget", [{"snr_db": 20.0}, {"eps": 0.004}])
 def test_linf_budget_exact(tiny, data, name, over, budget):
     x, y = data
-    a = ATTACKS.get(name).at(4, **{**FAST[name], **over, **budget})
+    a = ATTACKS.get(name).at(4, **{**FAST.get(name, {}), **over, **budget})
     adv = a(tiny, x, y, gen())
     eps = budget.get("eps")
     if eps is None:
@@ -174,7 +176,7 @@ def test_range_and_negative_half(tiny, name):
     x = clips(2, 2048, seed=3)
     x = x / x.abs().amax(dim=1, keepdim=True) * 0.98  # peaks near full scale, so the clamp must act
     y = torch.tensor([0, 1])
-    adv = ATTACKS.get(name).at(5, **FAST[name])(tiny, x, y, gen())  # 10 dB: large perturbations
+    adv = ATTACKS.get(name).at(5, **FAST.get(name, {}))(tiny, x, y, gen())  # 10 dB: large perturbations
     assert adv.min() >= -1.0 and adv.max() <= 1.0
     assert adv.min() < -0.9  # a [0, 1] clamp would have zeroed this half
     deep = x < -0.5
@@ -185,7 +187,7 @@ def test_range_and_negative_half(tiny, name):
 @pytest.mark.parametrize("name", NAMES)
 def test_silent_utterance_unchanged(tiny, name):
     x = torch.cat([torch.zeros(1, 2048), clips(1, 2048)])
-    adv = ATTACKS.get(name).at(3, **FAST[name])(tiny, x, torch.tensor([0, 0]), gen())
+    adv = ATTACKS.get(name).at(3, **FAST.get(name, {}))(tiny, x, torch.tensor([0, 0]), gen())
     assert torch.isfinite(adv).all()
     assert torch.equal(adv[0], x[0])
 
@@ -194,7 +196,7 @@ def test_silent_utterance_unchanged(tiny, name):
 @pytest.mark.parametrize("name", NAMES)
 def test_same_seed_same_output(tiny, data, name):
     x, y = data
-    a = ATTACKS.get(name).at(3, **FAST[name])
+    a = ATTACKS.get(name).at(3, **FAST.get(name, {}))
     one, two = a(tiny, x, y, gen(7)), a(tiny, x, y, gen(7))
     assert torch.equal(one, two)
     if name in ("pgd-linf", "pgd-l2", "apgd"):
@@ -213,7 +215,7 @@ def test_detector_kept_in_eval_without_grads(data, name):
     before = {k: v.clone() for k, v in det.state_dict().items()}
     for mode in (False, True):  # an eval detector stays eval; a train one is attacked in eval, then restored
         det.train(mode)
-        ATTACKS.get(name).at(3, **FAST[name])(det, x, y, gen())
+        ATTACKS.get(name).at(3, **FAST.get(name, {}))(det, x, y, gen())
         assert det.training is mode
     assert seen and not any(seen)
     assert all(p.grad is None for p in det.parameters())
@@ -258,7 +260,7 @@ def test_gru_detector_on_cuda():
 @pytest.mark.parametrize("name", NAMES)
 def test_moves_scores_the_intended_way(tiny, data, name):
     x, y = data
-    adv = ATTACKS.get(name).at(3, **FAST[name])(tiny, x, y, gen())
+    adv = ATTACKS.get(name).at(3, **FAST.get(name, {}))(tiny, x, y, gen())
     shift = tiny.score(adv) - tiny.score(x)
     assert (shift[y == 0] > 0).all() and (shift[y == 1] < 0).all(), shift
 
@@ -351,7 +353,7 @@ def test_aasist_l_official_crop_ladder(aasist_l, shared_dir, name, over):
 @pytest.mark.parametrize("name", ["fgsm", "apgd", "cw"])
 def test_aasist_l_official_crop_other_attacks(aasist_l, shared_dir, name):
     x, y = fixture_clips(shared_dir, 64600), torch.tensor([0, 1, 0, 1])
-    adv = ATTACKS.get(name).at(2, **FAST[name])(aasist_l, x, y, gen())
+    adv = ATTACKS.get(name).at(2, **FAST.get(name, {}))(aasist_l, x, y, gen())
     assert (achieved_snr_db(x, adv) >= 40.0 - 0.01).all()
     assert (objective(aasist_l, adv, y) > objective(aasist_l, x, y)).all()
 

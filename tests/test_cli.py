@@ -83,3 +83,17 @@ def test_help_explains_every_command():
     for cmd in ("models", "score", "perturbations", "perturb", "suites", "run", "report", "compare", "check"):
         p = bench(cmd, "--help")
         assert p.returncode == 0 and "usage: bench" in p.stdout
+
+
+def test_one_checkpoint_for_several_models_is_refused(tmp_path, shared_dir):
+    ckpt = shared_dir / "weights" / "aasist" / "AASIST-L.pth"
+    p = bench("run", "--suite", "clean", "--model", "aasist,aasist-l", "--checkpoint", str(ckpt), "--limit", "2",
+              "--out", str(tmp_path / "r"))
+    assert p.returncode != 0 and "--checkpoint" in p.stderr and "aasist-l" in p.stderr
+    assert not (tmp_path / "r" / "scores.csv").exists()
+
+
+def test_every_family_has_a_description_not_a_signature():
+    fams = json.loads(bench("perturbations", "--json").stdout)
+    for f in fams:
+        assert f["description"] and "(" not in f["description"].split()[0], f["family"]

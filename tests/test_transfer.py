@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bench import api
-from bench.adversarial import attack_summary, parse_label, transfer_matrix
+from bench.adversarial import attack_summary, transfer_matrix
 from bench.suite import SuiteError, load_suite
 
 SUITE = """name: transfer
@@ -91,11 +91,26 @@ def test_bad_transfer_and_through_fields_name_the_field(tmp_path, cond, needle):
     assert needle in str(e.value) and "bad.yaml" in str(e.value)
 
 
-def test_parse_label():
-    assert parse_label("pgd-linf") == {"attack": "pgd-linf", "source": None, "through": None}
-    assert parse_label("pgd-linf<-aasist-l|mp3@3") == {"attack": "pgd-linf", "source": "aasist-l",
-                                                       "through": "mp3@3"}
-    assert parse_label("fgsm|room@2")["through"] == "room@2"
+def test_conditions_carry_attack_source_and_through_as_columns(transfer_run, tmp_path):
+    res, _ = transfer_run
+    r = res.results.set_index(["model", "family"])
+    row = r.loc[("aasist", "pgd-linf<-aasist-l|mp3@3")]
+    assert (row["adv_attack"], row["source"], row["through"]) == ("pgd-linf", "aasist-l", "mp3@3")
+    assert (r.loc[("aasist", "clean"), ["adv_attack", "source", "through"]] == "").all()
+    s = res.scores
+    assert set(s.loc[s.family == "pgd-linf<-aasist-l", "source"]) == {"aasist-l"}
+    assert set(s.loc[s.family == "pgd-linf<-aasist-l", "through"].fillna("")) == {""}
+    # a results.csv from before these columns: the report loader rebuilds them from run.json
+    import shutil
+
+    from reports.load import load_run
+    old = tmp_path / "old"
+    shutil.copytree(res.out, old)
+    pd.read_csv(old / "results.csv").drop(columns=["adv_attack", "source", "through"]).to_csv(
+        old / "results.csv", index=False)
+    legacy = load_run(old).results.set_index(["model", "family"])
+    assert legacy.loc[("aasist", "pgd-linf<-aasist-l|mp3@3"), "through"] == "mp3@3"
+    assert transfer_matrix(legacy.reset_index(), through="").equals(transfer_matrix(res.results, through=""))
 
 
 def test_through_wrapper_forward_is_detector_of_perturbed_and_gradient_flows():
@@ -151,11 +166,13 @@ def test_through_with_eot_averages_draws():
 def test_attack_summary_on_a_hand_built_table():
     results = pd.DataFrame([
         {"model": "m", "family": "clean", "severity": 0, "eer_threshold": 0.5, "kind": "perturbation"},
-        {"model": "m", "family": "pgd-linf<-n", "severity": 5, "eer_threshold": 9.0, "kind": "attack"},
+        {"model": "m", "family": "pgd-linf<-n", "severity": 5, "eer_threshold": 9.0, "kind": "attack",
+         "adv_attack": "pgd-linf", "source": "n"},
         {"model": "n", "family": "clean", "severity": 0, "eer_threshold": -1.0, "kind": "perturbation"},
-        {"model": "n", "family": "pgd-linf<-n", "severity": 5, "eer_threshold": 9.0, "kind": "attack"},
+        {"model": "n", "family": "pgd-linf<-n", "severity": 5, "eer_threshold": 9.0, "kind": "attack",
+         "adv_attack": "pgd-linf", "source": "n"},
         {"model": "m", "family": "mp3", "severity": 1, "eer_threshold": 0.0, "kind": "perturbation"},
-    ])
+    ]).assign(through="").fillna({"adv_attack": "", "source": ""})
     rows = [("a", "spoof", 0.7), ("b", "spoof", 0.2), ("c", "spoof", 0.5), ("d", "bonafide", 0.1),
             ("e", "bonafide", 0.9)]
     scores = pd.DataFrame([{"utt_id": u, "model": m, "family": "pgd-linf<-n", "severity": 5, "label": lab,
@@ -176,15 +193,19 @@ def test_attack_summary_on_a_hand_built_table():
 
 
 def test_transfer_matrix_on_a_hand_built_table():
-    results = pd.DataFrame([{"model": t, "family": f"fgsm<-{s}", "severity": 2, "eer": e, "kind": "attack"}
+    results = pd.DataFrame([{"model": t, "family": f"fgsm<-{s}", "severity": 2, "eer": e, "kind": "attack",
+                             "adv_attack": "fgsm", "source": s, "through": ""}
                             for (s, t), e in {("a", "a"): 0.9, ("a", "b"): 0.3, ("b", "a"): 0.2,
                                               ("b", "b"): 0.8}.items()]
-                           + [{"model": "a", "family": "fgsm", "severity": 2, "eer": 0.95, "kind": "attack"}])
+                           + [{"model": "a", "family": "fgsm", "severity": 2, "eer": 0.95, "kind": "attack",
+                               "adv_attack": "fgsm", "source": "", "through": ""}])
     m = transfer_matrix(results)
     assert m.shape == (2, 2) and m.loc["a", "b"] == 0.3 and m.loc["b", "a"] == 0.2
     assert m.index.name == "source" and m.columns.name == "target"
     with pytest.raises(ValueError, match="no transfer conditions"):
         transfer_matrix(results, severity=3)
+    with pytest.raises(ValueError, match="condition column"):   # no label parsing: the columns are needed
+        transfer_matrix(results.drop(columns=["source"]))
 
 
 def test_scorer_loads_a_source_outside_the_run():

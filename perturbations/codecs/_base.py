@@ -24,20 +24,15 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
+from foundation.audio import resample as _resample
 from perturbations.base import Context, Perturbation
 
 log = logging.getLogger(__name__)
 
 
 def resample(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
-    """Zero-phase polyphase resampling (no delay), float64."""
-    x = np.asarray(x, dtype=np.float64)
-    if sr_from == sr_to or x.size == 0:
-        return x.copy()
-    from scipy.signal import resample_poly
-
-    g = gcd(int(sr_from), int(sr_to))
-    return resample_poly(x, int(sr_to) // g, int(sr_from) // g)
+    """Zero-delay polyphase resampling, float64 (:func:`foundation.audio.resample`, ``polyphase``)."""
+    return _resample(x, sr_from, sr_to, method="polyphase")
 
 
 def fit_length(y: np.ndarray, start: int, n: int) -> np.ndarray:

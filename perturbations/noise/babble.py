@@ -29,6 +29,7 @@ LEVELS = (
 class Babble(Perturbation):
     family: ClassVar[str] = "babble"
     LEVELS: ClassVar[tuple] = LEVELS
+    needs_pool: ClassVar[bool] = True
     snr_db: float = 20.0
     talkers: int = 4
 
