@@ -44,6 +44,7 @@ class Prepared:
 
 #: a float file whose peak exceeds this many times full scale is scored as read, with a warning recorded
 LOUD_PEAK = 2.0
+_WARNED: set[str] = set()
 
 
 @functools.lru_cache(maxsize=64)
@@ -119,7 +120,8 @@ class WorkerContext:
         peak = float(np.max(np.abs(clean))) if clean.size else 0.0
         note = (f"peak {peak:.4g} is far above full scale (1.0): a float file that is not normalised? "
                 "Scored as read, not rescaled" if peak > LOUD_PEAK else None)
-        if note is not None:
+        if note is not None and task.path not in _WARNED:   # once per file and process, not per condition
+            _WARNED.add(task.path)
             log.warning("%s: %s", task.path, note)
         if task.kind == "attack":
             return Prepared(task.utt_id, task.condition_key, np.array(clean), note=note)

@@ -194,6 +194,8 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
                 cond = res.unit.condition
                 for prob in res.problems:
                     store.add_problem(*prob)
+                    if prob[2] == "level":   # a usable input with a warning (logged by its worker)
+                        continue
                     if (prob[2], prob[4], prob[5], prob[3]) not in seen:  # log each distinct reason once
                         seen.add((prob[2], prob[4], prob[5], prob[3]))
                         log.warning("%s failed for %s (%s@%s): %s (further such inputs: see problems.csv)",

@@ -120,7 +120,12 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
     if run.meta.get("status") == "running":
         rep.notes.append("run.json says this run had not finished: the tables show what results.csv holds.")
     if len(run.problems):
-        rep.notes.append(f"{len(run.problems)} inputs could not be used (see problems.csv and the last section).")
+        n_bad = int((run.problems["stage"] != "level").sum()) if "stage" in run.problems else len(run.problems)
+        if n_bad:
+            rep.notes.append(f"{n_bad} inputs could not be used (see problems.csv and the last section).")
+        if n_bad < len(run.problems):
+            rep.notes.append(f"{len(run.problems) - n_bad} usable inputs carry a warning (stage 'level' in "
+                             "problems.csv, e.g. a float file far above full scale).")
 
     deg = T.degradation(res, reference or (models[0] if models else None))
     rep.degradation = deg
