@@ -117,7 +117,7 @@ class RunResult:
 
 def default_out(cfg: RunConfig, ident: Mapping[str, Any]) -> Path:
     """runs/<suite>-<models>-<data>-<hash>: the same command gives the same folder, so it resumes."""
-    digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    digest = hashlib.sha256(json.dumps(_by_content(ident), sort_keys=True, default=str).encode()).hexdigest()[:8]
     data = Path(cfg.data.split(":", 1)[-1]).name or cfg.data
     name = f"{Path(cfg.suite).stem}-{'+'.join(cfg.models)}-{data}-{digest}"
     return Path("runs") / re.sub(r"[^A-Za-z0-9_.+-]+", "_", name)
@@ -253,14 +253,24 @@ def _speakers(dataset) -> dict[str, str] | None:
     return sp
 
 
+_PATHS = ("checkpoint", "class_file")   # where a model's files were: recorded for messages, not compared
+
+
+def _by_content(ident: Mapping[str, Any]) -> dict[str, Any]:
+    """The identity without file locations: a moved checkpoint with the same bytes is the same run."""
+    models = [{k: v for k, v in m.items() if k not in _PATHS} if isinstance(m, dict) else m
+              for m in ident.get("models") or []]
+    return {**ident, "models": models}
+
+
 def _check_identity(store: Store, out: Path, ident: Mapping[str, Any]) -> None:
     have = store.get_meta("identity")
     want = json.dumps(ident, sort_keys=True, default=str)
     if have is None:
         store.set_meta("identity", want)
         return
-    if have != want:
-        old = json.loads(have)
+    old = json.loads(have)
+    if _by_content(old) != json.loads(json.dumps(_by_content(ident), default=str)):
         for a, b in zip(old.get("models") or [], ident.get("models") or []):
             if not (isinstance(a, dict) and isinstance(b, dict)):
                 continue
@@ -271,7 +281,8 @@ def _check_identity(store: Store, out: Path, ident: Mapping[str, Any]) -> None:
                         f"{str(a.get(key))[:16]}...), but {b.get(what)} now has sha256 {str(b.get(key))[:16]}...: "
                         "the weights or code changed, and mixing scores of two models would give a wrong "
                         "verdict. Choose another --out folder (without --out a new folder is derived)")
-        diff = sorted(k for k in set(old) | set(ident) if old.get(k) != ident.get(k))
+        a, b = _by_content(old), json.loads(json.dumps(_by_content(ident), default=str))
+        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
         raise ValueError(f"{out} holds a run with a different configuration (differs in: {', '.join(diff)}); "
                          "choose another --out folder to start a new run")
     log.info("resuming the run in %s", out)

@@ -346,8 +346,8 @@ def format_result(res: CheckResult) -> str:
     widths = [max(len(row[i]) for row in table) for i in range(len(hdr) - 1)]
     for row in table:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1])
-    lines.append("differences are in EER points (new - baseline); CIs by paired bootstrap over utterances "
-                 "unless marked unpaired")
+    lines.append("differences are in percentage points (new - baseline); CIs by paired bootstrap over "
+                 "utterances unless marked unpaired")
     for r in res.failed.itertuples():
         who = r.model if r.model == r.baseline_model else f"{r.model or '-'} (baseline {r.baseline_model})"
         if r.status == "missing":

@@ -81,6 +81,17 @@ def test_overwritten_checkpoint_is_refused_not_mixed(tmp_path):
     assert json.loads((out / "run.json").read_text())["models"][0]["sha256"] == sha0
 
 
+def test_a_moved_checkpoint_with_the_same_bytes_resumes(tmp_path):
+    ckpt = _save_tiny(tmp_path / "tiny.pth", 0)
+    out = tmp_path / "run"
+    _run(tmp_path, checkpoint=str(ckpt), out=str(out))
+    moved = tmp_path / "elsewhere" / "same.pth"
+    moved.parent.mkdir()
+    ckpt.rename(moved)
+    again = _run(tmp_path, checkpoint=str(moved), out=str(out))   # no error: same content
+    assert len(pd.read_csv(out / "scores.csv")) == 6 and again.provenance["status"] == "complete"
+
+
 def test_default_folder_follows_the_checkpoint_content(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ckpt = _save_tiny(tmp_path / "tiny.pth", 0)
