@@ -269,8 +269,8 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
                         reasons.append(f"FAR at the clean threshold rose by more than {100 * xf:g} points"
                                        + (" (CI lower bound)" if mode == "significant" else ""))
             if xf is not None and not np.isfinite(row["far_increase"]):
-                notes.append(f"{m} {fam}@{sev}: no FAR at the clean threshold in both runs, so --max-far-increase "
-                             "could not be checked there")
+                reasons.append("no FAR at the clean threshold in both runs to check --max-far-increase against "
+                               "(a results.csv from before these columns? give `bench run` again to rewrite it)")
             if mode == "significant" and not np.isfinite(lo):
                 notes.append(f"{m} {fam}@{sev}: no bootstrap CI (scores.csv missing?), so the significance mode "
                              "could not judge it: failed to be safe")

@@ -151,3 +151,15 @@ def test_a_baseline_model_missing_from_the_new_run_fails(tmp_path, capsys):
     assert "baseline model missing from the new run" in out and "(vs b)" in out
     assert bench_main(["check", str(new), "--baseline", str(base), "--max-eer-increase", "0.5",
                        "--allow-missing"]) == 0
+
+
+def test_a_far_gate_without_far_columns_fails_rather_than_passing_silently(tmp_path, capsys):
+    base = run(tmp_path, "base", MP3)
+    new = run(tmp_path, "new", MP3)
+    res = pd.read_csv(new / "results.csv")
+    res.drop(columns=[c for c in res.columns if c.startswith(("far", "frr", "clean_threshold"))]).to_csv(
+        new / "results.csv", index=False)
+    assert bench_main(["check", str(new), "--baseline", str(base), "--max-eer-increase", "0.05"]) == 0
+    assert bench_main(["check", str(new), "--baseline", str(base), "--max-eer-increase", "0.05",
+                       "--max-far-increase", "0.05"]) == 1
+    assert "no FAR at the clean threshold" in capsys.readouterr().out
