@@ -61,7 +61,7 @@ def _clean_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
 
 def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: int, seed: int,
            speakers: Mapping[str, str] | None, clean_thr: Mapping[str, float]) -> pd.DataFrame:
-    from bench import metrics
+    from bench import costs, metrics
 
     if speakers is not None and len(set(speakers.values())) < MIN_SPEAKERS:
         log.info("only %d speakers: bootstrap CIs resample utterances, not speakers", len(set(speakers.values())))
@@ -82,17 +82,17 @@ def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: in
             auc = metrics.auc(bona, spoof)
             lo, hi = metrics.bootstrap_eer_ci(bona, spoof, n_boot=n_boot, seed=seed,
                                               groups=(gb, gs) if gb is not None else None)
-            cllr, actdcf = metrics.cllr(bona, spoof), metrics.act_dcf(bona, spoof)
-            mindcf = metrics.min_dcf(bona, spoof)
+            cllr, actdcf = costs.cllr(bona, spoof), costs.act_dcf(bona, spoof)
+            mindcf = costs.min_dcf(bona, spoof)
         ct = clean_thr.get(model, float("nan"))
         far = frr = far_lo = far_hi = frr_lo = frr_hi = float("nan")
         if np.isfinite(ct):
             if len(spoof):
                 far = float(np.mean(spoof > ct))
-                far_lo, far_hi = metrics.bootstrap_rate_ci(spoof > ct, n_boot=n_boot, seed=seed, groups=gs)
+                far_lo, far_hi = costs.bootstrap_rate_ci(spoof > ct, n_boot=n_boot, seed=seed, groups=gs)
             if len(bona):
                 frr = float(np.mean(bona <= ct))
-                frr_lo, frr_hi = metrics.bootstrap_rate_ci(bona <= ct, n_boot=n_boot, seed=seed + 1, groups=gb)
+                frr_lo, frr_hi = costs.bootstrap_rate_ci(bona <= ct, n_boot=n_boot, seed=seed + 1, groups=gb)
         c = info.get((family, severity))
         rows.append({"model": model, "suite": suite, "family": family, "severity": severity,
                      "n_bonafide": len(bona), "n_spoof": len(spoof), "eer": float(eer),
