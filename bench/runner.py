@@ -201,6 +201,10 @@ def _check_identity(store: Store, out: Path, ident: Mapping[str, Any]) -> None:
         store.set_meta("identity", want)
         return
     old = json.loads(have)
+    if "checkpoint" in old and all(isinstance(m, str) for m in old.get("models") or []):
+        raise ValueError(f"{out} was started by an earlier version of bench, which bound runs to checkpoint paths "
+                         f"({old.get('checkpoint') or 'card files'}), not contents: its scores cannot be verified "
+                         "against the weights now. Choose another --out folder (or move this one away)")
     if _by_content(old) != json.loads(json.dumps(_by_content(ident), default=str)):
         for a, b in zip(old.get("models") or [], ident.get("models") or []):
             if not (isinstance(a, dict) and isinstance(b, dict)):

@@ -352,3 +352,14 @@ def test_every_json_output_passes_a_strict_parser(tmp_path, monkeypatch):
     models = _strict(subprocess.run([sys.executable, "-m", "bench.cli", "models", "--json"], capture_output=True,
                                     text=True, env=env).stdout)
     assert any(v is None for m in models for v in m.values())          # missing fields are null
+
+
+def test_a_folder_bound_to_a_checkpoint_path_by_an_older_version_is_refused(tmp_path):
+    from bench.runner import _check_identity
+    from bench.store import Store
+
+    legacy = {"suite": "clean", "models": ["aasist"], "checkpoint": "/old/new.pth", "seed": 0}
+    with Store(tmp_path / "store.sqlite") as st:
+        st.set_meta("identity", json.dumps(legacy))
+        with pytest.raises(ValueError, match="earlier version.*/old/new.pth"):
+            _check_identity(st, tmp_path, {"suite": "clean", "models": [{"model": "aasist"}], "seed": 0})
