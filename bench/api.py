@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,14 @@ def models() -> pd.DataFrame:
                      "training_data": c.training_data, "published_eer": c.published_eer,
                      "licence": c.licence, "checkpoint": c.filename, "url": c.url, "sha256": c.sha256,
                      "input_policy": c.input_policy, "description": c.description})
-    return pd.DataFrame(rows).astype(object)
+    from models.hf import cached_models
+
+    for r in cached_models():   # hf: models seen in the user cache, with their revision and labels
+        rows.append({"params": None, "training_data": "", "published_eer": "", "licence": "", "url": None,
+                     "input_policy": "whole", "description": f"Hugging Face checkpoint; labels {r['labels']}",
+                     **r})
+    df = pd.DataFrame(rows).astype(object)
+    return df.where(df.notna(), None)   # card rows have no revision/labels: null, not NaN, in --json
 
 
 def perturbations() -> list[dict[str, Any]]:
@@ -56,7 +63,8 @@ def suites() -> list[dict[str, Any]]:
 
 
 def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None = None,
-                policy: str | None = None, device: str = "auto", batch_size: int = 8) -> pd.DataFrame:
+                policy: str | None = None, device: str = "auto", batch_size: int = 8,
+                label_map: str | None = None) -> pd.DataFrame:
     """Scores audio files (any rate, channels, common formats). Unreadable files get a NaN score and an error."""
     from foundation.audio import AudioError, load_audio
     from bench.policy import parse_policy, score_batch
@@ -65,7 +73,8 @@ def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"--batch-size must be an integer >= 1, got {batch_size!r}")
     dev = resolve_device(device)
-    ld = load_detector(model, checkpoint=checkpoint, device=dev, fast_inference=fast_inference_enabled())
+    ld = load_detector(model, checkpoint=checkpoint, device=dev, fast_inference=fast_inference_enabled(),
+                       label_map=label_map)
     pol = parse_policy(policy or ld.card.input_policy)
     wavs, rows = [], []
     for f in files:
@@ -106,6 +115,7 @@ def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, s
         raise ValueError(f"--sample-rate must be an integer number of Hz in 1000..384000, got {sample_rate!r}")
     if not str(dst).strip():
         raise ValueError("OUT is empty; give the file to write")
+    check_lossless(dst)
     pert = make(family, severity)  # a bad family or severity is reported before any audio is read
     wav, _info = load_audio(src, target_sr=sample_rate)
     utt = Path(src).stem
@@ -122,16 +132,70 @@ def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, s
         log.warning("the output peaks at %.2f; it is scaled down by that factor for the file", peak)
         out = out / peak
     save_audio(dst, out, sample_rate)
-    return {"in": str(src), "out": str(dst), "perturbation": pert.to_dict(), "sample_rate": sample_rate}
+    from bench.labels import level_label
+
+    spec = pert.to_dict()
+    return {"in": str(src), "out": str(dst), "perturbation": spec, "sample_rate": sample_rate,
+            "duration_s": round(len(out) / sample_rate, 3),
+            "level_label": level_label(spec.get("params", {})) if severity else "clean"}
 
 
-def run(suite: str = "compression", **kwargs: Any) -> RunResult:
-    """Python mirror of ``bench run``: ``run("compression", models=("aasist",), limit=20)``.
+#: output formats written without loss (anything else would encode the perturbed audio once more)
+LOSSLESS = (".wav", ".flac", ".aiff", ".aif")
 
-    Keyword arguments are :class:`bench.runner.RunConfig`'s fields, every one validated before any work.
-    ``trust_code=True`` allows a suite file to name Python classes (``source: package.module:Class``),
-    which imports and runs their code; ``retry_problems=True`` tries recorded problems again. Raises
-    :class:`bench.runner.RunFailed` (tables written) when nothing could be scored for a model."""
-    if "models" in kwargs and isinstance(kwargs["models"], str):
-        kwargs["models"] = tuple(m for m in kwargs["models"].split(",") if m)
-    return _run(RunConfig(suite=suite, **kwargs))
+
+def check_lossless(dst: str | Path) -> None:
+    """Refuses an output file whose format is lossy (mp3, ogg, m4a, ...) or unknown, naming the way out."""
+    suffix = Path(dst).suffix.lower()
+    if suffix not in LOSSLESS:
+        what = f"{suffix[1:]} is a lossy or unsupported format" if suffix else "it has no extension"
+        raise ValueError(f"{dst}: {what}, and writing it would change the perturbed audio again; "
+                         f"give a lossless file ({', '.join(LOSSLESS[:2])}), e.g. {Path(dst).with_suffix('.wav')}")
+
+
+def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",), checkpoint: str | None = None,
+        data: str = "demo", out: str | Path | None = None, limit: int | None = None, seed: int = 0,
+        device: str = "auto", batch_size: int = 8, executor: str = "local", workers: int | None = None,
+        policy: str | None = None, shard_size: int = 32, n_boot: int = 1000, address: str | None = None,
+        cache_dir: str | None = None, resources: Mapping[str, str] | None = None, prepare_on: str = "auto",
+        label_map: str | None = None, trust_code: bool = False, retry_problems: bool = False,
+        progress: bool | Callable[[int, int, str], None] = True) -> RunResult:
+    """Python mirror of ``bench run``; returns a :class:`RunResult` (``.results`` DataFrame, ``.scores``,
+    ``.problems``, ``.provenance``, ``.out`` the run folder).
+
+    Example: ``api.run("compression", models=("aasist", "aasist-l"), limit=16)``.
+
+    Keyword arguments (as the CLI's options):
+      models      detector names or specs (a comma-separated string also works); default ("aasist",)
+      checkpoint  a checkpoint file for the (single) model
+      data        demo (built in), a CSV manifest, asvspoof2019-la:ROOT, ..., or a folder
+      out         run folder (default runs/<suite>-<models>-<data>-<hash>; the same call resumes)
+      limit       use N utterances, stratified by label with the seed
+      seed, device ("auto", "cpu", "cuda:1"), batch_size, executor ("local" or "ray"), address (Ray)
+      workers     audio preparation processes (default from the device; 0 = in this process)
+      policy      input policy overriding the suite's; shard_size (utterances per unit); n_boot (CI resamples)
+      cache_dir   perturbed-audio cache shared by runs; resources ({"noise_dir": ..., "rir_dir": ...})
+      prepare_on  where perturbations run: "device" (the scoring GPU, where a family can), "cpu", or "auto"
+      label_map   names hf: models' classes, "bonafide=LABEL,spoof=LABEL" (see `bench run --help`)
+      trust_code  allow a suite file to name Python classes (source: package.module:Class), which imports
+                  and runs their code; refused otherwise
+      retry_problems  try again the inputs recorded in problems.csv (e.g. after repairing files)
+      progress    True: a progress bar on a terminal, log lines otherwise; False: quiet; or a function
+                  ``progress(done, total, condition)`` called after every unit of work.
+
+    Every option is validated before any work. Raises :class:`bench.runner.RunFailed` (the tables written)
+    when nothing could be scored for a model.
+
+    Safe at the top level of a script: the worker processes it spawns do not re-run your script, so no
+    ``if __name__ == "__main__":`` guard is needed (one does no harm).
+    """
+    if isinstance(models, str):
+        models = tuple(m for m in models.split(",") if m)
+    cfg = RunConfig(suite=suite, models=tuple(models), checkpoint=checkpoint, data=data,
+                    out=str(out) if out is not None else None, limit=limit, seed=seed, device=device,
+                    batch_size=batch_size, executor=executor, workers=workers, policy=policy, shard_size=shard_size,
+                    n_boot=n_boot, address=address, cache_dir=cache_dir, resources=dict(resources or {}),
+                    prepare_on=prepare_on, label_map=label_map, trust_code=trust_code,
+                    retry_problems=retry_problems)
+    callback = progress if callable(progress) else None
+    return _run(cfg, show_progress=progress is True, progress=callback)

@@ -53,6 +53,11 @@ def strict_json(obj: Any, indent: int | None = 2) -> str:
     return json.dumps(jsonable(obj), indent=indent, allow_nan=False)
 
 
+LABEL_MAP_HELP = ("names the bona fide and spoof classes of hf: models whose config.id2label does not (or that "
+                  "have more than two classes), e.g. bonafide=LABEL_1,spoof=LABEL_0 (a label or a class index); "
+                  "other models ignore it")
+
+
 def _print_json(obj: Any) -> None:
     sys.stdout.write(strict_json(obj) + "\n")
 
@@ -76,17 +81,34 @@ def cmd_models(a: argparse.Namespace) -> int:
     if a.json:
         _print_json(df.to_dict(orient="records"))
     else:
-        _table(df.to_dict(orient="records"),
+        rows = df.to_dict(orient="records")
+        hf = [r for r in rows if str(r.get("name", "")).startswith("hf:")]
+        _table([r for r in rows if r not in hf],
                ["name", "architecture", "params", "training_data", "published_eer", "licence", "checkpoint"],
                "Detectors and checkpoints")
+        if hf:
+            _table(hf, ["name", "architecture", "revision", "labels", "checkpoint"],
+                   "Hugging Face models in the user cache (--model hf:ID@REVISION)")
     return 0
+
+
+def _check_label_map(label_map: str | None, models: Sequence[str]) -> None:
+    """--label-map is checked before any work: well formed, and some model is an hf: model."""
+    if not label_map:
+        return
+    from models.hf import parse_label_map
+
+    parse_label_map(label_map)
+    if not any(m.startswith("hf:") for m in models):
+        raise ValueError(f"--label-map names the classes of hf: models; none of {', '.join(models)} is one")
 
 
 def cmd_score(a: argparse.Namespace) -> int:
     from bench import api
 
+    _check_label_map(a.label_map, [a.model])
     df = api.score_files(a.model, a.files, checkpoint=a.checkpoint, policy=a.policy, device=a.device,
-                         batch_size=a.batch_size)
+                         batch_size=a.batch_size, label_map=a.label_map)
     rows = [{**r, "error": r["error"] if isinstance(r["error"], str) and r["error"] else None}
             for r in df.to_dict(orient="records")]   # a missing error may come back as NaN (truthy)
     for r in rows:
@@ -101,14 +123,25 @@ def cmd_score(a: argparse.Namespace) -> int:
 
 
 def cmd_weights(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from foundation.weights import WeightsError, install
     from models import CARDS
 
+    named = bool(a.models)
     names = a.models or [name for name, card in CARDS.items() if card.filename]
     rows, failed = [], 0
     for name in names:
         try:
             card = CARDS.get(name)
+            if a.source and card.filename and not (Path(a.source) / card.filename).is_file():
+                # a folder of some official files: what it lacks is skipped (said), not a failure
+                msg = f"{Path(a.source) / card.filename} does not exist"
+                sys.stderr.write(f"{name}: skipped, {msg}\n")
+                failed += named
+                rows.append({"model": name, "status": "skipped", "path": "", "sha256": card.sha256 or "",
+                             "error": msg})
+                continue
             path, how = install(card, a.source)
             rows.append({"model": name, "status": how, "path": str(path), "sha256": card.sha256 or ""})
         except (KeyError, ValueError, WeightsError) as e:
@@ -140,7 +173,11 @@ def cmd_perturb(a: argparse.Namespace) -> int:
 
     info = api.perturb_file(a.family, a.severity, a.input, a.output, seed=a.seed, resources=_resources(a),
                             sample_rate=a.sample_rate)
-    sys.stdout.write(strict_json(info, indent=None) + "\n")
+    if a.json:
+        sys.stdout.write(strict_json(info, indent=None) + "\n")
+    else:
+        sys.stdout.write(f"wrote {info['out']}: {a.family} severity {a.severity} ({info['level_label']}), "
+                         f"{info['duration_s']:.2f} s at {info['sample_rate']} Hz, seed {a.seed}\n")
     return 0
 
 
@@ -167,29 +204,16 @@ def _resources(a: argparse.Namespace) -> dict[str, str]:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from bench import api
-    from bench.results import operating_point_pivot, summary_pivot
+    from bench.summary import render
 
     models = tuple(m.strip() for m in a.model.split(",") if m.strip())
+    _check_label_map(a.label_map, models)
     res = api.run(a.suite, models=models, checkpoint=a.checkpoint, data=a.data, out=a.out, limit=a.limit,
                   seed=a.seed, device=a.device, batch_size=a.batch_size, executor=a.executor, address=a.address,
                   workers=a.workers, policy=a.policy, resources=_resources(a),
-                  cache_dir=a.cache, trust_code=a.trust_code, retry_problems=a.retry_problems)
-    piv = summary_pivot(res.results)
-    note = " (demo set: a smoke test, not a benchmark)" if a.data == "demo" else ""
-    _table(piv.to_dict(orient="records"), list(piv.columns),
-           f"EER (%) by severity on {res.provenance['data']['name']}{note}")
-    op = operating_point_pivot(res.results)
-    if not op.empty:
-        _table(op.to_dict(orient="records"), list(op.columns),
-               "At each model's clean EER threshold (the deployed operating point): FAR % [95% CI] / FRR %")
-    probs = res.problems
-    n_prob = int((probs["stage"] != "level").sum()) if len(probs) else 0
-    n_warn = len(probs) - n_prob
-    sys.stderr.write(f"results in {res.out} (results.csv, scores.csv, problems.csv, run.json)"
-                     + (f"; {n_prob} inputs could not be used: see problems.csv (--retry-problems tries them "
-                        "again)" if n_prob else "")
-                     + (f"; {n_warn} warnings about inputs (stage 'level' in problems.csv)" if n_warn else "")
-                     + "\n")
+                  cache_dir=a.cache, prepare_on=a.prepare_on, label_map=a.label_map,
+                  trust_code=a.trust_code, retry_problems=a.retry_problems)
+    render(res, {"data_name": res.provenance.get("data", {}).get("name", a.data), "demo": a.data == "demo"})
     return 0
 
 
@@ -206,11 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_models)
 
     s = sub.add_parser("score", help="score audio files with one detector")
-    s.add_argument("--model", default="aasist", help="card name (see `bench models`) or package.module:Class "
-                   "(imports and runs that module: trusted code only)")
+    s.add_argument("--model", default="aasist", help="card name (see `bench models`), package.module:Class, or "
+                   "hf:ID_OR_FOLDER[@REVISION] (a Hugging Face audio classifier); a class spec imports and runs "
+                   "that module: trusted code only")
+    s.add_argument("--label-map", metavar="bonafide=LABEL,spoof=LABEL", help=LABEL_MAP_HELP)
     s.add_argument("--checkpoint", help="checkpoint file (.pth/.pt read with weights_only=True, or .safetensors)")
-    s.add_argument("--policy", help="input policy: official (first 64600 samples, short clips tiled) or full "
-                   "(whole utterance by windows), e.g. full:hop=32000,agg=mean; default: the card's")
+    s.add_argument("--policy", help="input policy: official (first 64600 samples, short clips tiled), full "
+                   "(whole utterance by windows), e.g. full:hop=32000,agg=mean, or whole (the clip as it is up to "
+                   "the model's maximum, hf: models); default: the card's")
     s.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--json", action="store_true", help="print a JSON array of {path, score, ...}")
@@ -239,8 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sample-rate", type=int, default=16000, help="rate the audio is processed and written at")
     s.add_argument("--noise-dir", help="folder of noise files (background-noise); or $BENCH_NOISE_DIR")
     s.add_argument("--rir-dir", help="folder of measured impulse responses (rir); or $BENCH_RIR_DIR")
+    s.add_argument("--json", action="store_true", help="print what was done as JSON")
     s.add_argument("input", metavar="IN")
-    s.add_argument("output", metavar="OUT")
+    s.add_argument("output", metavar="OUT", help="a lossless file (.wav, .flac); lossy formats are refused")
     s.set_defaults(func=cmd_perturb)
 
     s = sub.add_parser("suites", help="list suites and what they contain")
@@ -252,8 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "folder name is derived from the configuration (runs/<suite>-<models>-<data>-<hash>).")
     s.add_argument("--suite", required=True, help="clean, compression, reverb, noise, channel, realworld, "
                    "adversarial, all, or a YAML file")
-    s.add_argument("--model", default="aasist", help="comma-separated models (default aasist); a "
-                   "package.module:Class spec imports and runs that module: give only code you trust")
+    s.add_argument("--model", default="aasist", help="comma-separated models (default aasist): card names, "
+                   "package.module:Class (imports and runs that module: trusted code only), "
+                   "hf:ID_OR_FOLDER[@REVISION]")
+    s.add_argument("--label-map", metavar="bonafide=LABEL,spoof=LABEL", help=LABEL_MAP_HELP)
     s.add_argument("--checkpoint", help="checkpoint for the model (one model only)")
     s.add_argument("--data", default="demo", help="demo (built in), a CSV manifest, asvspoof2019-la:ROOT, "
                    "asvspoof2021-la:ROOT, asvspoof2021-df:ROOT, inthewild:ROOT, or a folder with bonafide/ spoof/")
@@ -280,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cache", metavar="DIR", default=os.environ.get("BENCH_AUDIO_CACHE"),
                    help="cache perturbed audio here (keyed by utterance, condition, seed and perturbation "
                    "version) so re-runs and other detectors reuse it; or $BENCH_AUDIO_CACHE; default off")
+    s.add_argument("--prepare-on", default="auto", choices=["auto", "device", "cpu"],
+                   help="where perturbations that can run in torch (noise, rooms, impulse responses, gain, "
+                   "clipping, quantisation) are applied: on the scoring device, or in the CPU workers; auto "
+                   "(default) = device when scoring on a GPU. Codecs always run in the CPU workers.")
     s.set_defaults(func=cmd_run)
 
     from reports.cli import add_parser as add_report_parser

@@ -27,6 +27,8 @@ class RunConfig:
     address: str | None = None                 # Ray cluster address for --executor ray
     cache_dir: str | None = None               # perturbed-audio cache shared by runs and detectors
     resources: Mapping[str, str] = field(default_factory=dict)  # noise_dir, rir_dir, ...
+    prepare_on: str = "auto"                   # device | cpu | auto (device when scoring on a GPU)
+    label_map: str | None = None               # names hf: models' classes: "bonafide=LABEL,spoof=LABEL"
     trust_code: bool = False                   # allow `source: package.module:Class` in the suite file
     retry_problems: bool = False               # retry inputs that failed to read/perturb/score finitely before
 
@@ -45,6 +47,8 @@ class RunConfig:
             integer("limit", self.limit, 1, hint=" (omit it to use every utterance)")
         integer("shard_size", self.shard_size, 1)
         integer("n_boot", self.n_boot, 1)
+        if self.prepare_on not in ("auto", "device", "cpu"):
+            raise ValueError(f"--prepare-on {self.prepare_on!r}: choose device, cpu or auto")
         if self.executor not in ("local", "ray"):
             raise ValueError(f"--executor must be local or ray, got {self.executor!r}")
         if not self.models or any(not str(m).strip() for m in self.models):
@@ -72,7 +76,10 @@ class RunConfig:
     def identity(self, suite_sha: str, data_sha: str, models: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """What determines the scores (not how fast or where they are computed): the models by content
         (checkpoint sha256; a user class's module file and digest), not by path."""
-        return {"suite": self.suite, "suite_sha256": suite_sha, "data_sha256": data_sha,
-                "models": models if models is not None else list(self.models),
-                "data": self.data, "limit": self.limit, "seed": self.seed,
-                "policy": self.policy, "resources": dict(self.resources)}
+        ident = {"suite": self.suite, "suite_sha256": suite_sha, "data_sha256": data_sha,
+                 "models": models if models is not None else list(self.models),
+                 "data": self.data, "limit": self.limit, "seed": self.seed,
+                 "policy": self.policy, "resources": dict(self.resources)}
+        if self.label_map:   # only when given, so other runs' identities (and folders) stay the same
+            ident["label_map"] = self.label_map
+        return ident

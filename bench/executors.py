@@ -20,6 +20,34 @@ from bench.units import Scorer, Unit, UnitResult
 log = logging.getLogger(__name__)
 
 
+class _WorkersSkipMain:
+    """While active, spawned processes do not re-run the parent's ``__main__`` (a user's script).
+
+    A spawned child normally re-imports the parent's main script, so ``api.run(...)`` at the top of a
+    script without an ``if __name__ == "__main__":`` guard would run again in every worker and fail.
+    Our workers need only importable modules (:mod:`bench.prepare`), so the main module's path and
+    name are left out of the children's preparation data.
+    """
+
+    def __enter__(self):
+        import multiprocessing.spawn as spawn
+
+        self._orig = spawn.get_preparation_data
+
+        def prep(name, _orig=self._orig):
+            d = _orig(name)
+            d.pop("init_main_from_path", None)
+            d.pop("init_main_from_name", None)
+            return d
+        spawn.get_preparation_data = prep
+        return self
+
+    def __exit__(self, *exc):
+        import multiprocessing.spawn as spawn
+
+        spawn.get_preparation_data = self._orig
+
+
 class LocalExecutor:
     name = "local"
 
@@ -33,6 +61,7 @@ class LocalExecutor:
     def __enter__(self) -> "LocalExecutor":
         init_worker(*self.init)
         if self.workers > 0:
+            self._skip_main = _WorkersSkipMain().__enter__()   # workers start on demand while the pool runs
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
                                              initializer=init_pool_worker, initargs=(os.getpid(), *self.init))
         return self
@@ -41,6 +70,7 @@ class LocalExecutor:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+            self._skip_main.__exit__(*exc)
 
     def run(self, units: Iterable[Unit], scorer: Scorer | Callable[[], Scorer]) -> Iterator[UnitResult]:
         """Scores every unit. ``scorer`` may be a factory: it is then called once the first

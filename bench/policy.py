@@ -17,6 +17,11 @@ clip is taken at the detector's ``sample_rate`` (resampling is the caller's job)
     as ``official`` does (one window), and a clip of exactly ``nb_samp`` is one window: for such clips
     ``full`` and ``official`` give the same score. The window scores of an utterance are reduced by
     ``agg``: ``mean`` (default), ``max``, ``min`` or ``median``.
+``whole``
+    The clip as it is, any length, up to the detector's ``max_samples`` (its ``nb_samp`` when it has
+    none): nothing cut, tiled or padded. A longer clip is scored by windows of ``max_samples`` exactly
+    as ``full`` windows it (``hop`` default half a window), reduced by ``agg``. For detectors that take
+    any length (the ``hf:`` models' default). Batches only hold inputs of one length.
 
 Spelling (``Policy.parse``): ``official``, ``full``, ``full:hop=32000``, ``full:hop=32000,agg=max``.
 ``str(policy)`` gives the canonical spelling back.
@@ -34,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-POLICY_NAMES = ("official", "full")
+POLICY_NAMES = ("official", "full", "whole")
 AGGREGATES = ("mean", "max", "min", "median")
 _AGG_FUNCS = {"mean": np.mean, "max": np.max, "min": np.min, "median": np.median}
 
@@ -104,11 +109,16 @@ class Policy:
             raise ValueError(f"unknown policy fields {sorted(unknown)}; expected name, hop, agg")
         return cls(**dict(d))
 
+    def window_for(self, detector: Any) -> int:
+        """The window length this policy uses for a detector: ``max_samples`` for ``whole``, else ``nb_samp``."""
+        nb_samp = int(detector.nb_samp)
+        return int(getattr(detector, "max_samples", nb_samp)) if self.name == "whole" else nb_samp
+
     def resolved(self, nb_samp: int) -> dict[str, Any]:
         """What was actually applied for a detector (the hop filled in), for provenance."""
         d = self.to_dict()
         d["window"] = int(nb_samp)
-        if self.name == "full":
+        if self.name in ("full", "whole"):
             d["hop"] = self.hop_for(nb_samp)
         return d
 
@@ -130,7 +140,7 @@ class Policy:
         """The inputs one utterance becomes, one ``nb_samp`` array at a time (views where possible)."""
         wav = _as_mono(wav)
         if len(wav) <= nb_samp:
-            yield fix_length(wav, nb_samp)
+            yield wav if self.name == "whole" else fix_length(wav, nb_samp)
             return
         for s in self.starts(len(wav), nb_samp):
             yield wav[s:s + nb_samp]
@@ -188,15 +198,15 @@ def score_batch(detector: "Detector", wavs: Sequence[np.ndarray], policy: "str |
     ``detector.score`` -> one aggregated score per utterance (float64 array, in input order).
 
     ``wavs`` are mono float arrays at ``detector.sample_rate``. ``device`` defaults to the device of
-    the detector's parameters. Windows of several utterances share a batch; results do not depend on
-    ``batch_size`` beyond floating-point noise.
+    the detector's parameters. Windows of several utterances (of one length) share a batch; results do
+    not depend on ``batch_size`` beyond floating-point noise.
     """
     import torch
 
     policy = Policy.parse(policy)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    nb_samp = int(detector.nb_samp)
+    nb_samp = policy.window_for(detector)
     if device is None:
         p = next(iter(detector.parameters()), None)
         device = p.device if p is not None else "cpu"
@@ -211,14 +221,13 @@ def score_batch(detector: "Detector", wavs: Sequence[np.ndarray], policy: "str |
         for i, v in zip(owners, s, strict=True):
             per_utt[i].append(float(v))
 
-    owners: list[int] = []
-    chunk: list[np.ndarray] = []
+    pending: dict[int, tuple[list[int], list[np.ndarray]]] = {}   # by window length
     for i, w in _window_stream(wavs, policy, nb_samp):
+        owners, chunk = pending.setdefault(len(w), ([], []))
         owners.append(i)
         chunk.append(w)
         if len(chunk) == batch_size:
-            flush(owners, chunk)
-            owners, chunk = [], []
-    if chunk:
+            flush(*pending.pop(len(w)))
+    for owners, chunk in pending.values():
         flush(owners, chunk)
     return np.array([policy.aggregate(v) for v in per_utt], dtype=np.float64)

@@ -29,7 +29,7 @@ class Task:
     label: str
     condition_key: str
     spec: Mapping[str, Any]      # Perturbation.to_dict(); an attack condition prepares clean audio
-    kind: str
+    kind: str                    # perturbation | chain | attack | device (perturbed by the scorer)
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,8 @@ class WorkerContext:
         """Where the perturbed audio of a task is cached: keyed by (seed, utterance, file size and mtime,
         rate, condition key); the key holds the perturbation's ``version``, so a changed family misses.
         Attacks (crafted per detector) and the identity (severity 0) are not cached."""
-        if not self.cache_dir or task.kind == "attack" or int(task.spec.get("severity", 0)) == 0:
+        if not self.cache_dir or task.kind != "perturbation" and task.kind != "chain" \
+                or int(task.spec.get("severity", 0)) == 0:
             return None
         try:
             st = os.stat(task.path)
@@ -123,7 +124,7 @@ class WorkerContext:
         if note is not None and task.path not in _WARNED:   # once per file and process, not per condition
             _WARNED.add(task.path)
             log.warning("%s: %s", task.path, note)
-        if task.kind == "attack":
+        if task.kind in ("attack", "device"):   # crafted / perturbed by the scorer on its device
             return Prepared(task.utt_id, task.condition_key, np.array(clean), note=note)
         cached = self.cache_path(task)
         if cached is not None and cached.is_file():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 SCORE_COLUMNS = list(Store.SCORE_COLUMNS)
 RESULT_COLUMNS = ["model", "suite", "family", "severity", "n_bonafide", "n_spoof", "eer", "eer_ci_low",
-                  "eer_ci_high", "auc", "eer_threshold", "kind", "params", "adv_attack", "source", "through",
+                  "eer_ci_high", "auc", "eer_threshold", "kind", "params", "level_label", "adv_attack", "source",
+                  "through",
                   # the deployed operating point: the clean condition's EER threshold of the same model
                   "clean_threshold", "far_at_clean_threshold", "far_ci_low", "far_ci_high",
                   "frr_at_clean_threshold", "frr_ci_low", "frr_ci_high",
@@ -25,11 +26,36 @@ RESULT_COLUMNS = ["model", "suite", "family", "severity", "n_bonafide", "n_spoof
 CONDITION_COLUMNS = ["adv_attack", "source", "through"]
 #: fewer distinct speakers than this and CIs resample utterances (a cluster bootstrap needs many clusters)
 MIN_SPEAKERS = 10
+#: manifest columns copied into scores.csv (when the data has them) and offered as breakdowns
+INFO_COLUMNS = ("speaker", "attack", "language")
+#: results_by_attack.csv: ``attack`` is the manifest's spoof generator (A07..A19), not an adversarial attack
+BY_ATTACK_COLUMNS = ["model", "suite", "family", "severity", "level_label", "attack", "n_bonafide", "n_spoof",
+                     "eer", "eer_ci_low", "eer_ci_high", "auc"]
+
+
+def condition_labels(conditions: Sequence) -> dict[tuple[str, int], str]:
+    """(family, severity) -> the level's human label (``16 kb/s``, ``10 dB SNR``; ``clean`` for clean),
+    each family's ladder labelled together (see :mod:`bench.labels`)."""
+    from bench.labels import level_labels
+
+    ladders: dict[str, dict[int, Any]] = {}
+    kinds: dict[str, str] = {}
+    for c in conditions:
+        ladders.setdefault(c.family, {})[int(c.severity)] = dict(c.spec.get("params", {}) or {})
+        kinds[c.family] = c.kind
+    out = {}
+    for fam, lv in ladders.items():
+        if fam == "clean":
+            out.update({(fam, s): "clean" for s in lv})
+            continue
+        out.update({(fam, s): lab for s, lab in level_labels(lv, kinds[fam]).items()})
+    return out
 
 
 def results_table(scores: pd.DataFrame, suite: str, conditions: Sequence, n_boot: int = 1000,
                   seed: int = 0, speakers: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """One row per model x condition, in the suite's condition order (clean first)."""
+    """One row per model x condition, in the suite's condition order (clean first). ``speakers``
+    (utt_id -> speaker, at least :data:`MIN_SPEAKERS` of them): CIs resample whole speakers."""
     groups = [(model, family, int(severity), g["label"].to_numpy(), g["score"].to_numpy(float),
                g["utt_id"].to_numpy() if "utt_id" in g else None)
               for (model, family, severity), g in scores.groupby(["model", "family", "severity"], sort=False)]
@@ -42,9 +68,10 @@ def results_from_store(store, suite: str, conditions: Sequence, n_boot: int = 10
     """:func:`results_table` of a run's store, reading one condition's scores at a time."""
     def groups():
         for model, family, severity in store.groups():
-            labels, scores = store.group_scores(model, family, severity)
-            ids = store.group_ids(model, family, severity) if speakers else None
-            yield model, family, int(severity), np.asarray(labels), np.asarray(scores, float), ids
+            rows = store.group_rows(model, family, severity)
+            ids = np.asarray([r[0] for r in rows], dtype=object)
+            yield (model, family, int(severity), np.asarray([r[1] for r in rows]),
+                   np.asarray([r[2] for r in rows], float), ids)
     clean = {}
     for model in dict.fromkeys(m for m, _f, _s in store.groups()):
         labels, scores = store.group_scores(model, "clean", 0)
@@ -68,6 +95,7 @@ def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: in
         speakers = None
     order = {(c.family, c.severity): i for i, c in enumerate(conditions)}
     info = {(c.family, c.severity): c for c in conditions}
+    level_labels = condition_labels(conditions)
     rows, models = [], {}
     for model, family, severity, labels, scores, ids in groups:
         models.setdefault(model, len(models))
@@ -99,6 +127,7 @@ def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: in
                      "eer_ci_low": float(lo), "eer_ci_high": float(hi), "auc": float(auc),
                      "eer_threshold": float(thr), "kind": c.kind if c else "",
                      "params": json.dumps(c.spec.get("params", {}), sort_keys=True, default=str) if c else "",
+                     "level_label": level_labels.get((family, severity), f"s{severity}"),
                      **(c.columns() if c else dict.fromkeys(CONDITION_COLUMNS, "")),
                      "clean_threshold": float(ct), "far_at_clean_threshold": far, "far_ci_low": far_lo,
                      "far_ci_high": far_hi, "frr_at_clean_threshold": frr, "frr_ci_low": frr_lo,
@@ -106,6 +135,77 @@ def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: in
                      "_order": order.get((family, severity), len(order)), "_m": models[model]})
     df = pd.DataFrame(rows, columns=RESULT_COLUMNS + ["_order", "_m"])
     return df.sort_values(["_m", "_order"]).drop(columns=["_order", "_m"]).reset_index(drop=True)
+
+
+def utterance_info(utterances: Iterable) -> pd.DataFrame:
+    """The manifest's speaker, attack (spoof generator) and language per utt_id (index), for the columns
+    the data has (a column whose every value is unknown is left out)."""
+    from bench.data.manifest import UNKNOWN
+
+    rows = {u.utt_id: {"speaker": u.speaker, "attack": u.attack,
+                       "language": (u.attrs or {}).get("language", UNKNOWN)} for u in utterances}
+    df = pd.DataFrame.from_dict(rows, orient="index", columns=list(INFO_COLUMNS)).fillna(UNKNOWN)
+    keep = [c for c in INFO_COLUMNS if c in ("speaker", "attack") or (df[c].astype(str) != UNKNOWN).any()]
+    return df[keep].astype(str)
+
+
+def with_info(chunks: pd.DataFrame | Iterable[pd.DataFrame], info: pd.DataFrame | None):
+    """Score chunks with the manifest's columns (``speaker``, ``attack``...) joined on utt_id."""
+    from bench.data.manifest import UNKNOWN
+
+    if info is None or info.empty:
+        yield from ([chunks] if isinstance(chunks, pd.DataFrame) else chunks)
+        return
+    for chunk in ([chunks] if isinstance(chunks, pd.DataFrame) else chunks):
+        chunk = chunk.copy()
+        for c in info.columns:
+            chunk[c] = chunk["utt_id"].map(info[c]).fillna(UNKNOWN)
+        yield chunk
+
+
+def by_attack_from_store(store, suite: str, conditions: Sequence, info: pd.DataFrame | None, n_boot: int = 1000,
+                         seed: int = 0) -> pd.DataFrame:
+    """results_by_attack.csv of a run's store (one condition's scores read at a time); see :func:`by_attack_table`."""
+    from bench.data.manifest import UNKNOWN
+
+    gen = info["attack"] if info is not None and "attack" in info else pd.Series(dtype=str)
+
+    def groups():
+        for model, family, severity in store.groups():
+            df = pd.DataFrame(store.group_rows(model, family, severity), columns=["utt_id", "label", "score"])
+            df["attack"] = df["utt_id"].map(gen).fillna(UNKNOWN).astype(str)
+            yield model, family, int(severity), df
+    return _by_attack(groups(), suite, conditions, n_boot, seed)
+
+
+def by_attack_table(scores: pd.DataFrame, suite: str, conditions: Sequence, n_boot: int = 1000,
+                    seed: int = 0) -> pd.DataFrame:
+    """Per model x condition x spoof generator (the manifest's ``attack`` column of ``scores``), the EER of
+    all bona fide clips against that generator's spoofs, with n and a bootstrap CI (as ASVspoof reports
+    A07-A19). Without an ``attack`` column every spoof counts as generator ``-`` (unknown)."""
+    if "attack" not in scores:
+        scores = scores.assign(attack="-")
+    groups = ((m, f, int(s), g) for (m, f, s), g in scores.groupby(["model", "family", "severity"], sort=False))
+    return _by_attack(groups, suite, conditions, n_boot, seed)
+
+
+def _by_attack(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: int, seed: int) -> pd.DataFrame:
+    from bench import metrics
+
+    order = {(c.family, c.severity): i for i, c in enumerate(conditions)}
+    labels = condition_labels(conditions)
+    parts, models = [], {}
+    for model, family, severity, df in groups:
+        models.setdefault(model, len(models))
+        t = metrics.summarize(df[["label", "score", "attack"]].astype({"attack": str}), ["attack"],
+                              n_boot=n_boot, seed=seed)
+        parts.append(t.assign(model=model, suite=suite, family=family, severity=severity,
+                              level_label=labels.get((family, severity), f"s{severity}"),
+                              _order=order.get((family, severity), len(order)), _m=models[model]))
+    if not parts:
+        return pd.DataFrame(columns=BY_ATTACK_COLUMNS)
+    out = pd.concat(parts, ignore_index=True).sort_values(["_m", "_order", "attack"], kind="stable")
+    return out[BY_ATTACK_COLUMNS].reset_index(drop=True)
 
 
 def with_condition_columns(chunks: Iterable[pd.DataFrame], conditions: Sequence) -> Iterator[pd.DataFrame]:
@@ -120,10 +220,13 @@ def with_condition_columns(chunks: Iterable[pd.DataFrame], conditions: Sequence)
 
 
 def write_tables(folder: Path, results: pd.DataFrame, scores: pd.DataFrame | Iterable[pd.DataFrame],
-                 problems: pd.DataFrame) -> None:
-    """Writes the three tables atomically; ``scores`` may be an iterable of chunks (streamed to disk)."""
+                 problems: pd.DataFrame, by_attack: pd.DataFrame | None = None) -> None:
+    """Writes the tables atomically; ``scores`` may be an iterable of chunks (streamed to disk)."""
     folder = Path(folder)
-    for name, df in (("results.csv", results), ("scores.csv", scores), ("problems.csv", problems)):
+    tables = [("results.csv", results), ("scores.csv", scores), ("problems.csv", problems)]
+    if by_attack is not None:
+        tables.append(("results_by_attack.csv", by_attack))
+    for name, df in tables:
         tmp = folder / (name + ".tmp")
         if isinstance(df, pd.DataFrame):
             df.to_csv(tmp, index=False)
@@ -143,7 +246,7 @@ def read_scores_csv(path: Path) -> pd.DataFrame:
     # pandas 3 parses floats exactly by default and deprecates the option; pandas 2 needs it
     exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
     return pd.read_csv(path, dtype={c: str for c in ("utt_id", "model", "family", "label", "policy",
-                                                     *CONDITION_COLUMNS)},
+                                                     *CONDITION_COLUMNS, *INFO_COLUMNS)},
                        keep_default_na=False, **exact)
 
 

@@ -54,7 +54,9 @@ def default_out(cfg: RunConfig, ident: Mapping[str, Any]) -> Path:
     return Path("runs") / re.sub(r"[^A-Za-z0-9_.+-]+", "_", name)
 
 
-def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
+def run(cfg: RunConfig, show_progress: bool = True, progress=None) -> RunResult:
+    """Runs (or resumes) ``cfg``. ``progress(done, total, condition)`` is called after every unit of work.
+    A run that fails before it stored any score removes the folder it created."""
     from bench.data import load_dataset
     from bench.policy import parse_policy
     from bench.suite import load_suite
@@ -62,6 +64,7 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
     from bench.identity import models_identity
 
     cfg.validate()
+    _check_suite_name(cfg.suite)
     suite = load_suite(cfg.suite, trust_code=cfg.trust_code)
     conditions = suite.expand()
     policy = parse_policy(cfg.policy or suite.policy)
@@ -73,7 +76,57 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
                             if dataset.problems else ""))
     ident = cfg.identity(suite.sha256, _data_digest(dataset), model_ids)
     out = Path(cfg.out) if cfg.out else default_out(cfg, ident)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run_in(out, cfg, suite, conditions, policy, dataset, ident, show_progress, progress)
+    except BaseException:
+        if created:
+            _remove_if_empty(out)
+        raise
+
+
+def _check_suite_name(name: str) -> None:
+    """A misspelt built-in suite name is refused with the closest names (a path is left to load_suite)."""
+    from bench.suite import SuiteError, builtin_names
+    from foundation.registry import did_you_mean
+
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") or p.exists() or name in builtin_names():
+        return
+    raise SuiteError(f"unknown suite {name!r}{did_you_mean(name, builtin_names())}; built-in suites: "
+                     f"{', '.join(builtin_names())}, or give a path to a YAML suite")
+
+
+#: what a run puts in its folder before its first score
+_SCAFFOLD = ("store.sqlite", "store.sqlite-wal", "store.sqlite-shm", "store.sqlite-journal", "run.lock", "run.json",
+             "run.tmp")
+
+
+def _remove_if_empty(out: Path) -> None:
+    """Removes a run folder this process created when it holds no score (a run that failed at its start)."""
+    import sqlite3
+
+    try:
+        if (out / "store.sqlite").exists():
+            db = sqlite3.connect(out / "store.sqlite")
+            try:
+                if db.execute("SELECT COUNT(*) FROM scores").fetchone()[0]:
+                    return
+            finally:
+                db.close()
+        if any(p.name not in _SCAFFOLD for p in out.iterdir()):
+            return
+        for name in _SCAFFOLD:
+            (out / name).unlink(missing_ok=True)
+        out.rmdir()
+        log.info("removed %s: the run failed before it stored any score", out)
+    except (OSError, sqlite3.Error) as e:
+        log.warning("could not remove the empty run folder %s: %s", out, e)
+
+
+def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident, show_progress: bool,
+            progress) -> RunResult:
     started = time.time()
     with RunLock(out), Store(out / "store.sqlite") as store:
         _check_identity(store, out, ident)
@@ -90,13 +143,18 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
         if not total and prev.get("status") == "complete":
             # a finished run given again: nothing to score, so no detector is loaded (warm re-runs are cheap)
             log.info("%s: every score is already stored; rewriting the tables", out)
-            return _finish(out, store, suite, conditions, cfg, prev, speakers)
+            return _finish(out, store, suite, conditions, cfg, prev, dataset, speakers)
         # Under Ray the scoring device is the workers' (they resolve "auto" themselves); the driver only
         # loads the detectors on its CPU for provenance.
         device = resolve_device(cfg.device) if cfg.executor == "local" else cfg.device
         sr = _sample_rate(models)
         workers = cfg.workers if cfg.workers is not None else default_workers(device)
-        spec = ScorerSpec(tuple(cfg.models), cfg.checkpoint, device, str(policy), cfg.batch_size, cfg.seed)
+        on_device = cfg.executor == "local" and (
+            cfg.prepare_on == "device" or (cfg.prepare_on == "auto" and str(device).startswith("cuda")))
+        if cfg.prepare_on == "device" and not on_device:
+            log.warning("--prepare-on device applies to the local executor; Ray's CPU tasks prepare the audio")
+        spec = ScorerSpec(tuple(cfg.models), cfg.checkpoint, device, str(policy), cfg.batch_size, cfg.seed,
+                          label_map=cfg.label_map)
         prov: dict[str, Any] = {}
 
         def build_scorer() -> Scorer:
@@ -108,14 +166,16 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
                                      f"detector runs at {ld.detector.sample_rate} Hz; declare the rate as the "
                                      "class attribute `sample_rate`")
             prov.update(_provenance(cfg, suite, policy, dataset, scorer.loaded, device, out, workers))
+            prov["config"]["resolved_prepare_on"] = "device" if on_device else "cpu"
             _write_json(out / "run.json", {**prov, "status": "running"})
             log.info("%s: %d conditions x %d utterances x %d models; %d scores to compute", out,
                      len(conditions), len(dataset.utterances), len(scorer.loaded), total)
             return scorer
 
         bona = [(u.utt_id, str(u.path)) for u in dataset.utterances if u.label == "bonafide"]
-        units = _units(cfg, conditions, dataset, store, models)   # lazy: memory does not grow with the set
-        with _Progress(show_progress, total) as bar, make_executor(
+        # lazy: memory does not grow with the set
+        units = _units(cfg, conditions, dataset, store, models, on_device=on_device)
+        with _Progress(show_progress, total, progress) as bar, make_executor(
                 cfg.executor, workers=workers, seed=cfg.seed, sr=sr, bonafide=bona,
                 resources=cfg.resources, scorer_spec=spec, address=cfg.address, cache_dir=cfg.cache_dir) as ex:
             seen: set[tuple] = set()
@@ -136,7 +196,7 @@ def run(cfg: RunConfig, show_progress: bool = True) -> RunResult:
                 bar.advance(res.unit.n_scores)
         result = _finish(out, store, suite, conditions, cfg, {**prov, "status": "complete",
                                                               "elapsed_s": round(time.time() - started, 2)},
-                         speakers)
+                         dataset, speakers)
     return result
 
 
@@ -243,14 +303,17 @@ def _count_scores(conditions, dataset, store: Store, models: list[str]) -> int:
                for _cond, todo, done in _todo(conditions, dataset, store, models))
 
 
-def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str]):
-    """Units for what the store still lacks, made as the executor asks for them (never all at once)."""
+def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str], on_device: bool = False):
+    """Units for what the store still lacks, made as the executor asks for them (never all at once).
+    With ``on_device``, a perturbation that can run on the scoring device gets tasks of kind ``device``:
+    workers only read the clean audio and the scorer perturbs it there (see ``Scorer._perturb_on_device``)."""
     for cond, todo, done in _todo(conditions, dataset, store, models):
+        kind = "device" if on_device and cond.kind != "attack" and cond.build().on_device else cond.kind
         for i in range(0, len(todo), cfg.shard_size):
             shard = todo[i:i + cfg.shard_size]
             needs = tuple((m, ids) for m in models
                           if (ids := tuple(u.utt_id for u in shard if u.utt_id not in done[m])))
-            tasks = tuple(Task(u.utt_id, str(u.path), u.label, cond.key(), cond.spec, cond.kind) for u in shard)
+            tasks = tuple(Task(u.utt_id, str(u.path), u.label, cond.key(), cond.spec, kind) for u in shard)
             yield Unit(cond, tasks, needs)
 
 
@@ -272,14 +335,18 @@ class RunFailed(RuntimeError):
     """A run that finished without a usable result (nothing scored for some model); tables are written."""
 
 
-def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: dict,
+def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: dict, dataset,
             speakers: Mapping[str, str] | None = None) -> RunResult:
-    from bench.results import results_from_store, with_condition_columns, write_tables
+    from bench.results import (by_attack_from_store, results_from_store, utterance_info, with_condition_columns,
+                               with_info, write_tables)
 
     problems = store.problems()
     results = results_from_store(store, suite.name, conditions, n_boot=cfg.n_boot, seed=cfg.seed,
                                  speakers=speakers)
-    write_tables(out, results, with_condition_columns(store.iter_scores(), conditions), problems)
+    info = utterance_info(dataset.utterances)
+    by_attack = by_attack_from_store(store, suite.name, conditions, info, n_boot=cfg.n_boot, seed=cfg.seed)
+    scores = with_info(with_condition_columns(store.iter_scores(), conditions), info)
+    write_tables(out, results, scores, problems, by_attack)
     scored = {m for m, _f, _s in store.groups()}
     empty = [m for m in cfg.models if m not in scored]
     prov = {**prov, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -310,11 +377,17 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 class _Progress:
-    """A rich progress bar (rate, ETA) on a terminal; log lines every ~15 s and per condition otherwise."""
+    """Progress of a run. On a terminal: one rich line that fits 80 columns (condition, bar, done/total,
+    rate, elapsed, ETA), with log lines printed above it rather than over it; otherwise a log line
+    every ~15 s and per condition. ``callback(done, total, condition)`` (the API's ``progress=``) is
+    called after every unit either way."""
 
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total = enabled, total
+    WIDTH = 80
+
+    def __init__(self, enabled: bool, total: int, callback=None, console=None):
+        self.enabled, self.total, self.callback, self.console = enabled, total, callback, console
         self._p = None
+        self._streams: list[tuple[logging.StreamHandler, Any]] = []
         self._done, self._desc, self._t0, self._last = 0, "", time.time(), 0.0
 
     def __enter__(self) -> "_Progress":
@@ -322,21 +395,31 @@ class _Progress:
             return self
         from rich.console import Console
 
-        console = Console(stderr=True)
+        console = self.console or Console(stderr=True)
         if console.is_terminal:
+            import sys
+
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
                                        TimeElapsedColumn, TimeRemainingColumn)
+            from rich.table import Column
             from rich.text import Text
 
             class Rate(ProgressColumn):
                 def render(self, task):
-                    return Text(f"{task.speed:5.2f} scores/s" if task.speed else "   -- scores/s")
+                    return Text(f"{task.speed:4.1f}/s" if task.speed else "  --/s")
 
-            self._p = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
-                               Rate(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                               console=console, transient=False)
+            self._p = Progress(TextColumn("{task.description}", table_column=Column(width=18, no_wrap=True,
+                                                                                   overflow="ellipsis")),
+                               BarColumn(bar_width=14), MofNCompleteColumn(), Rate(), TimeElapsedColumn(),
+                               TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
+                               expand=False, redirect_stderr=True, redirect_stdout=True)
             self._p.start()
             self._task = self._p.add_task("scoring", total=self.total)
+            # log handlers hold the stream they were made with: point them at the live display's proxy
+            for h in logging.getLogger().handlers:
+                if isinstance(h, logging.StreamHandler) and h.stream in (sys.__stderr__, console.file):
+                    self._streams.append((h, h.stream))
+                    h.setStream(sys.stderr)
         return self
 
     def describe(self, text: str) -> None:
@@ -352,6 +435,8 @@ class _Progress:
             self._p.advance(self._task, n)
         elif self.enabled and time.time() - self._last > 15:
             self._log()
+        if self.callback is not None:
+            self.callback(self._done, self.total, self._desc)
 
     def _log(self) -> None:
         self._last = time.time()
@@ -361,5 +446,8 @@ class _Progress:
         log.info("%s: %d/%d scores, %.2f scores/s, ETA %.0f s", self._desc, self._done, self.total, rate, eta)
 
     def __exit__(self, *exc) -> None:
+        for h, old in self._streams:
+            h.setStream(old)
+        self._streams.clear()
         if self._p is not None:
             self._p.stop()

@@ -6,7 +6,8 @@ run computes only what is missing. Inputs that could not be used are kept in ``p
 ``results.csv`` and ``scores.csv`` are always derived from here.
 
 One writer per folder: :class:`RunLock` takes an exclusive ``flock`` on ``run.lock``; a second
-process is refused with a message naming the holder's pid.
+process is refused with a message naming the holder's pid. The holder removes ``run.lock`` when it
+lets go, so a finished run leaves none.
 """
 from __future__ import annotations
 
@@ -53,14 +54,22 @@ class RunLock:
 
     def __enter__(self) -> "RunLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+                os.close(fd)
+                raise RunBusy(f"{self.path.parent} is in use by pid {holder}; wait for it to finish "
+                              "or choose another --out folder") from None
+            # the holder removes the file when it finishes: a lock on a removed file locks nothing
+            try:
+                if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
             os.close(fd)
-            raise RunBusy(f"{self.path.parent} is in use by pid {holder}; wait for it to finish "
-                          "or choose another --out folder") from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
@@ -68,6 +77,7 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         if self._fd is not None:
+            self.path.unlink(missing_ok=True)   # while still held: a finished run leaves no run.lock
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
@@ -178,6 +188,11 @@ class Store:
         rows = self.db.execute("SELECT utt_id FROM scores WHERE model=? AND family=? AND severity=? "
                                "ORDER BY utt_id", (model, family, severity)).fetchall()
         return [r[0] for r in rows]
+
+    def group_rows(self, model: str, family: str, severity: int) -> list[tuple[str, str, float]]:
+        """(utt_id, label, score) of one model under one condition, by utt_id."""
+        return self.db.execute("SELECT utt_id, label, score FROM scores WHERE model=? AND family=? AND severity=? "
+                               "ORDER BY utt_id", (model, family, severity)).fetchall()
 
     def problems(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM problems ORDER BY stage, utt_id, family, severity", self.db)

@@ -44,6 +44,7 @@ class ScorerSpec:
     policy: str
     batch_size: int
     seed: int
+    label_map: str | None = None        # names the classes of hf: models (models/hf.py); others ignore it
 
     def build(self) -> "Scorer":
         return Scorer(self)
@@ -63,7 +64,8 @@ class Scorer:
         self.policy = parse_policy(spec.policy)
         self.fast = fast_inference_enabled()
         self.loaded = loaded or [load_detector(m, checkpoint=spec.checkpoint, device=spec.device,
-                                               fast_inference=self.fast) for m in spec.models]
+                                               fast_inference=self.fast, label_map=spec.label_map)
+                                 for m in spec.models]
         self.by_name = {ld.name: ld for ld in self.loaded}
         self._sources: dict[str, Any] = {}   # transfer sources that are not among the run's models
 
@@ -74,7 +76,8 @@ class Scorer:
         if name not in self._sources:
             from models import load_detector
 
-            ld = load_detector(name, checkpoint=None, device=self.spec.device, fast_inference=self.fast)
+            ld = load_detector(name, checkpoint=None, device=self.spec.device, fast_inference=self.fast,
+                               label_map=self.spec.label_map)
             rates = {x.detector.sample_rate for x in self.loaded}
             if rates and ld.detector.sample_rate not in rates:
                 raise ValueError(f"transfer source {name} runs at {ld.detector.sample_rate} Hz but the run's "
@@ -98,6 +101,8 @@ class Scorer:
                                      "" if read else cond.family, -1 if read else cond.severity, ""))
             else:
                 ok[p.utt_id] = p.wav
+        if unit.tasks and unit.tasks[0].kind == "device":
+            ok = self._perturb_on_device(cond, ok, paths, res)
         if getattr(cond, "source", None):
             # transfer: craft once on the source for every utterance any model still needs
             want = [u for u in dict.fromkeys(u for _, ids in unit.needs for u in ids) if u in ok]
@@ -131,6 +136,28 @@ class Scorer:
                     res.problems.append((u, paths[u], "nonfinite", f"the detector returned a non-finite score "
                                          f"({s})", cond.family, cond.severity, name))
         return res
+
+    def _perturb_on_device(self, cond, clean: dict[str, np.ndarray], paths, res: UnitResult) -> dict[str, np.ndarray]:
+        """The condition's perturbation on the scoring device, per utterance with its own generator
+        (``rng_for(seed, utt, key)``, as in the CPU workers); a failure is that utterance's problem."""
+        import torch
+
+        from bench.prepare import worker_context
+        from foundation.seeding import rng_for
+
+        pert, key, ctx = cond.build(), cond.key(), worker_context()
+        out = {}
+        for u, wav in clean.items():
+            try:
+                y = pert.device_call(torch.from_numpy(np.asarray(wav, np.float32)).to(self.spec.device), ctx.sr,
+                                     rng_for(self.spec.seed, u, key), ctx.perturbation_context(u))
+                if not bool(torch.all(torch.isfinite(y))):
+                    raise ValueError("the perturbation produced non-finite samples")
+                out[u] = y.cpu().numpy()
+            except Exception as e:  # noqa: BLE001 - recorded per utterance and condition, like the workers'
+                res.problems.append((u, paths[u], "perturb", f"{type(e).__name__}: {e}", cond.family,
+                                     cond.severity, ""))
+        return out
 
     def _craft(self, detector, cond, utt_ids, wavs, labels) -> dict[str, np.ndarray]:
         from bench.adversarial import attack_batch

@@ -10,7 +10,11 @@ machine's load moves both sides. Variants:
 * ``reference-nchw``: the reference formulation in the official release's memory layout (NCHW);
 * ``reference-cl``: the same, channels-last (the model's differentiable ``forward`` path);
 * ``fast``: ``AASIST.score``/``infer``, the cache-blocked inference path (models/_aasist_fast.py);
-* ``compiled-cl`` (``--compile``): ``torch.compile`` of the channels-last reference (compile time shown).
+* ``compiled-cl`` (``--compile``): ``torch.compile`` of the channels-last reference (compile time shown);
+* ``official`` (``--official DIR``): the clovaai/aasist release itself (``models/AASIST.py`` of a checkout,
+  eager, its config and weights), so ``fast`` is also reported as a ratio against the official code
+  measured in the same rounds. Make the checkout without committing any of it, e.g.
+  ``mkdir /tmp/clovaai && git --git-dir=MIRROR archive HEAD models config | tar -x -C /tmp/clovaai``.
 
 Each variant's logits on the official parity fixture (../shared/fixtures/aasist_parity.npz) are
 compared with the release's (tolerance 1e-4). FLOPs per clip are counted by torch's FlopCounterMode.
@@ -47,7 +51,22 @@ def load(name: str, channels_last: bool):
     return det
 
 
-def variants(name: str, compile_: bool) -> dict:
+def official(name: str, folder: str):
+    """The official release's model, from a checkout of clovaai/aasist (its code, config and weights)."""
+    import importlib.util
+
+    root = Path(folder)
+    spec = importlib.util.spec_from_file_location("clovaai_aasist", root / "models" / "AASIST.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    stem = {"aasist": "AASIST", "aasist-l": "AASIST-L"}[name]
+    conf = json.loads((root / "config" / f"{stem}.conf").read_text())
+    m = mod.Model(conf["model_config"])
+    m.load_state_dict(torch.load(root / "models" / "weights" / f"{stem}.pth", map_location="cpu", weights_only=True))
+    return m.eval()
+
+
+def variants(name: str, compile_: bool, official_dir: str | None = None) -> dict:
     nchw, cl = load(name, False), load(name, True)
     fast = load(name, True)
     fast.fast_inference = True
@@ -58,6 +77,9 @@ def variants(name: str, compile_: bool) -> dict:
     }
     if compile_:
         out["compiled-cl"] = torch.compile(cl.logits)
+    if official_dir:
+        off = official(name, official_dir)
+        out["official"] = lambda x: off(x)[1]
     return out, fast
 
 
@@ -69,11 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, = cores)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile of the reference")
     ap.add_argument("--json", help="write the figures to this file")
+    ap.add_argument("--official", metavar="DIR", help="a checkout of clovaai/aasist: also time the official code")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     load0 = os.getloadavg()
-    fns, fast = variants(a.model, a.compile)
+    fns, fast = variants(a.model, a.compile, a.official)
     flops = flops_per_clip(fast, fast.nb_samp)
     fx = np.load(FIXTURE)
     key = {"aasist": "aasist", "aasist-l": "aasist_l"}[a.model]
@@ -111,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     ok = frac >= 0.5 and parity["fast"] <= 1e-4
     print(f"TARGET scoring >= 50% of fp32 GEMM with logits within 1e-4: fast path {frac:.0%}, "
           f"|dlogit| {parity['fast']:.1e} -> {'MET' if ok else 'MISSED'}")
+    if "official" in fns:
+        vs = summary["variants"]["official"]["s_per_clip"] / summary["variants"]["fast"]["s_per_clip"]
+        summary["fast_vs_official"] = vs
+        print(f"TARGET bench scoring >= 3x the official clovaai code on the same threads: {vs:.2f}x -> "
+              f"{'MET' if vs >= 3 else 'MISSED'} (the GEMM fraction above says what bounds it)")
     if a.json:
         Path(a.json).write_text(json.dumps(summary, indent=2))
     return 0

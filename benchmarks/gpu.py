@@ -21,10 +21,12 @@ not fit in ``--budget-s`` is skipped and said so, and everything measured so far
 4. cuda-parity: the same clips scored on the CPU and the device in fp32 (and torch defaults), max |diff|,
    for AASIST, AASIST-L and RawNet2 (random init; its GRU runs on cuDNN when scoring), and the input
    gradient of the attack objective (RawNet2's GRU without cuDNN in eval mode, see models/rawnet2.py);
-5. pipeline: ``bench.runner.run`` (suite clean, model aasist, --limit 96; then the compression suite at
+5. prepare: device-side preparation (``--prepare-on device``) of every family with ``apply_torch`` against
+   its numpy path: max |diff| and time per clip (benchmarks/_gpu_prepare.py);
+6. pipeline: ``bench.runner.run`` (suite clean, model aasist, --limit 96; then the compression suite at
    batch 32, whose codecs the CPU workers prepare) in process against pure
    ``score_batch`` of the same clips (batch 8, shards of 32), alternated a b a;
-6. the rest: AASIST-L and RawNet2 scoring, AASIST without channels_last, cudnn.benchmark on,
+7. the rest: AASIST-L and RawNet2 scoring, AASIST without channels_last, cudnn.benchmark on,
    ``torch.compile`` (only with ``--compile``: compilation eats the budget).
 
 Weights: ``--weights DIR`` or ``$BENCH_WEIGHTS_DIR`` (default ../shared/weights, else ./.gpuweights).
@@ -57,6 +59,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._gpu_prepare import sec_prepare  # noqa: E402
 from benchmarks._gpu_lib import (
     NOMINAL,
     T0,
@@ -78,7 +81,7 @@ from benchmarks._gpu_lib import (
     timed,
 )
 
-PLAN = (("machine", 20), ("aasist", 90), ("pgd", 45), ("cuda-parity", 30), ("pipeline", 150),
+PLAN = (("machine", 20), ("aasist", 90), ("pgd", 45), ("cuda-parity", 30), ("prepare", 20), ("pipeline", 150),
         ("aasist-l", 45), ("rawnet2", 40), ("nchw", 25), ("cudnn-benchmark", 30), ("compile", 150))
 
 
@@ -292,7 +295,7 @@ def sec_compile() -> None:
 
 
 SECTIONS = {"machine": sec_machine, "aasist": lambda: sec_scoring("aasist"), "pgd": sec_pgd,
-            "cuda-parity": sec_cuda_parity, "pipeline": sec_pipeline,
+            "cuda-parity": sec_cuda_parity, "prepare": sec_prepare, "pipeline": sec_pipeline,
             "aasist-l": lambda: sec_scoring("aasist-l"), "rawnet2": lambda: sec_scoring("rawnet2"),
             "nchw": sec_nchw, "cudnn-benchmark": sec_cudnn_benchmark, "compile": sec_compile}
 

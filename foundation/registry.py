@@ -60,7 +60,8 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             known = ", ".join(sorted(self._items)) or "(none)"
-            raise UnknownName(f"unknown {self.kind} {name!r}; known: {known}") from None
+            raise UnknownName(f"unknown {self.kind} {name!r}{did_you_mean(name, self._items)}; "
+                              f"known: {known}") from None
 
     def __contains__(self, name: object) -> bool:
         self._load_plugins()
@@ -77,6 +78,19 @@ class Registry(Generic[T]):
     def __len__(self) -> int:
         self._load_plugins()
         return len(self._items)
+
+
+def did_you_mean(name: object, known) -> str:
+    """`` (did you mean 'mp3'?)`` for the closest known names (difflib), or '' when none is close."""
+    import difflib
+
+    names = [str(k) for k in known]
+    text = str(name)
+    close = difflib.get_close_matches(text, names, n=3, cutoff=0.6)
+    close += [k for k in names if k not in close and text.lower() == k.lower()]
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close[:3]) + "?)"
 
 
 def import_submodules(package_name: str) -> None:

@@ -4,7 +4,9 @@
 architecture from the card's config and loads the weights strictly. A user's own model is
 ``load_detector("package.module:Class", checkpoint="path.pth")``; the class must subclass
 :class:`models.base.Detector` (or at least map ``[B, T]`` waveforms to ``[B]`` scores) and
-provide ``from_config``.
+provide ``from_config``. ``load_detector("hf:ORG/NAME@REV")`` or ``load_detector("hf:FOLDER")`` loads a
+Hugging Face audio classifier (see :mod:`models.hf`); ``label_map`` names its classes when its labels
+do not.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ __all__ = ["ARCHITECTURES", "CARDS", "Card", "CheckpointMismatch", "Detector", "
            "load_detector", "LoadedDetector", "list_cards", "declared_sample_rate"]
 
 import_submodules(__name__)
+
+HF_PREFIX = "hf:"
 
 
 def _register_plugin(name: str, cls: object) -> None:
@@ -74,19 +78,36 @@ def _user_class(spec: str) -> type:
 
 def declared_sample_rate(name: str) -> int:
     """The sample rate a model's class declares (``Detector.sample_rate``), known without loading weights:
-    the runner starts preparing audio at this rate while the detectors load."""
+    the runner starts preparing audio at this rate while the detectors load. For ``hf:`` models, the rate
+    of the checkpoint's feature extractor."""
+    if name.startswith(HF_PREFIX):
+        from models.hf import declared_sample_rate as hf_rate
+
+        return hf_rate(name)
     cls = _user_class(name) if ":" in name else ARCHITECTURES.get(CARDS.get(name).architecture)
     return int(getattr(cls, "sample_rate", 16000))
 
 
 def load_detector(name: str, checkpoint: str | Path | None = None, device: str = "cpu",
-                  config: Mapping[str, Any] | None = None, fast_inference: bool = True) -> LoadedDetector:
-    """Build a detector by card name (``aasist``) or class spec (``pkg.mod:Class``) and load its weights.
+                  config: Mapping[str, Any] | None = None, fast_inference: bool = True,
+                  label_map: Any = None) -> LoadedDetector:
+    """Build a detector by card name (``aasist``), class spec (``pkg.mod:Class``) or Hugging Face spec
+    (``hf:ID_OR_FOLDER[@REVISION]``) and load its weights.
 
     ``fast_inference=False`` makes ``score`` use the reference ``forward`` path of detectors that have a
-    separate CPU inference path (the application reads ``BENCH_FAST_INFERENCE``; models read no environment)."""
+    separate CPU inference path (the application reads ``BENCH_FAST_INFERENCE``; models read no environment).
+    ``label_map`` (``"bonafide=L,spoof=L"`` or a mapping) names an ``hf:`` model's classes; detectors with
+    fixed classes ignore it."""
     from foundation.weights import read_state_dict, resolve, sha256_file
 
+    if name.startswith(HF_PREFIX):
+        from models.hf import load as load_hf
+
+        if checkpoint is not None:
+            raise ValueError(f"{name}: an hf: model's weights are its folder or hub snapshot; --checkpoint does "
+                             "not apply (give hf:FOLDER instead)")
+        det, card, folder, digest = load_hf(name, device=device, label_map=label_map, config=config)
+        return LoadedDetector(name=name, detector=det, card=card, checkpoint=folder, sha256=digest)
     if ":" in name:
         cls = _user_class(name)
         card = Card(name=name, architecture=name, config=dict(config or {}), description="user model")

@@ -74,6 +74,27 @@ class Perturbation(Leveled):
                                "(a bug in the family: it must trim or pad to the input length)")
         return out
 
+    # --- on the scoring device (``--prepare-on device``) -------------------------------------
+    def apply_torch(self, wav, sr: int, rng: np.random.Generator, context: Context | None = None):
+        """``apply`` on a 1-D float tensor on any device (see perturbations/_torch.py): the same draws from
+        ``rng`` in the same order, the arithmetic in torch. Families that do not override it run on the CPU."""
+        raise NotImplementedError
+
+    @property
+    def on_device(self) -> bool:
+        """True when this perturbation can run on the scoring device (``apply_torch`` is implemented)."""
+        return type(self).apply_torch is not Perturbation.apply_torch
+
+    def device_call(self, wav, sr: int, rng: np.random.Generator, context: Context | None = None):
+        """:meth:`apply_torch` with the checks of ``__call__``: a mono tensor in, float32 of its length out."""
+        if wav.ndim != 1:
+            raise ValueError(f"{self.family}: expected a mono waveform [T], got shape {tuple(wav.shape)}")
+        out = self.apply_torch(wav.float(), sr, rng, context).float()
+        if out.shape != wav.shape:
+            raise RuntimeError(f"{self.family}: device output length {tuple(out.shape)} differs from input "
+                               f"{tuple(wav.shape)}")
+        return out
+
     # --- serialisation ---------------------------------------------------------------------
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> "Perturbation":
@@ -106,6 +127,9 @@ class Identity(Perturbation):
     def apply(self, wav, sr, rng, context=None):
         return wav.copy()
 
+    def apply_torch(self, wav, sr, rng, context=None):
+        return wav.clone()
+
 
 @dataclass(frozen=True)
 class Chain(Perturbation):
@@ -121,6 +145,15 @@ class Chain(Perturbation):
     def apply(self, wav, sr, rng, context=None):
         for step in self.steps:
             wav = step(wav, sr, rng, context)
+        return wav
+
+    @property
+    def on_device(self) -> bool:
+        return all(s.on_device for s in self.steps)
+
+    def apply_torch(self, wav, sr, rng, context=None):
+        for step in self.steps:
+            wav = step.device_call(wav, sr, rng, context)
         return wav
 
     def params(self) -> dict[str, Any]:

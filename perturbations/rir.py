@@ -112,3 +112,11 @@ class Rir(Perturbation):
         h = _load_at(path, int(sr))
         y = _measure.convolve_aligned(wav, h, search=int(_measure.ALIGN_SEARCH_S * sr))
         return _measure.match_rms(y, wav, context, self.family)
+
+    def apply_torch(self, wav, sr, rng, context=None):
+        from perturbations import _torch
+
+        path, _ = self.choose(rng, context)
+        y = _torch.convolve_aligned(wav, _torch.tensor(_load_at(path, int(sr)), wav),
+                                    search=int(_measure.ALIGN_SEARCH_S * sr))
+        return _torch.match_rms(y, wav, context, self.family)

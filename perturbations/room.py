@@ -224,3 +224,11 @@ class Room(Perturbation):
         y = _measure.convolve_aligned(wav, h, start=direct,
                                       search=int(_measure.ALIGN_SEARCH_S * sr))
         return _measure.match_rms(y, wav, context, self.family)
+
+    def apply_torch(self, wav, sr, rng, context=None):
+        from perturbations import _torch
+
+        h, direct, _ = self.impulse_response(sr, rng)   # the room is drawn and calibrated as on the CPU
+        y = _torch.convolve_aligned(wav, _torch.tensor(h, wav), start=direct,
+                                    search=int(_measure.ALIGN_SEARCH_S * sr))
+        return _torch.match_rms(y, wav, context, self.family)

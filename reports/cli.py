@@ -12,8 +12,10 @@ from reports.load import RunError
 
 REPORT_DESC = """Tables, plots and one self-contained HTML page for a finished run.
 Writes into DIR/report/ (or --out): report.md and report.tex (EER against severity, one table per
-family: rows = models, columns = clean, s1..s5, cells EER % [95% CI]; relative degradation and mCE),
-report.html (every table and plot embedded, sortable tables), degradation.csv and plots/*.png."""
+family: rows = models, columns = clean then each level in its unit (16 kb/s, 10 dB SNR), cells
+EER % [95% CI]; mean EER increase; mCE against a reference model when the run has several; EER per
+spoof generator from results_by_attack.csv), report.html (every table and plot embedded, sortable
+tables), degradation.csv and plots/*.png with .svg and .pdf beside each."""
 
 COMPARE_DESC = """Several runs side by side (columns model@run), with differences against the first run.
 A difference is marked * when significant: a paired bootstrap over utterances when both runs scored the
@@ -37,14 +39,15 @@ def cmd_report(a: argparse.Namespace) -> int:
     from reports.report import build_report
 
     try:
-        rep = build_report(a.dir, out=a.out, reference=a.reference, plots=not a.no_plots)
+        rep = build_report(a.dir, out=a.out, reference=a.reference, plots=not a.no_plots, by=a.by or ())
     except RunError as e:
         return _err(e)
     for n in rep.notes:
         sys.stderr.write(f"note: {n}\n")
     sys.stdout.write(f"{rep.files['report.html']}\n")
+    n_plots = sum(k.startswith("plots/") and k.endswith(".png") for k in rep.files)
     sys.stderr.write(f"report written to {rep.out} (report.html, report.md, report.tex, degradation.csv, "
-                     f"{sum(k.startswith('plots/') for k in rep.files)} plots)\n")
+                     f"{n_plots} plots as PNG, SVG and PDF)\n")
     return 0
 
 
@@ -95,6 +98,8 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
         s.add_argument("--reference", metavar="M",
                        help="reference model of the mCE (default: the run's first model)")
         s.add_argument("--no-plots", action="store_true", help="tables only (faster)")
+        s.add_argument("--by", action="append", choices=["speaker", "language"], metavar="COLUMN",
+                       help="add EER per speaker or language (manifest columns carried in scores.csv); repeatable")
         s.set_defaults(func=cmd_report)
     elif name == "compare":
         s = subparsers.add_parser("compare", help="compare runs side by side", description=COMPARE_DESC,

@@ -29,6 +29,7 @@ import pandas as pd
 
 from reports import html as H
 from reports import plots as P
+from reports import render as R
 from reports import tables as T
 from reports.load import CLEAN, Run, RunError, conditions, families, load_run
 from reports.pairing import differences, pair_models, paired_diff_ci
@@ -55,17 +56,32 @@ class Comparison:
     differences: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
+    excluded: dict[str, str] = field(default_factory=dict)   # model@run -> competence message
 
     def combined_results(self) -> pd.DataFrame:
         """A results-like table whose model column is the ``model@run`` label (for the plots)."""
         t = self.table.rename(columns={"model": "orig_model"}).rename(columns={"label": "model"})
         params = {}
         for r in self.runs:
-            params.update({(f, int(s)): (k, p) for f, s, k, p in
-                           zip(r.results["family"], r.results["severity"], r.results["kind"], r.results["params"])})
-        t["kind"] = [params.get((f, int(s)), ("", ""))[0] for f, s in zip(t["family"], t["severity"])]
-        t["params"] = [params.get((f, int(s)), ("", ""))[1] for f, s in zip(t["family"], t["severity"])]
+            params.update({(f, int(s)): (k, p, lab) for f, s, k, p, lab in
+                           zip(r.results["family"], r.results["severity"], r.results["kind"], r.results["params"],
+                               r.results["level_label"])})
+        for i, col in enumerate(("kind", "params", "level_label")):
+            t[col] = [params.get((f, int(s)), ("", "", ""))[i] for f, s in zip(t["family"], t["severity"])]
         return t
+
+
+def display_names(cmp: "Comparison") -> dict[str, str]:
+    """label (model@run) -> what pages and legends show: the model's name where no other run has a model
+    of that name, else ``model (run K)`` (K = the run's position, listed at the top of the page)."""
+    names = run_labels(cmp.runs)
+    t = cmp.table.drop_duplicates("label").set_index("label")
+    count = t["model"].value_counts()
+    out = {}
+    for lab in cmp.labels:
+        m, run = t.at[lab, "model"], t.at[lab, "run"]
+        out[lab] = m if count[m] == 1 else f"{m} (run {names.index(run) + 1})"
+    return out
 
 
 def run_labels(runs: Sequence[Run]) -> list[str]:
@@ -120,7 +136,13 @@ def compare_runs(dirs: Sequence[str | Path], force: bool = False, n_boot: int = 
                 rows.append(row)
     table = pd.DataFrame(rows, columns=COLUMNS)
     labels = list(dict.fromkeys(table["label"]))
-    return Comparison(runs, table, diffs, notes, labels)
+    from bench.competence import exclusion_note, flagged
+
+    excluded = {f"{m}@{name}": msg for r, name in zip(runs, names) for m, msg in flagged(r.results).items()}
+    notes += [f"Competence check ({lab.rsplit('@', 1)[1]}): {msg}" for lab, msg in excluded.items()]
+    if excluded:
+        notes.append(exclusion_note(list(excluded), "The mean differences"))
+    return Comparison(runs, table, diffs, notes, labels, excluded)
 
 
 def _group_scores(run: Run) -> dict[tuple[str, str, int], pd.DataFrame]:
@@ -157,15 +179,18 @@ def _difference(cell: dict, base: dict, sc: pd.DataFrame | None, sc0: pd.DataFra
 
 
 # ---------------------------------------------------------------- views
-def side_by_side(cmp: Comparison, family: str) -> tuple[T.Table, dict[tuple[int, int], str]]:
-    """Rows = model@run, columns = clean, s1..; later runs' cells carry (Δ points, * when significant)."""
+def side_by_side(cmp: Comparison, family: str, names: dict[str, str] | None = None
+                 ) -> tuple[T.Table, dict[tuple[int, int], str]]:
+    """Rows = model@run (or ``names[label]``), columns = clean then each level (in its unit); later runs'
+    cells carry (Δ points, * when significant)."""
+    names = names or {}
     t = cmp.table
     sevs = sorted(int(s) for s in t.loc[t["family"] == family, "severity"].unique() if int(s) != 0)
     cols = [("clean", CLEAN)] + [(f"s{s}", (family, s)) for s in sevs]
     by = t.set_index(["label", "family", "severity"])
     rows, classes = [], {}
     for i, lab in enumerate(cmp.labels):
-        row: list[tuple[str, Any]] = [(lab, lab)]
+        row: list[tuple[str, Any]] = [(names.get(lab, lab), names.get(lab, lab))]
         for j, (_, key) in enumerate(cols, start=1):
             if (lab, *key) not in by.index:
                 row.append(("–", None))
@@ -181,7 +206,9 @@ def side_by_side(cmp: Comparison, family: str) -> tuple[T.Table, dict[tuple[int,
     cap = ("Cells: EER % [95% CI]; for later runs (difference in EER points against the paired model of "
            f"{cmp.runs[0].name}; * = significant: its 95% interval excludes 0).")
     lv = T.level_caption(cmp.runs[0].results, family)
-    return T.Table(f"EER (%) against severity: {family}", ["model@run", *[c for c, _ in cols]], rows,
+    heads = T.column_labels(cmp.runs[0].results, family) if family in set(cmp.runs[0].results["family"]) else []
+    heads = heads if len(heads) == len(cols) else [c for c, _ in cols]
+    return T.Table(f"EER (%) against severity: {family}", ["model" if names else "model@run", *heads], rows,
                    caption=cap + (f" Levels: {lv}." if lv else ""), key=f"cmp-{family}"), classes
 
 
@@ -189,6 +216,8 @@ def summary(cmp: Comparison) -> pd.DataFrame:
     """Per compared label: conditions, mean and largest difference, significant rises and falls."""
     rows = []
     for lab, g in cmp.table[cmp.table["reference"] != ""].groupby("label", sort=False):
+        if lab in cmp.excluded or g["reference"].iloc[0] in cmp.excluded:
+            continue   # at chance or inverted: a mean difference would say nothing (cmp.notes says so)
         g = g[np.isfinite(g["diff"].to_numpy(float))]
         if g.empty:
             continue
@@ -216,10 +245,12 @@ def write_compare(cmp: Comparison, out: str | Path, plots: bool = True) -> dict[
     cmp.table.to_csv(out / "compare.csv", index=False)
     files["compare.csv"] = out / "compare.csv"
     summ = summary(cmp)
-    s_tab = T.Table("Differences against the first run", ["model@run", "reference", "conditions",
+    shown = display_names(cmp)
+    s_tab = T.Table("Differences against the first run", ["model (run)", "reference", "conditions",
                                                          "mean Δ (points)", "largest Δ (points)", "at",
                                                          "significantly worse", "significantly better", "test"],
-                    [[(r.label, r.label), (r.reference, r.reference), (str(r.conditions), r.conditions),
+                    [[(shown.get(r.label, r.label),) * 2, (shown.get(r.reference, r.reference),) * 2,
+                      (str(r.conditions), r.conditions),
                       (f"{100 * r.mean_diff:+.2f}", r.mean_diff), (f"{100 * r.max_diff:+.2f}", r.max_diff),
                       (r.max_at, r.max_at), (str(r.significant_worse), r.significant_worse),
                       (str(r.significant_better), r.significant_better), (r.method, r.method)]
@@ -227,12 +258,15 @@ def write_compare(cmp: Comparison, out: str | Path, plots: bool = True) -> dict[
                     caption="Δ = EER(model@run) - EER(reference), in EER points; positive = worse.", key="summary")
     fams = [f for f in families(cmp.table) if f != "clean"]
     views = [side_by_side(cmp, f) for f in fams]
+    pages = [side_by_side(cmp, f, shown) for f in fams]
     title = "Comparison: " + " vs ".join(run_labels(cmp.runs))
     demo = any(r.is_demo for r in cmp.runs)
-    page = H.Page(title, banner="Data: the built-in demo set - a smoke test, not a benchmark." if demo else "")
+    page = H.Page(title, banner="Data: the built-in demo set - a smoke test, not a benchmark." if demo else "",
+                  wrap=True)
     page.section("Runs")
-    page.definitions([(n, f"{r.path} (data {r.meta.get('data', {}).get('spec', '?')}, models "
-                          f"{', '.join(r.models)})") for n, r in zip(run_labels(cmp.runs), cmp.runs)])
+    page.definitions([(f"run {k}: {n}", f"{r.path} (data {r.meta.get('data', {}).get('spec', '?')}, models "
+                                        f"{', '.join(r.models)})")
+                      for k, (n, r) in enumerate(zip(run_labels(cmp.runs), cmp.runs), start=1)])
     if cmp.differences:
         page.para("Compared with --force although the runs differ:", "note warn")
         for d in cmp.differences:
@@ -242,18 +276,22 @@ def write_compare(cmp: Comparison, out: str | Path, plots: bool = True) -> dict[
     page.table(s_tab)
     combined = cmp.combined_results()
     if plots:
-        png = P.png_bytes(P.fig_heatmap(combined, cmp.labels))
-        (out / "heatmap.png").write_bytes(png)
-        page.figure(png, "EER heatmap of every model@run and condition")
-    for fam, (tab, classes) in zip(fams, views):
+        (out / "plots").mkdir(exist_ok=True)
+        data = P.save_figure(P.fig_overview(combined, cmp.labels, names=shown), out / "plots" / "overview")
+        page.figure(data["png"], "EER (%) by family and severity, one panel per model and run")
+    for fam, (tab, classes) in zip(fams, pages):
         page.section(f"Family: {fam}")
         page.table(tab, classes)
         if plots:
-            page.figure(P.png_bytes(P.fig_eer_curve(combined, fam, cmp.labels)), f"EER against severity: {fam}")
-    md = [f"# {T.md_escape(title)}", ""]
-    md += [f"> Compared with --force although the runs differ: {T.md_escape(d)}" for d in cmp.differences]
-    md += [f"> {T.md_escape(n)}" for n in cmp.notes] + [""]
-    md += [T.to_markdown(s_tab)] + [T.to_markdown(v[0]) for v in views]
+            from reports.report import slug
+
+            data = P.save_figure(P.fig_eer_curve(combined, fam, cmp.labels, names=shown),
+                                 out / "plots" / f"eer-{slug(fam)}")
+            page.figure(data["png"], f"EER against severity: {fam}")
+    md = [f"# {R.md_escape(title)}", ""]
+    md += [f"> Compared with --force although the runs differ: {R.md_escape(d)}" for d in cmp.differences]
+    md += [f"> {R.md_escape(n)}" for n in cmp.notes] + [""]
+    md += [R.to_markdown(s_tab)] + [R.to_markdown(v[0]) for v in views]
     for name, text in (("compare.md", "\n".join(md)), ("compare.html", page.render())):
         (out / name).write_text(text, encoding="utf-8")
         files[name] = out / name

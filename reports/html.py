@@ -33,6 +33,7 @@ nav{font-size:.9em}nav a{margin-right:.8em}
 dl.prov{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;font-size:.9em}
 dl.prov dt{font-weight:600}dl.prov dd{margin:0;word-break:break-all}
 .scroll{overflow-x:auto}
+body.wrap table.sortable td{white-space:normal;min-width:5.5em}
 """
 
 # Sorting: a click on a header sorts the body rows by that column's data-v values (numbers when every
@@ -103,6 +104,7 @@ class Page:
 
     title: str
     banner: str = ""
+    wrap: bool = False          # let table cells wrap (wide comparison tables fit the window)
     _parts: list[str] = field(default_factory=list)
     _nav: list[tuple[str, str]] = field(default_factory=list)
 
@@ -133,7 +135,8 @@ class Page:
         return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">'
                 '<meta name="viewport" content="width=device-width, initial-scale=1">'
-                f"<title>{esc(self.title)}</title><style>{CSS}</style></head><body>"
-                f"<h1>{esc(self.title)}</h1>{banner}<nav>{nav}</nav>\n"
+                f"<title>{esc(self.title)}</title><style>{CSS}</style></head>"
+                + ('<body class="wrap">' if self.wrap else "<body>")
+                + f"<h1>{esc(self.title)}</h1>{banner}<nav>{nav}</nav>\n"
                 + "\n".join(self._parts)
                 + f"\n<script>{JS}</script></body></html>\n")

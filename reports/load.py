@@ -20,9 +20,11 @@ CLEAN = ("clean", 0)
 REQUIRED_RESULTS = ("model", "family", "severity", "eer")
 OPTIONAL_RESULTS = {"suite": "", "n_bonafide": np.nan, "n_spoof": np.nan, "eer_ci_low": np.nan,
                     "eer_ci_high": np.nan, "auc": np.nan, "eer_threshold": np.nan, "kind": "", "params": "",
+                    "level_label": "",
                     "clean_threshold": np.nan, "far_at_clean_threshold": np.nan, "far_ci_low": np.nan,
                     "far_ci_high": np.nan, "frr_at_clean_threshold": np.nan, "frr_ci_low": np.nan,
                     "frr_ci_high": np.nan, "cllr": np.nan, "actdcf": np.nan, "min_dcf": np.nan}
+TEXT_RESULTS = ("model", "family", "suite", "kind", "params", "level_label")
 NUMERIC_RESULTS = ("eer", "eer_ci_low", "eer_ci_high", "auc", "eer_threshold", "n_bonafide", "n_spoof",
                    "clean_threshold", "far_at_clean_threshold", "far_ci_low", "far_ci_high", "frr_at_clean_threshold",
                    "frr_ci_low", "frr_ci_high", "cllr", "actdcf", "min_dcf")
@@ -74,6 +76,20 @@ class Run:
     def conditions(self) -> list[tuple[str, int]]:
         return conditions(self.results)
 
+    @property
+    def by_attack(self) -> pd.DataFrame | None:
+        """results_by_attack.csv (EER per spoof generator), or None when the folder has none."""
+        path = self.path / "results_by_attack.csv"
+        if not path.is_file():
+            return None
+        try:
+            df = pd.read_csv(path, dtype={c: str for c in (*TEXT_RESULTS, "attack")}, keep_default_na=False,
+                             na_values=["", "nan", "NaN"])
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+            raise RunError(f"{path} is not a readable CSV table ({e}); rerun `bench run` to rewrite it") from e
+        df["attack"] = df["attack"].fillna("-").astype(str)
+        return df
+
 
 def read_results(path: Path) -> pd.DataFrame:
     path = Path(path)
@@ -81,8 +97,7 @@ def read_results(path: Path) -> pd.DataFrame:
         raise RunError(f"{path} does not exist: give the folder of a finished `bench run` "
                        "(it writes results.csv when all conditions are scored)")
     try:
-        df = pd.read_csv(path, dtype={"model": str, "family": str, "suite": str, "kind": str, "params": str,
-                                      **dict.fromkeys(CONDITION_COLUMNS, str)},
+        df = pd.read_csv(path, dtype={**dict.fromkeys(TEXT_RESULTS, str), **dict.fromkeys(CONDITION_COLUMNS, str)},
                          keep_default_na=False, na_values=["", "nan", "NaN"])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise RunError(f"{path} is not a readable CSV table ({e}); rerun `bench run` to rewrite it") from e
@@ -93,7 +108,7 @@ def read_results(path: Path) -> pd.DataFrame:
     for c, default in OPTIONAL_RESULTS.items():
         if c not in df.columns:
             df[c] = default
-    for c in ("model", "family", "suite", "kind", "params") + tuple(c for c in CONDITION_COLUMNS if c in df):
+    for c in TEXT_RESULTS + tuple(c for c in CONDITION_COLUMNS if c in df):
         df[c] = df[c].fillna("").astype(str)
     try:
         df["severity"] = pd.to_numeric(df["severity"], errors="raise").astype(int)
@@ -121,7 +136,8 @@ def read_scores(path: Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     try:
-        df = pd.read_csv(path, dtype={"utt_id": str, "model": str, "family": str, "label": str},
+        df = pd.read_csv(path, dtype={"utt_id": str, "model": str, "family": str, "label": str, "speaker": str,
+                                      "attack": str, "language": str},
                          keep_default_na=False, na_values=["", "nan", "NaN"])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise RunError(f"{path} is not a readable CSV table ({e}); rerun `bench run` to rewrite it") from e
@@ -219,3 +235,17 @@ def level_params(results: pd.DataFrame, family: str) -> dict[int, dict[str, Any]
             val = {"params": raw}
         out[int(sev)] = val if isinstance(val, dict) else {"params": val}
     return out
+
+
+def level_labels(results: pd.DataFrame, family: str) -> dict[int, str]:
+    """severity -> the level's label (results.csv's level_label, else derived from params)."""
+    from bench.labels import level_labels as derive
+
+    sub = results[results["family"] == family]
+    have = {}
+    if "level_label" in sub:
+        have = {int(s): str(v) for s, v in zip(sub["severity"], sub["level_label"]) if isinstance(v, str) and v}
+    if len(have) == sub["severity"].nunique():
+        return have
+    lv = {s: p for s, p in level_params(results, family).items()}
+    return {**derive(lv, family_kind(results, family)), **have} if lv else have

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from reports.load import CLEAN, conditions, family_kind, level_params
+from reports.load import CLEAN, conditions, family_kind, level_labels, level_params
 from reports.tables import budget_of, eer_grid, severity_labels
 
 log = logging.getLogger(__name__)
@@ -70,38 +70,90 @@ def budget_labels(results: pd.DataFrame, family: str) -> tuple[list[str], str]:
     return ticks, axis
 
 
+def x_axis(results: pd.DataFrame, family: str):
+    """The family's physical axis (:class:`bench.labels.Axis`) or None (plot by severity)."""
+    from bench.labels import family_axis
+
+    lv = {s: p for s, p in level_params(results, family).items() if s != 0}
+    sevs = [s for _, (_, s) in severity_labels(results, family)[1:]]
+    ax = family_axis(lv, family_kind(results, family))
+    if ax is None or any(s not in ax.values for s in sevs):
+        return None
+    return ax
+
+
 def fig_eer_curve(results: pd.DataFrame, family: str, models: Sequence[str] | None = None,
-                  budget_axis: bool | None = None):
-    """EER (%) against severity (clean at 0), one line per model with its bootstrap CI as a band."""
+                  budget_axis: bool | None = None, names: Mapping[str, str] | None = None):
+    """EER (%) against the family's level, one line per model with its 95% bootstrap CI as a band.
+
+    The x axis is in the family's unit when its levels carry one (bitrate in kb/s, log scale over a
+    wide range; SNR in dB; RT60 in s; an attack's budget as SNR in dB), drawn so that harsher is to the
+    right; otherwise the levels' labels in severity order. The clean condition sits apart in a narrow
+    panel on the left (it has no value on that axis). ``names`` maps model -> legend name.
+    ``budget_axis`` is accepted for older callers and ignored (an attack's budget axis comes from its levels).
+    """
+    from matplotlib.patches import Patch
+
     models = _models(results, models)
+    names = dict(names or {})
     eer = eer_grid(results, family, "eer", models)
     lo = eer_grid(results, family, "eer_ci_low", models)
     hi = eer_grid(results, family, "eer_ci_high", models)
-    x = np.arange(eer.shape[1])
-    if budget_axis is None:
-        budget_axis = family_kind(results, family) == "attack"
-    fig = _figure(6.0, 3.6)
-    ax = fig.add_subplot()
-    for m in models:
-        y = 100 * eer.loc[m].to_numpy(float)
-        (line,) = ax.plot(x, y, marker="o", label=safe_label(m))
-        band = np.isfinite(lo.loc[m].to_numpy(float)) & np.isfinite(hi.loc[m].to_numpy(float))
-        if band.any():
-            ax.fill_between(x, 100 * lo.loc[m].to_numpy(float), 100 * hi.loc[m].to_numpy(float),
-                            where=band, color=line.get_color(), alpha=0.18, linewidth=0)
-    if budget_axis:
-        ticks, axis = budget_labels(results, family)
-        ax.set_xlabel(safe_label(axis))
-        ax.set_title(safe_label(f"EER against attack budget: {family}"))
+    cols = severity_labels(results, family)[1:]
+    labels = level_labels(results, family)
+    kind = family_kind(results, family)
+    axis = x_axis(results, family)
+    fig = _figure(7.2, 3.9)
+    gs = fig.add_gridspec(1, 2, width_ratios=[1, 7.5])
+    ax0 = fig.add_subplot(gs[0])
+    ax = fig.add_subplot(gs[1], sharey=ax0)
+    if axis is not None:
+        x = np.array([axis.values[s] for _, (_, s) in cols], float)
     else:
-        ticks = list(eer.columns)
-        ax.set_xlabel("severity (clean = unperturbed)")
-        ax.set_title(safe_label(f"EER against severity: {family}"))
-    ax.set_xticks(x, [safe_label(t) for t in ticks])
-    ax.set_ylabel("EER (%)")
-    ax.set_ylim(bottom=0)
+        x = np.arange(1, len(cols) + 1, dtype=float)
+    handles = []
+    for i, m in enumerate(models):
+        y = 100 * eer.loc[m].to_numpy(float)
+        yl, yh = 100 * lo.loc[m].to_numpy(float), 100 * hi.loc[m].to_numpy(float)
+        (line,) = ax.plot(x, y[1:], marker="o", label=safe_label(names.get(m, m)))
+        handles.append(line)
+        band = np.isfinite(yl[1:]) & np.isfinite(yh[1:])
+        if band.any():
+            ax.fill_between(x, yl[1:], yh[1:], where=band, color=line.get_color(), alpha=0.18, linewidth=0)
+        off = (i - (len(models) - 1) / 2) * 0.12
+        if np.isfinite(y[0]):
+            err = None
+            if np.isfinite(yl[0]) and np.isfinite(yh[0]):
+                err = [[max(y[0] - yl[0], 0)], [max(yh[0] - y[0], 0)]]
+            ax0.errorbar([off], [y[0]], yerr=err, marker="D", color=line.get_color(), capsize=3, linewidth=1.2)
+    handles.append(Patch(color="0.5", alpha=0.25, label="shaded / whiskers: 95% bootstrap CI"))
+    ax0.set_xlim(-0.6, 0.6)
+    ax0.set_xticks([0], ["clean"])
+    ax0.set_ylabel("EER (%)")
+    ax0.set_ylim(bottom=0)
+    ax0.grid(alpha=0.3, axis="y")
+    ax.tick_params(labelleft=False)
+    if axis is not None:
+        if axis.log:
+            ax.set_xscale("log")
+            ax.minorticks_off()
+        ax.set_xticks(x, [f"{v:g}" for v in x])
+        if axis.reversed:
+            ax.invert_xaxis()
+        ax.set_xlabel(safe_label(axis.title + ("; harsher to the right" if axis.reversed else "")))
+    else:
+        import textwrap
+
+        ticks = [textwrap.fill(labels.get(s, f"s{s}"), 16) for _, (_, s) in cols]
+        ax.set_xticks(x, [safe_label(t) for t in ticks], fontsize=7 if max(map(len, ticks), default=0) > 10 else None)
+        if len(x):
+            ax.set_xlim(x[0] - 0.5, x[-1] + 0.5)
+        ax.set_xlabel("severity (level)" if kind != "attack" else "attack budget (severity)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="best")
+    what = "attack budget" if kind == "attack" else (axis.title.split(" (")[0] if axis is not None else "severity")
+    fig.suptitle(safe_label(f"EER against {what}: {family}"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize="small",
+               frameon=False)
     return fig
 
 
@@ -132,6 +184,8 @@ def _split(scores: pd.DataFrame, model: str, family: str, severity: int) -> tupl
 
 def fig_det(scores: pd.DataFrame, results: pd.DataFrame, family: str, models: Sequence[str] | None = None):
     """DET curves, one panel per condition of ``family`` (clean first), one line per model."""
+    import textwrap
+
     models = _models(results, models)
     conds = severity_labels(results, family)
     n = len(conds)
@@ -153,7 +207,9 @@ def fig_det(scores: pd.DataFrame, results: pd.DataFrame, family: str, models: Se
         ax.set_ylim(*lim)
         ax.set_xticks(ticks, labels, fontsize=6)
         ax.set_yticks(ticks, labels, fontsize=6)
-        ax.set_title(safe_label("clean" if (fam, sev) == CLEAN else f"{family} {label}"), fontsize=9)
+        lab = level_labels(results, family).get(sev, label)
+        ax.set_title(safe_label("clean" if (fam, sev) == CLEAN else textwrap.fill(f"{family} {lab}", 36)),
+                     fontsize=9 if len(f"{family} {lab}") <= 36 else 7.5)
         ax.set_xlabel("false acceptance (%)", fontsize=7)
         ax.set_ylabel("false rejection (%)", fontsize=7)
         ax.grid(alpha=0.3)
@@ -176,8 +232,10 @@ def worst_severity(results: pd.DataFrame, model: str, family: str) -> int | None
 def fig_histograms(scores: pd.DataFrame, results: pd.DataFrame, family: str,
                    models: Sequence[str] | None = None):
     """Per model: score histograms of bona fide and spoof, clean (filled) against the worst severity (lines)."""
+    import textwrap
+
     models = _models(results, models)
-    fig = _figure(min(3.2 * len(models), 12.8) + 0.3, 2.8 * int(np.ceil(len(models) / 4)) + 0.3)
+    fig = _figure(max(min(3.4 * len(models), 13.6), 6.4) + 0.3, 3.0 * int(np.ceil(len(models) / 4)) + 0.5)
     ncol = min(len(models), 4)
     nrow = int(np.ceil(len(models) / ncol))
     for i, m in enumerate(models):
@@ -197,11 +255,15 @@ def fig_histograms(scores: pd.DataFrame, results: pd.DataFrame, family: str,
             if data.size:
                 ax.hist(data, bins=bins, density=True, histtype=style, color=color, label=lab,
                         alpha=0.35 if style == "bar" else 1.0, linewidth=1.3)
-        ax.set_title(safe_label(f"{m}: clean vs s{worst}" if worst is not None else f"{m}: clean"), fontsize=9)
+        lab = level_labels(results, family).get(worst, f"s{worst}") if worst is not None else ""
+        ax.set_title(safe_label(textwrap.fill(f"{m}: clean vs s{worst} ({lab})" if worst is not None
+                                              else f"{m}: clean", 34)), fontsize=8)
         ax.set_xlabel("score (higher = more bona fide)", fontsize=7)
+        ax.set_ylabel("density", fontsize=7)
         ax.tick_params(labelsize=6)
         ax.legend(fontsize=6)
-    fig.suptitle(safe_label(f"Score histograms: {family} (worst severity = highest EER)"), fontsize=10)
+    title = f"Score histograms: {family} (worst severity = highest EER)"
+    fig.suptitle(safe_label(textwrap.fill(title, int(fig.get_figwidth() * 11))), fontsize=10)
     return fig
 
 
@@ -234,3 +296,67 @@ def fig_heatmap(results: pd.DataFrame, models: Sequence[str] | None = None, titl
     fig.colorbar(im, ax=ax, label="EER (%)")
     ax.set_title(safe_label(title))
     return fig
+
+
+def fig_overview(results: pd.DataFrame, models: Sequence[str] | None = None,
+                 names: Mapping[str, str] | None = None, title: str = "EER (%) by family and severity"):
+    """Per model a families x severities heat map (clean in the first column), the EER and the level's
+    label in every cell; one panel per model, two per row."""
+    import textwrap
+
+    models = _models(results, models)
+    names = dict(names or {})
+    fams = [f for f in dict.fromkeys(results["family"]) if f != "clean"] or []
+    sevs = sorted({int(s) for s in results["severity"] if int(s) != 0})
+    cols = ["clean"] + [f"s{s}" for s in sevs]
+    idx = results.set_index(["model", "family", "severity"])["eer"]
+    labs = {f: level_labels(results, f) for f in fams}
+    ncol = min(len(models), 2)
+    nrow = int(np.ceil(len(models) / ncol))
+    rows = max(len(fams), 1)
+    fig = _figure(ncol * (2.2 + 1.05 * len(cols)) + 0.8, nrow * (0.9 + 0.48 * rows) + 0.5)
+    vmax = max(50.0, float(np.nanmax(100 * results["eer"].to_numpy(float)))) if results["eer"].notna().any() else 50.0
+    im = None
+    for k, m in enumerate(models):
+        ax = fig.add_subplot(nrow, ncol, k + 1)
+        clean = float(idx.get((m, "clean", 0), np.nan))
+        data = np.array([[clean] + [float(idx.get((m, f, s), np.nan)) for s in sevs] for f in fams] or
+                        [[clean] + [np.nan] * len(sevs)]) * 100
+        im = ax.imshow(np.ma.masked_invalid(data), aspect="auto", cmap="viridis", vmin=0, vmax=vmax)
+        ax.set_xticks(np.arange(len(cols)), cols, fontsize=8)
+        ax.set_yticks(np.arange(rows), [safe_label(textwrap.shorten(f, 28)) for f in fams] or ["clean"], fontsize=8)
+        ax.set_title(safe_label(names.get(m, m)), fontsize=10)
+        for i, f in enumerate(fams or ["clean"]):
+            for j, col in enumerate(cols):
+                v = data[i, j]
+                if not np.isfinite(v):
+                    continue
+                sub = "" if j == 0 else textwrap.shorten(labs.get(f, {}).get(sevs[j - 1], ""), 15, placeholder="…")
+                ax.text(j, i, f"{v:.1f}", ha="center", va="bottom" if sub else "center", fontsize=9,
+                        color="white" if v < 0.6 * vmax else "black")
+                if sub:
+                    ax.text(j, i + 0.06, sub, ha="center", va="top", fontsize=6.5,
+                            color="white" if v < 0.6 * vmax else "black")
+    if im is not None:
+        fig.colorbar(im, ax=fig.axes, label="EER (%)", shrink=0.9)
+    fig.suptitle(safe_label(title))
+    return fig
+
+
+def save_figure(fig, base) -> dict[str, bytes]:
+    """Writes ``base``.png (for the HTML page), .svg (text kept as text) and .pdf; returns their bytes."""
+    from pathlib import Path
+
+    import matplotlib
+
+    base = Path(base)
+    out = {}
+    with matplotlib.rc_context({"svg.fonttype": "none", "pdf.fonttype": 42}):
+        for ext in ("png", "svg", "pdf"):
+            buf = io.BytesIO()
+            fig.savefig(buf, format=ext, dpi=DPI if ext == "png" else None)
+            out[ext] = buf.getvalue()
+            tmp = base.with_name(base.name + f".{ext}.tmp")
+            tmp.write_bytes(out[ext])
+            tmp.replace(base.with_name(base.name + f".{ext}"))
+    return out

@@ -21,8 +21,9 @@ import pandas as pd
 
 from reports import html as H
 from reports import plots as P
+from reports import render as R
 from reports import tables as T
-from reports.load import CLEAN, Run, RunError, conditions, families, family_kind, load_run
+from reports.load import CLEAN, Run, RunError, conditions, families, family_kind, level_labels, load_run
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +104,49 @@ def asv_table(run: Run, models: list[str]) -> T.Table | None:
                    caption="From asv_scores.csv in the run folder; lower is better.", key="tdcf")
 
 
+BY_CHOICES = ("speaker", "language", "attack")
+
+
+def breakdown(scores: pd.DataFrame, column: str, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
+    """EER per model x condition x value of a manifest column of scores.csv (``speaker``, ``language``):
+    that group's bona fide against its spoofs; for ``attack`` (the spoof generator), all bona fide
+    against that generator's spoofs."""
+    from bench.metrics import summarize
+
+    if column not in scores.columns:
+        raise RunError(f"scores.csv has no {column!r} column (the manifest had none, or the run predates it); "
+                       f"its columns: {', '.join(scores.columns)}")
+    df = scores[np.isfinite(scores["score"].to_numpy(float))].astype({column: str})
+    out = summarize(df, ["model", "family", "severity", column], n_boot=n_boot, seed=seed)
+    order = {c: i for i, c in enumerate(conditions(scores))}
+    models = {m: i for i, m in enumerate(dict.fromkeys(scores["model"]))}
+    key = [(models[m], order.get((f, int(s)), 0)) for m, f, s in zip(out["model"], out["family"], out["severity"])]
+    return out.iloc[sorted(range(len(out)), key=lambda i: key[i])].reset_index(drop=True)
+
+
+def breakdown_table(df: pd.DataFrame, results: pd.DataFrame, column: str, model: str, limit: int = 40) -> T.Table:
+    """Rows = conditions, columns = the values of ``column`` (at most ``limit``): EER (%) for one model."""
+    sub = df[df["model"] == model]
+    values = list(dict.fromkeys(v for v in sub[column] if v != "-"))[:limit]
+    rows = []
+    for (fam, sev), g in sub.groupby(["family", "severity"], sort=False):
+        lab = level_labels(results, fam).get(int(sev), f"s{sev}") if fam != "clean" else ""
+        name = "clean" if (fam, int(sev)) == CLEAN else f"{fam} {lab}"
+        e = g.set_index(column)["eer"]
+        rows.append([(name, name)] + [(T.pct(float(e.get(v, np.nan)), 1), T._num(e.get(v, np.nan))) for v in values])
+    n_all = sub[column].nunique()
+    return T.Table(f"EER (%) per {column}: {model}", ["condition", *values], rows,
+                   caption=f"Each cell: the EER of that {column}'s bona fide against its spoofs"
+                   + (f"; the first {limit} of {n_all} shown, all in by_{column}.csv." if n_all > limit else "."),
+                   key=f"by-{column}-{model}")
+
+
 def build_report(run_dir: str | Path, out: str | Path | None = None, reference: str | None = None,
-                 plots: bool = True) -> Report:
-    """Write every table, plot and the HTML page of one run; returns what was written."""
+                 plots: bool = True, by: tuple[str, ...] | list[str] = ()) -> Report:
+    """Write every table, plot and the HTML page of one run; returns what was written.
+
+    ``by`` adds breakdowns from scores.csv's manifest columns (``speaker``, ``language``), written as
+    ``by_<column>.csv`` and shown per model."""
     run = load_run(run_dir)
     out = Path(out) if out else run.path / "report"
     (out / "plots").mkdir(parents=True, exist_ok=True)
@@ -127,7 +168,11 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
             rep.notes.append(f"{len(run.problems) - n_bad} usable inputs carry a warning (stage 'level' in "
                              "problems.csv, e.g. a float file far above full scale).")
 
-    deg = T.degradation(res, reference or (models[0] if models else None))
+    bad = [b for b in by if b not in BY_CHOICES]
+    if bad:
+        raise RunError(f"--by {', '.join(bad)}: choose from {', '.join(BY_CHOICES)}")
+    competent, ref = _competent(res, models, reference, rep)
+    deg = T.degradation(competent, ref, scores=scores)
     rep.degradation = deg
     deg.to_csv(out / "degradation.csv", index=False)
     rep.files["degradation.csv"] = out / "degradation.csv"
@@ -137,11 +182,23 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
     tdcf = asv_table(run, models)
     if tdcf is None:
         rep.notes.append(NO_TDCF)
+    by_attack = run.by_attack
+    gen_tables = [t for m in models if by_attack is not None and (t := T.generator_table(by_attack, m))]
+    by_tables = []
+    for col in by:
+        if scores is None:
+            raise RunError(f"--by {col} needs scores.csv in {run.path}")
+        bd = breakdown(scores, col)
+        bd.to_csv(out / f"by_{col}.csv", index=False)
+        rep.files[f"by_{col}.csv"] = out / f"by_{col}.csv"
+        by_tables += [breakdown_table(bd, res, col, m) for m in models]
     from reports.operating import operating_table
 
     op = operating_table(res, models)
     rep.tables = [T.clean_table(res, models), *fam_tables, *deg_tables] + ([op] if op else []) \
         + ([tdcf] if tdcf else [])
+    rep.tables += gen_tables + by_tables
+    figures: list[tuple[str, str]] = []   # (file stem under plots/, caption) for Markdown and LaTeX
 
     title = f"Robustness report: {run.name}"
     page = H.Page(title, banner=DEMO_NOTE + " Do not cite these numbers." if run.is_demo else "")
@@ -149,22 +206,27 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
     page.definitions(provenance_items(run))
     for n in rep.notes:
         if n != DEMO_NOTE:
-            page.para(n, "note warn" if "could not" in n or "not finished" in n else "note")
+            page.para(n, "note warn" if "could not" in n or "not finished" in n or n.startswith("Competence")
+                      or "leave out" in n else "note")
 
     def add_fig(fig, name: str, alt: str, caption: str = "") -> None:
-        png = P.png_bytes(fig)
-        path = out / "plots" / f"{slug(name)}.png"
-        path.write_bytes(png)
-        rep.files[f"plots/{path.name}"] = path
-        page.figure(png, alt, caption)
+        base = out / "plots" / slug(name)
+        data = P.save_figure(fig, base)
+        for ext in data:
+            rep.files[f"plots/{base.name}.{ext}"] = base.with_name(f"{base.name}.{ext}")
+        figures.append((f"plots/{base.name}", alt))
+        page.figure(data["png"], alt, caption)
 
     page.section("Clean condition")
     page.table(rep.tables[0])
     page.section("Overview")
     if plots:
-        add_fig(P.fig_heatmap(res, models), "heatmap", "EER heatmap of every model and condition")
+        add_fig(P.fig_overview(res, models), "overview", "EER (%) by family and severity, one panel per model")
     for t in deg_tables:
         page.table(t)
+    if len(models) < 2:
+        page.para("mCE and relative CE are not shown: they compare models against a reference model, and this "
+                  "run has one model (compare runs with `bench compare`).", "note")
     for fam, t in zip(families(res), fam_tables):
         page.section(f"{'Attack' if family_kind(res, fam) == 'attack' else 'Family'}: {fam}")
         page.table(t)
@@ -185,20 +247,50 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
     if tdcf is not None:
         page.section("min t-DCF")
         page.table(tdcf)
+    if gen_tables:
+        page.section("Spoof generators")
+        for t in gen_tables:
+            page.table(t)
+    for col in by:
+        page.section(f"By {col}")
+        for t in by_tables:
+            if t.key.startswith(f"by-{col}-"):
+                page.table(t)
     if len(run.problems):
         page.section("Inputs that could not be used")
         cols = [c for c in ("utt_id", "stage", "family", "severity", "model", "reason") if c in run.problems]
         shown = run.problems[cols].head(200)
         page.table(T.frame_table(shown, f"problems.csv (first {len(shown)} of {len(run.problems)})", key="problems"))
 
-    md = [f"# {T.md_escape(title)}", ""] + [f"> {T.md_escape(n)}" for n in rep.notes] + [""]
-    md += [f"- **{T.md_escape(k)}**: {T.md_escape(v)}" for k, v in provenance_items(run)] + [""]
-    md += [T.to_markdown(t) for t in rep.tables]
+    md = [f"# {R.md_escape(title)}", ""] + [f"> {R.md_escape(n)}" for n in rep.notes] + [""]
+    md += [f"- **{R.md_escape(k)}**: {R.md_escape(v)}" for k, v in provenance_items(run)] + [""]
+    md += [R.to_markdown(t) for t in rep.tables]
+    if figures:
+        md += ["## Figures", ""]
+        md += [f"![{R.md_escape(c)}]({f}.png)\n\n{R.md_escape(c)} ([SVG]({f}.svg), [PDF]({f}.pdf))\n"
+               for f, c in figures]
     _write(out / "report.md", "\n".join(md), rep)
-    _write(out / "report.tex", T.latex_document(rep.tables, title), rep)
+    _write(out / "report.tex", R.latex_document(rep.tables, title, [(f + ".pdf", c) for f, c in figures]), rep)
     _write(out / "report.html", page.render(), rep)
     log.info("report of %s written to %s", run.path, out)
     return rep
+
+
+def _competent(res: pd.DataFrame, models: list[str], reference: str | None,
+               rep: Report) -> tuple[pd.DataFrame, str | None]:
+    """The results the cross-model aggregates use (at-chance and inverted models left out, with notes), and
+    the reference model of the mCE (the first competent model unless a competent one was asked for)."""
+    from bench.competence import exclusion_note, flagged
+
+    flags = flagged(res)
+    rep.notes.extend(f"Competence check: {msg}" for msg in flags.values())
+    keep = [m for m in models if m not in flags]
+    if flags:
+        rep.notes.append(exclusion_note(list(flags), "The degradation (mean increase, CE, mCE) tables"))
+    ref = reference if reference in keep else (keep[0] if keep else None)
+    if reference is not None and reference != ref:
+        rep.notes.append(f"--reference {reference} is at chance or inverted; the mCE reference is {ref} instead")
+    return res[res["model"].isin(keep)], ref
 
 
 def _write(path: Path, text: str, rep: Report) -> None:

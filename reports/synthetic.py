@@ -28,8 +28,10 @@ def level_params(family: str, kind: str, severity: int) -> dict[str, Any]:
     if kind == "attack":
         return {"snr_db": 50.0 - 10.0 * (severity - 1), "steps": 10, "restarts": 1}
     if kind == "chain":
-        return {"steps": [{"family": s, "severity": severity, "params": {"level": severity}, "version": 1}
-                          for s in family.split("+")]}
+        return {"steps": [{"family": s, "severity": severity, "params": level_params(s, "perturbation", severity),
+                           "version": 1} for s in family.split("+")]}
+    if family.startswith("room"):
+        return {"rt60": round(0.3 * severity, 2)}
     if "noise" in family:
         return {"snr_db": 30.0 - 5.0 * severity}
     return {"bitrate": int(128000 // 2 ** severity)}
@@ -52,7 +54,10 @@ def make_scores(models: Sequence[str], conds: Sequence[Condition], n_bonafide: i
     sep = {m: (separation or {}).get(m, 3.0 - 0.5 * i) for i, m in enumerate(models)}
     utt = [f"B{i:04d}" for i in range(n_bonafide)] + [f"S{i:04d}" for i in range(n_spoof)]
     label = np.array(["bonafide"] * n_bonafide + ["spoof"] * n_spoof)
-    sign = np.where(label == "bonafide", 0.5, -0.5)
+    # the manifest's columns: four speakers; three spoof generators, A03 the hardest to detect
+    speaker = [f"spk{i % 4}" for i in range(len(utt))]
+    attack = np.array(["-"] * n_bonafide + [f"A0{1 + i % 3}" for i in range(n_spoof)])
+    sign = np.where(label == "bonafide", 0.5, np.where(attack == "A03", -0.2, -0.5))
     latent = rng.normal(0.0, 1.0, len(utt))
     frames = []
     for m in models:
@@ -60,7 +65,8 @@ def make_scores(models: Sequence[str], conds: Sequence[Condition], n_bonafide: i
             d = max(sep[m] - (drop or {}).get(c.family, 0.6) * c.severity, 0.0)
             score = sign * d + latent + noise * rng.normal(0.0, 1.0, len(utt))
             frames.append(pd.DataFrame({"utt_id": utt, "model": m, "family": c.family, "severity": c.severity,
-                                        "label": label, "score": score, "policy": "official"}))
+                                        "label": label, "score": score, "policy": "official",
+                                        "speaker": speaker, "attack": attack}))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -68,14 +74,14 @@ def write_run(folder: str | Path, scores: pd.DataFrame, conds: Sequence[Conditio
               n_boot: int = 50, seed: int = 0, suite: str = "synthetic",
               problems: pd.DataFrame | None = None) -> Path:
     """Write a run folder from a scores table (results.csv through bench.results.results_table)."""
-    from bench.results import results_table, write_tables
+    from bench.results import by_attack_table, results_table, write_tables
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     results = results_table(scores, suite, conds, n_boot=n_boot, seed=seed)
     if problems is None:
         problems = pd.DataFrame(columns=["utt_id", "path", "stage", "family", "severity", "model", "reason"])
-    write_tables(folder, results, scores, problems)
+    write_tables(folder, results, scores, problems, by_attack_table(scores, suite, conds, n_boot=n_boot, seed=seed))
     models = list(dict.fromkeys(scores["model"]))
     n_utt = scores["utt_id"].nunique()
     meta = {"config": {"suite": suite, "models": models, "data": data_spec, "seed": seed},

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from reports.load import CLEAN, families, level_params
+from reports.load import CLEAN, families, level_labels, level_params
 
 #: what results.csv stores per cell, shown in the table as EER% [low, high]
 CI_COLUMNS = ("eer", "eer_ci_low", "eer_ci_high")
@@ -75,12 +75,24 @@ def format_params(params: dict[str, Any]) -> str:
             name = s.get("family") or s.get("attack") or "?"
             parts.append(f"{name}({format_params(s.get('params', {}))})")
         return " + ".join(parts)
-    return ", ".join(f"{k}={v}" for k, v in params.items())
+    return ", ".join(f"{k}={v}" for k, v in params.items() if v is not None)
 
 
 def level_caption(results: pd.DataFrame, family: str) -> str:
     lv = level_params(results, family)
-    return "; ".join(f"s{s}: {format_params(p)}" for s, p in sorted(lv.items()) if s != 0)
+    labels = level_labels(results, family)
+    return "; ".join(f"s{s} = {labels.get(s, f's{s}')} ({format_params(p)})" for s, p in sorted(lv.items())
+                     if s != 0 and p)
+
+
+def column_labels(results: pd.DataFrame, family: str) -> list[str]:
+    """Header of a family's severity columns: clean, then each level's label (unit included), unique."""
+    labels = level_labels(results, family)
+    out = ["clean"]
+    for _, (_, s) in severity_labels(results, family)[1:]:
+        lab = labels.get(s) or f"s{s}"
+        out.append(lab if lab not in out else f"{lab} (s{s})")
+    return out
 
 
 def budget_of(params: dict[str, Any]) -> tuple[str, float] | None:
@@ -123,7 +135,7 @@ def eer_table(results: pd.DataFrame, family: str, models: Sequence[str] | None =
     kind = _kind(results, family)
     cap = level_caption(results, family)
     return Table(f"EER (%) against severity: {family}" + (" (attack budgets)" if kind == "attack" else ""),
-                 ["model", *grids[0].columns], rows,
+                 ["model", *column_labels(results, family)], rows,
                  caption=("Cells: EER % [95% bootstrap CI]. " + (f"Levels: {cap}." if cap else "")).strip(),
                  key=f"eer-{family}")
 
@@ -156,12 +168,56 @@ def _kind(results: pd.DataFrame, family: str) -> str:
 
 
 # ---------------------------------------------------------------- degradation / mCE
-def degradation(results: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
-    """Per model x family: clean_eer, mean_eer, mean_increase, ce, rel_ce (see the module docstring)."""
+DEG_COLUMNS = ["model", "family", "reference", "n_severities", "clean_eer", "mean_eer", "mean_increase", "ce",
+               "rel_ce", "mean_increase_ci_low", "mean_increase_ci_high", "significant"]
+
+
+def mean_increase_ci(scores: pd.DataFrame | None, model: str, family: str, severities: Sequence[int],
+                     n_boot: int = 200, seed: int = 0, alpha: float = 0.05) -> tuple[float, float] | None:
+    """95% interval of mean_s EER(family, s) - EER(clean) by a paired bootstrap over utterances: every
+    resample draws the same utterances in every condition (the conditions hold the same utterances,
+    sorted by utt_id, and :func:`bench.metrics.bootstrap_eers` draws positions from the seed alone).
+    None when the scores are missing or the conditions do not hold the same utterances."""
+    from bench.metrics import bootstrap_eers
+
+    if scores is None or not len(severities):
+        return None
+    sub = scores[(scores["model"] == model) & (((scores["family"] == CLEAN[0]) & (scores["severity"] == 0))
+                                               | ((scores["family"] == family) & scores["severity"].isin(severities)))]
+    parts = {}
+    for (f, sev), g in sub.groupby(["family", "severity"], sort=False):
+        g = g[np.isfinite(g["score"].to_numpy(float))]
+        if g["utt_id"].duplicated().any():
+            return None
+        parts[(f, int(sev))] = g.set_index("utt_id")[["label", "score"]].sort_index()
+    keys = [CLEAN] + [(family, int(s)) for s in severities]
+    if any(k not in parts for k in keys):
+        return None
+    ref = parts[CLEAN]
+    if ref.empty or any(not parts[k].index.equals(ref.index) or not (parts[k]["label"] == ref["label"]).all()
+                        for k in keys[1:]):
+        return None
+    bona = (ref["label"] == "bonafide").to_numpy()
+    spoof = (ref["label"] == "spoof").to_numpy()
+    if not bona.any() or not spoof.any():
+        return None
+    eers = {k: bootstrap_eers(parts[k]["score"].to_numpy(float)[bona], parts[k]["score"].to_numpy(float)[spoof],
+                              n_boot=n_boot, seed=seed) for k in keys}
+    diff = np.mean([eers[k] for k in keys[1:]], axis=0) - eers[CLEAN]
+    diff = diff[np.isfinite(diff)]
+    if diff.size == 0:
+        return None
+    lo, hi = np.quantile(diff, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def degradation(results: pd.DataFrame, reference: str | None = None, scores: pd.DataFrame | None = None,
+                n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Per model x family: clean_eer, mean_eer, mean_increase, ce, rel_ce (see the module docstring); with
+    ``scores``, the paired-bootstrap interval of mean_increase and ``significant`` (it excludes 0)."""
     models = list(dict.fromkeys(results["model"]))
     if not models:
-        return pd.DataFrame(columns=["model", "family", "reference", "n_severities", "clean_eer", "mean_eer",
-                                     "mean_increase", "ce", "rel_ce"])
+        return pd.DataFrame(columns=DEG_COLUMNS)
     ref = reference if reference is not None else models[0]
     if ref not in models:
         raise ValueError(f"reference model {ref!r} is not in the run; its models: {', '.join(models)}")
@@ -185,11 +241,14 @@ def degradation(results: pd.DataFrame, reference: str | None = None) -> pd.DataF
             if common:
                 ce = _div(a.sum(), b.sum())
                 rel = _div((a - clean[m]).sum(), (b - clean[ref]).sum())
+            ci = mean_increase_ci(scores, m, fam, sorted(mine), n_boot=n_boot, seed=seed)
+            lo, hi = ci if ci is not None else (np.nan, np.nan)
             rows.append({"model": m, "family": fam, "reference": ref, "n_severities": len(mine),
                          "clean_eer": clean[m], "mean_eer": float(vals.mean()),
-                         "mean_increase": float(vals.mean() - clean[m]), "ce": ce, "rel_ce": rel})
-    return pd.DataFrame(rows, columns=["model", "family", "reference", "n_severities", "clean_eer", "mean_eer",
-                                       "mean_increase", "ce", "rel_ce"])
+                         "mean_increase": float(vals.mean() - clean[m]), "ce": ce, "rel_ce": rel,
+                         "mean_increase_ci_low": lo, "mean_increase_ci_high": hi,
+                         "significant": bool(ci is not None and (lo > 0 or hi < 0))})
+    return pd.DataFrame(rows, columns=DEG_COLUMNS)
 
 
 def _div(a: float, b: float) -> float:
@@ -209,23 +268,62 @@ def mce(deg: pd.DataFrame, value: str = "ce") -> pd.DataFrame:
 
 
 def degradation_tables(deg: pd.DataFrame) -> list[Table]:
+    """Mean EER increase (marked * where its paired-bootstrap CI excludes 0); CE and relative CE only when
+    the run has a model other than the reference (a model against itself is 1.00 everywhere), without
+    the reference's own row."""
     if deg.empty:
         return []
     ref = str(deg["reference"].iloc[0])
+    models = list(dict.fromkeys(deg["model"]))
     out = []
-    for value, title, fmt, cap in (
-            ("mean_increase", "Mean EER increase over clean (EER points, %)", pct,
-             "Per family: the mean over severities of EER(f, s) - EER(clean); column mean: over families."),
-            ("ce", "Corruption error on EER (mCE), reference " + ref, ratio,
+    w = mce(deg, "mean_increase")
+    sig = deg.set_index(["model", "family"])["significant"] if "significant" in deg else pd.Series(dtype=bool)
+    tested = "mean_increase_ci_low" in deg and deg["mean_increase_ci_low"].notna().any()
+    rows = []
+    for m in w.index:
+        row = [(str(m), str(m))]
+        for fam, v in w.loc[m].items():
+            mark = "*" if fam != "mean" and bool(sig.get((m, fam), False)) else ""
+            row.append((pct(float(v)) + mark, _num(v)))
+        rows.append(row)
+    cap = "Per family: the mean over severities of EER(f, s) - EER(clean); column mean: over families."
+    if tested:
+        cap += " * = its 95% paired-bootstrap interval (same utterances resampled in every condition) excludes 0."
+    out.append(Table("Mean EER increase over clean (EER points, %)", ["model", *[str(c) for c in w.columns]],
+                     rows, caption=cap, key="deg-mean_increase"))
+    if len(models) < 2:
+        return out
+    for value, title, cap in (
+            ("ce", "Corruption error on EER (mCE), reference " + ref,
              f"CE = sum over severities of the model's EER / sum of the reference model's ({ref}); "
              "1.00 = as robust as the reference, lower is better; mean = mCE."),
-            ("rel_ce", "Relative corruption error on EER, reference " + ref, ratio,
+            ("rel_ce", "Relative corruption error on EER, reference " + ref,
              f"Relative CE = sum of (EER(f, s) - EER(clean)) / the same for {ref} (ImageNet-C's relative mCE); "
              "– where the reference does not degrade.")):
         w = mce(deg, value)
-        rows = [[(str(m), str(m))] + [(fmt(float(v)), _num(v)) for v in w.loc[m]] for m in w.index]
+        rows = [[(str(m), str(m))] + [(ratio(float(v)), _num(v)) for v in w.loc[m]] for m in w.index if m != ref]
         out.append(Table(title, ["model", *[str(c) for c in w.columns]], rows, caption=cap, key=f"deg-{value}"))
     return out
+
+
+def generator_table(by_attack: pd.DataFrame, model: str) -> Table | None:
+    """Rows = conditions (family and level), columns = spoof generators: the EER (%) of all bona fide clips
+    against that generator's spoofs (results_by_attack.csv), for one model. None without generators."""
+    sub = by_attack[by_attack["model"] == model]
+    gens = sorted(g for g in dict.fromkeys(sub["attack"]) if g != "-")
+    if not gens:
+        return None
+    n = sub.groupby("attack")["n_spoof"].max()
+    rows = []
+    for (fam, sev), g in sub.groupby(["family", "severity"], sort=False):
+        lab = str(g["level_label"].iloc[0]) if "level_label" in g and str(g["level_label"].iloc[0]) else f"s{sev}"
+        name = "clean" if (fam, int(sev)) == CLEAN else f"{fam} {lab}"
+        e = g.set_index("attack")["eer"]
+        rows.append([(name, name)] + [(pct(float(e.get(x, np.nan)), 1), _num(e.get(x, np.nan))) for x in gens])
+    return Table(f"EER (%) per spoof generator: {model}", ["condition", *[f"{x} (n={int(n.get(x, 0))})" for x in gens]],
+                 rows, caption="Each cell: all bona fide clips against that generator's spoofs (the manifest's "
+                 "attack column), as ASVspoof reports A07-A19; n = spoofs of the generator per condition.",
+                 key=f"gen-{model}")
 
 
 def frame_table(df: pd.DataFrame, title: str, caption: str = "", key: str = "") -> Table:
@@ -233,50 +331,3 @@ def frame_table(df: pd.DataFrame, title: str, caption: str = "", key: str = "") 
     rows = [[("" if pd.isna(v) else str(v), _num(v) if not isinstance(v, str) else v) for v in r]
             for r in df.itertuples(index=False)]
     return Table(title, [str(c) for c in df.columns], rows, caption=caption, key=key)
-
-
-# ---------------------------------------------------------------- Markdown / LaTeX
-def md_escape(s: str) -> str:
-    return str(s).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
-
-
-def to_markdown(t: Table) -> str:
-    lines = [f"### {md_escape(t.title)}", ""]
-    lines.append("| " + " | ".join(md_escape(c) for c in t.columns) + " |")
-    lines.append("|" + "|".join([" --- "] + [" ---: "] * (len(t.columns) - 1)) + "|")
-    for r in t.rows:
-        lines.append("| " + " | ".join(md_escape(c[0]) for c in r) + " |")
-    if t.caption:
-        lines += ["", md_escape(t.caption)]
-    for n in t.notes:
-        lines += ["", md_escape(n)]
-    return "\n".join(lines) + "\n"
-
-
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "–": "--",
-        "<": r"\textless{}", ">": r"\textgreater{}"}
-
-
-def tex_escape(s: str) -> str:
-    return "".join(_TEX.get(ch, ch) for ch in str(s))
-
-
-def to_latex(t: Table) -> str:
-    spec = "l" + "r" * (len(t.columns) - 1)
-    out = [r"\begin{table}[ht]", r"\centering", r"\small", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-           " & ".join(tex_escape(c) for c in t.columns) + r" \\", r"\midrule"]
-    out += [" & ".join(tex_escape(c[0]) for c in r) + r" \\" for r in t.rows]
-    out += [r"\bottomrule", r"\end{tabular}",
-            rf"\caption{{{tex_escape(t.title)}" + (f". {tex_escape(t.caption)}" if t.caption else "") + "}"]
-    if t.key:
-        out.append(rf"\label{{tab:{tex_escape(t.key)}}}")
-    out.append(r"\end{table}")
-    return "\n".join(out) + "\n"
-
-
-def latex_document(tables: list[Table], title: str) -> str:
-    head = [r"% generated by `bench report`; needs \usepackage{booktabs}", r"\documentclass{article}",
-            r"\usepackage[T1]{fontenc}", r"\usepackage[utf8]{inputenc}", r"\usepackage{booktabs}",
-            r"\begin{document}", rf"\section*{{{tex_escape(title)}}}"]
-    return "\n".join(head) + "\n" + "\n".join(to_latex(t) for t in tables) + r"\end{document}" + "\n"

@@ -21,3 +21,4 @@ fi
 .venv/bin/pip install -q -e '.[dev,ray,benchmarks]'
 # torchattacks (a reference in the attack tests) declares torchvision and an old requests it does not need
 .venv/bin/python -c 'import torchattacks' 2>/dev/null || .venv/bin/pip install -q --no-deps 'torchattacks>=3.5'
+echo "set-up done; next: .venv/bin/bench weights --from ../shared/weights (or without --from to download), then .venv/bin/bench run --suite compression --limit 16"

@@ -103,22 +103,48 @@ def test_input_gradient_in_eval_mode(model):
     assert (x.grad.abs().sum(dim=1) > 0).all()
 
 
-def test_sinc_bank_matches_the_official_numpy_formula(model):
+def _official_bank(n_filt: int, k: int, sr: int) -> torch.Tensor:
+    """The official SincConv.__init__ + forward arithmetic, statement for statement (hsupp is a float32
+    torch tensor, so the sinc argument is float32 and np.sinc evaluates it in float32)."""
+    f = int(sr / 2) * np.linspace(0, 1, int(512 / 2) + 1)
+    fmel = 2595 * np.log10(1 + f / 700)
+    mel = 700 * (10 ** (np.linspace(np.min(fmel), np.max(fmel), n_filt + 1) / 2595) - 1)
+    hsupp = torch.arange(-(k - 1) / 2, (k - 1) / 2 + 1)
+    band_pass = torch.zeros(n_filt, k)
+    for i in range(len(mel) - 1):
+        fmin, fmax = mel[i], mel[i + 1]
+        h_high = (2 * fmax / sr) * np.sinc(2 * fmax * hsupp / sr)
+        h_low = (2 * fmin / sr) * np.sinc(2 * fmin * hsupp / sr)
+        band_pass[i, :] = torch.Tensor(np.hamming(k)) * torch.Tensor(h_high - h_low)
+    return band_pass
+
+
+def test_sinc_bank_is_the_official_float32_arithmetic(model):
     k, sr, n_filt = 1025, 16000, CONFIG["filts"][0]
+    bank = model.Sinc_conv.band_pass.squeeze(1)
+    assert bank.dtype == torch.float32 and bank.shape == (n_filt, k)
+    assert torch.equal(bank, _official_bank(n_filt, k, sr))  # bit-identical, not merely close
+    # the float64 textbook formula is close but not equal (the official argument is float32)
     f = int(sr / 2) * np.linspace(0, 1, 257)
     fmel = 2595 * np.log10(1 + f / 700)
     edges = 700 * (10 ** (np.linspace(fmel.min(), fmel.max(), n_filt + 1) / 2595) - 1)
     hsupp = np.arange(-(k - 1) / 2, (k - 1) / 2 + 1)
-    ref = np.stack([np.hamming(k) * ((2 * edges[i + 1] / sr) * np.sinc(2 * edges[i + 1] * hsupp / sr)
-                                     - (2 * edges[i] / sr) * np.sinc(2 * edges[i] * hsupp / sr))
-                    for i in range(n_filt)])
-    bank = model.Sinc_conv.band_pass.squeeze(1).double().numpy()
-    assert bank.shape == (n_filt, k)
-    np.testing.assert_allclose(bank, ref, atol=1e-7)
+    ref64 = np.stack([np.hamming(k) * ((2 * edges[i + 1] / sr) * np.sinc(2 * edges[i + 1] * hsupp / sr)
+                                       - (2 * edges[i] / sr) * np.sinc(2 * edges[i] * hsupp / sr))
+                      for i in range(n_filt)])
+    np.testing.assert_allclose(bank.double().numpy(), ref64, atol=1e-6)
     # each filter passes its own band: the peak of its response lies between its edges
     freqs = np.fft.rfftfreq(8192, 1 / sr)
-    peaks = freqs[np.abs(np.fft.rfft(bank, 8192, axis=1)).argmax(axis=1)]
+    peaks = freqs[np.abs(np.fft.rfft(bank.double().numpy(), 8192, axis=1)).argmax(axis=1)]
     assert ((peaks >= edges[:-1] - 20) & (peaks <= edges[1:] + 20)).all()
+
+
+def test_scores_equal_the_official_bank_convolution(model):
+    """With the official bank the sinc layer's output is the official one exactly (same conv input)."""
+    x = _wav(seed=5)[:, None, :]
+    got = model.Sinc_conv(x)
+    want = torch.nn.functional.conv1d(x, _official_bank(20, 1025, 16000).view(20, 1, 1025))
+    assert torch.equal(got, want)
 
 
 def test_too_short_input_is_refused_with_the_minimum(model):

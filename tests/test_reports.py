@@ -10,6 +10,7 @@ import pytest
 
 from bench.cli import main as bench_main
 from reports import plots as P
+from reports import render as R
 from reports import tables as T
 from reports.check import check_runs
 from reports.compare import compare_runs
@@ -65,18 +66,21 @@ def test_eer_grid_places_values_in_model_rows_and_severity_columns():
 def test_markdown_and_latex_escape_and_hold_cells():
     res = _results([("m_1 & 50%", "clean", 0, 0.1), ("m_1 & 50%", "mp3", 1, 0.25)])
     t = T.eer_table(res, "mp3")
-    md = T.to_markdown(t)
+    md = R.to_markdown(t)
     assert "| m_1 & 50% | 10.00 [9.00, 12.00] | 25.00 [24.00, 27.00] |" in md
-    tex = T.to_latex(t)
-    assert r"m\_1 \& 50\% & 10.00 [9.00, 12.00] & 25.00 [24.00, 27.00] \\" in tex
-    assert "|" not in T.md_escape("a|b").replace("\\|", "")
+    tex = R.to_latex(t)
+    assert (r"m\_1 \& 50\% & \shortstack[r]{10.00\\\scriptsize [9.00, 12.00]} & "
+            r"\shortstack[r]{25.00\\\scriptsize [24.00, 27.00]} \\") in tex
+    assert "|" not in R.md_escape("a|b").replace("\\|", "")
 
 
 def test_level_caption_and_budget_labels():
     res = _results([("A", "clean", 0, 0.1),
                     ("A", "pgd", 1, 0.2, "attack", json.dumps({"snr_db": 40.0, "steps": 10})),
                     ("A", "pgd", 2, 0.3, "attack", json.dumps({"snr_db": 30.0, "steps": 10}))])
-    assert T.level_caption(res, "pgd") == "s1: snr_db=40.0, steps=10; s2: snr_db=30.0, steps=10"
+    assert T.level_caption(res, "pgd") == ("s1 = ε = 40 dB SNR (snr_db=40.0, steps=10); "
+                                           "s2 = ε = 30 dB SNR (snr_db=30.0, steps=10)")
+    assert T.eer_table(res, "pgd").columns == ["model", "clean", "ε = 40 dB SNR", "ε = 30 dB SNR"]
     ticks, axis = P.budget_labels(res, "pgd")
     assert ticks == ["clean", "40 dB", "30 dB"] and "SNR" in axis
 
@@ -101,26 +105,53 @@ def test_degradation_and_mce_arithmetic():
 
 
 # ---------------------------------------------------------------- plots
-def test_eer_curve_has_one_line_per_model_with_the_table_values(run_dir):
+def test_eer_curve_has_one_line_per_model_in_the_family_unit(run_dir):
     run = load_run(run_dir)
     fig = P.fig_eer_curve(run.results, "mp3")
-    ax = fig.axes[0]
+    clean_ax, ax = fig.axes
     assert len(ax.get_lines()) == len(run.models) == 2
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == run.models
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[:2] == run.models and "95% bootstrap CI" in legend[2]
     grid = T.eer_grid(run.results, "mp3")
     for line, m in zip(ax.get_lines(), run.models):
-        assert np.allclose(line.get_ydata(), 100 * grid.loc[m].to_numpy())
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["clean", "s1", "s2", "s3"]
-    att = P.fig_eer_curve(run.results, "pgd-linf").axes[0]
-    assert [t.get_text() for t in att.get_xticklabels()] == ["clean", "50 dB", "40 dB"]
+        assert np.allclose(line.get_ydata(), 100 * grid.loc[m].to_numpy()[1:])
+    # synthetic mp3 levels are 64, 32, 16 kb/s: a log bitrate axis, harsher (lower) to the right
+    assert ax.get_xscale() == "log" and ax.xaxis_inverted()
+    assert list(ax.get_lines()[0].get_xdata()) == [64.0, 32.0, 16.0]
+    assert "kb/s" in ax.get_xlabel() and clean_ax.get_ylabel() == "EER (%)"
+    assert [t.get_text() for t in clean_ax.get_xticklabels()] == ["clean"]
+    att = P.fig_eer_curve(run.results, "pgd-linf").axes[1]
+    assert list(att.get_lines()[0].get_xdata()) == [50.0, 40.0] and "SNR" in att.get_xlabel()
     assert "budget" in att.get_xlabel()
+
+
+def test_every_figure_is_written_as_png_svg_with_text_and_pdf(run_dir, tmp_path):
+    run = load_run(run_dir)
+    data = P.save_figure(P.fig_eer_curve(run.results, "mp3"), tmp_path / "eer")
+    assert data["png"][:8] == b"\x89PNG\r\n\x1a\n" and data["pdf"][:5] == b"%PDF-"
+    svg = (tmp_path / "eer.svg").read_text()
+    assert "EER against bitrate: mp3" in svg and "<text" in svg      # svg.fonttype none: text stays text
+    assert (tmp_path / "eer.pdf").read_bytes() == data["pdf"]
+
+
+def test_overview_is_a_families_by_severities_grid_per_model(run_dir):
+    run = load_run(run_dir)
+    fig = P.fig_overview(run.results)
+    panels = [a for a in fig.axes if a.images]
+    assert [a.get_title() for a in panels] == run.models
+    data = panels[0].images[0].get_array()
+    assert data.shape == (2, 4)                                # mp3, pgd-linf x clean, s1..s3
+    idx = run.results.set_index(["model", "family", "severity"])["eer"]
+    assert data[0, 3] == pytest.approx(100 * idx[("model-a", "mp3", 3)])
+    texts = [t.get_text() for t in panels[0].texts]
+    assert f"{100 * idx[('model-a', 'mp3', 3)]:.1f}" in texts and "16 kb/s" in texts
 
 
 def test_det_histogram_and_heatmap_figures(run_dir):
     run = load_run(run_dir)
     det = P.fig_det(run.scores, run.results, "mp3")
     assert len(det.axes) == 4                                   # clean, s1, s2, s3
-    assert [a.get_title() for a in det.axes] == ["clean", "mp3 s1", "mp3 s2", "mp3 s3"]
+    assert [a.get_title() for a in det.axes] == ["clean", "mp3 64 kb/s", "mp3 32 kb/s", "mp3 16 kb/s"]
     for a in det.axes:
         assert len([ln for ln in a.get_lines() if not ln.get_label().startswith("_")]) == 2
     hist = P.fig_histograms(run.scores, run.results, "mp3")
@@ -153,8 +184,12 @@ def test_bench_report_writes_tables_plots_and_page(run_dir, tmp_path, capsys):
     deg = pd.read_csv(out / "degradation.csv")
     assert set(deg["family"]) == {"mp3", "pgd-linf"} and set(deg["model"]) == {"model-a", "model-b"}
     pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
-    assert pngs == sorted(["heatmap.png", "eer-mp3.png", "det-mp3.png", "hist-mp3.png", "eer-pgd-linf.png",
+    assert pngs == sorted(["overview.png", "eer-mp3.png", "det-mp3.png", "hist-mp3.png", "eer-pgd-linf.png",
                            "det-pgd-linf.png", "hist-pgd-linf.png"])
+    for p in pngs:
+        assert (out / "plots" / p.replace(".png", ".svg")).is_file() and (out / "plots" / p.replace(".png", ".pdf")).is_file()
+    assert "![EER against bitrate: mp3](plots/eer-mp3.png)" in md or "](plots/eer-mp3.png)" in md
+    assert "| model | clean | 64 kb/s | 32 kb/s | 16 kb/s |" in md
     assert all((out / "plots" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 

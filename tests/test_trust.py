@@ -343,7 +343,7 @@ def test_every_json_output_passes_a_strict_parser(tmp_path, monkeypatch):
             ["score", "--model", "userplugin.tiny_detector:TinyDetector", "--checkpoint", str(ckpt), "--json",
              str(good), str(tmp_path / "missing.wav")],
             ["weights", "aasist-l", "--from", weights, "--json"],
-            ["perturb", "--family", "white-noise", "--severity", "1", str(good), str(tmp_path / "o.wav")]]
+            ["perturb", "--json", "--family", "white-noise", "--severity", "1", str(good), str(tmp_path / "o.wav")]]
     for c in cmds:
         p = subprocess.run([sys.executable, "-m", "bench.cli", *c], capture_output=True, text=True, env=env)
         assert "NaN" not in p.stdout and "Infinity" not in p.stdout, c

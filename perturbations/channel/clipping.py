@@ -38,3 +38,12 @@ class Clipping(Perturbation):
         x = np.asarray(wav, dtype=np.float32)
         limit = np.float32(self.threshold) * np.max(np.abs(x)) if x.size else np.float32(0)
         return np.clip(x, -limit, limit)
+
+    def apply_torch(self, wav, sr, rng, context=None):
+        import torch
+
+        x = wav.float()
+        if not x.numel():
+            return x
+        limit = float(np.float32(self.threshold) * np.float32(x.abs().max().item()))
+        return torch.clamp(x, -limit, limit)

@@ -37,3 +37,10 @@ class Gain(Perturbation):
         if peak > 1.0 and context is not None:
             context.report.append(f"gain: peak {peak:.2f} above full scale (not clipped)")
         return y.astype(np.float32)
+
+    def apply_torch(self, wav, sr, rng, context=None):
+        y = wav.double() * 10.0 ** (self.gain_db / 20.0)
+        peak = float(y.abs().max()) if y.numel() else 0.0
+        if peak > 1.0 and context is not None:
+            context.report.append(f"gain: peak {peak:.2f} above full scale (not clipped)")
+        return y.float()

@@ -49,3 +49,12 @@ class Quantization(Perturbation):
         top = 2 ** (int(self.bits) - 1) - 1  # codes -top..top
         codes = np.clip(np.round(x / scale * top), -top, top)
         return (codes * (scale / top)).astype(np.float32)
+
+    def apply_torch(self, wav, sr, rng, context=None):
+        x = wav.double()
+        scale = float(x.abs().max()) if self.full_scale == "peak" and x.numel() else 1.0
+        if scale == 0.0:
+            return x.float()
+        top = 2 ** (int(self.bits) - 1) - 1
+        codes = (x / scale * top).round().clamp(-top, top)
+        return (codes * (scale / top)).float()

@@ -41,18 +41,28 @@ class Babble(Perturbation):
             raise ValueError(f"babble: talkers must be an integer within 1..64, got {self.talkers!r}")
 
     def apply(self, wav, sr, rng, context=None):
+        return _mix.add_at_snr(wav, self.babble(len(wav), rng, context), self.snr_db, context, self.family)
+
+    def apply_torch(self, wav, sr, rng, context=None):
+        from perturbations import _torch
+
+        noise = _torch.tensor(self.babble(wav.numel(), rng, context), wav)
+        return _torch.add_at_snr(wav, noise, self.snr_db, context, self.family)
+
+    def babble(self, n: int, rng, context) -> np.ndarray:
+        """The sum of ``talkers`` other bona fide utterances, each at unit RMS, ``n`` samples."""
         if context is None or context.pool is None:
             raise ValueError("babble needs other bona fide utterances: the runner passes them as "
                              "Context(pool=...); when calling apply() directly, pass a Context "
                              "whose pool(rng, n, exclude=utt_id) returns waveforms at the same rate")
         voices = context.pool(rng, int(self.talkers), exclude=context.utt_id)
-        babble = np.zeros(len(wav))
+        babble = np.zeros(n)
         used = 0
         for v in voices:
             v = np.asarray(v, dtype=np.float64).reshape(-1)
             if v.size == 0 or not np.any(v):
                 continue
-            seg = _mix.fit_length(v, len(wav), rng)
+            seg = _mix.fit_length(v, n, rng)
             r = float(np.sqrt(np.mean(seg ** 2)))
             if r > 0:
                 babble += seg / r
@@ -61,4 +71,4 @@ class Babble(Perturbation):
             raise ValueError("babble: the pool returned no usable (non-silent) utterance")
         if used < self.talkers:
             context.report.append(f"babble: {used} of {self.talkers} talkers available")
-        return _mix.add_at_snr(wav, babble, self.snr_db, context, self.family)
+        return babble

@@ -77,14 +77,24 @@ class BackgroundNoise(Perturbation):
             raise ValueError(f"{self.family}: snr_db must be within -20..80 dB, got {self.snr_db}")
 
     def apply(self, wav, sr, rng, context=None):
+        return _mix.add_at_snr(wav, self.noise(len(wav), sr, rng, context), self.snr_db, context, self.family)
+
+    def apply_torch(self, wav, sr, rng, context=None):
+        from perturbations import _torch
+
+        noise = _torch.tensor(self.noise(wav.numel(), sr, rng, context), wav)
+        return _torch.add_at_snr(wav, noise, self.snr_db, context, self.family)
+
+    def noise(self, n: int, sr: int, rng, context) -> np.ndarray:
+        """A non-silent stretch of ``n`` samples of a noise file drawn from the folder."""
         folder = _measure.resource_dir(context, "noise_dir", "BENCH_NOISE_DIR", self.family,
                                        "--noise-dir", "a noise folder")
         files = _catalog(str(folder.resolve()))
         for _ in range(MAX_TRIES):
             path = files[int(rng.integers(len(files)))]
-            noise = read_noise(path, len(wav), sr, rng)
+            noise = read_noise(path, n, sr, rng)
             if np.any(noise):
-                return _mix.add_at_snr(wav, noise, self.snr_db, context, self.family)
+                return noise
             log.debug("background-noise: silent stretch of %s, drawing again", path)
         raise ValueError(f"background-noise: {MAX_TRIES} draws from {folder} were all silent; "
                          "remove silent files from the noise folder")

@@ -39,6 +39,13 @@ class ColoredNoise(Perturbation):
         noise = _mix.colored_noise(len(wav), self.BETA, rng, sr)
         return _mix.add_at_snr(wav, noise, self.snr_db, context, self.family)
 
+    def apply_torch(self, wav, sr, rng, context=None):
+        from perturbations import _torch
+
+        white = _torch.tensor(rng.standard_normal(wav.numel()), wav)   # the CPU path's draw
+        noise = _torch.shape_colored(white, self.BETA, sr, _mix.F_MIN_HZ)
+        return _torch.add_at_snr(wav, noise, self.snr_db, context, self.family)
+
 
 @register
 @dataclass(frozen=True)

@@ -1,0 +1,160 @@
+"""The closing summary `bench run` prints: a list of sections, each one function of the run's result.
+
+A section is ``f(result, context) -> Section | None`` (None: nothing to say). Adding an item to the
+summary is one function and one line in :data:`SECTIONS`; :func:`render` prints them in order,
+tables to stdout and notes to stderr.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pandas as pd
+
+#: a class with fewer clips than this in some condition gets the "CIs are wide" warning
+MIN_CLIPS = 30
+
+
+@dataclass
+class Section:
+    """What one summary item prints: a table (title, columns, rows of cell texts) and/or note lines."""
+
+    title: str = ""
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)     # to stderr, one line each
+
+
+def _pct(x: Any) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return "–"
+    return "–" if not math.isfinite(v) else f"{100 * v:.1f}"
+
+
+def _pct0(x: Any) -> str:
+    return f"{100 * float(x):.0f}"
+
+
+def eer_cell(row: pd.Series, with_label: bool = True) -> str:
+    """``12.3`` (EER %), below it its 95% CI ``[8–17]`` (whole points: the terminal is narrow; the CSV has
+    them exactly), and below that the level's label (``16 kb/s``)."""
+    text = _pct(row["eer"])
+    if text != "–" and math.isfinite(float(row.get("eer_ci_low", math.nan))):
+        text += f"\n[{_pct0(row['eer_ci_low'])}–{_pct0(row['eer_ci_high'])}]"
+    label = str(row.get("level_label") or "")
+    return f"{text}\n{label}" if with_label and label and label != "clean" else text
+
+
+def eer_table(res, ctx: dict) -> Section | None:
+    """EER % [95% CI] per condition: one row per (model,) family, severity columns in order, each cell
+    with its level's label in the family's unit."""
+    r = res.results
+    if r.empty:
+        return None
+    models = list(dict.fromkeys(r["model"]))
+    sevs = sorted({int(s) for s in r["severity"] if int(s) != 0})
+    clean = r[r["family"] == "clean"].set_index("model")
+    rows = []
+    for m in models:
+        sub = r[(r["model"] == m) & (r["family"] != "clean")]
+        fams = list(dict.fromkeys(sub["family"])) or ["clean"]
+        for fam in fams:
+            g = sub[sub["family"] == fam].set_index("severity")
+            cells = [eer_cell(g.loc[s]) if s in g.index else "" for s in sevs]
+            c = eer_cell(clean.loc[m], with_label=False) if m in clean.index else "–"
+            rows.append(([m] if len(models) > 1 else []) + [fam, c] + cells)
+    cols = (["model"] if len(models) > 1 else []) + ["family", "clean"] + [f"s{s}" for s in sevs]
+    data = ctx.get("data_name", "")
+    note = " (demo set: a smoke test, not a benchmark)" if ctx.get("demo") else ""
+    return Section(f"EER % [95% CI] by severity on {data}{note}", cols, rows)
+
+
+def ci_note(res, ctx: dict) -> Section | None:
+    return None if res.results.empty else Section(notes=[
+        "cells: EER %, its 95% bootstrap CI, the level (exact values: results.csv)"])
+
+
+def small_classes(res, ctx: dict) -> Section | None:
+    r = res.results
+    if r.empty:
+        return None
+    nb, ns = int(r["n_bonafide"].min()), int(r["n_spoof"].min())
+    if min(nb, ns) >= MIN_CLIPS:
+        return None
+    return Section(notes=[f"warning: {nb} bona fide, {ns} spoof clips per condition (< {MIN_CLIPS}): CIs are wide; "
+                          "do not cite"])
+
+
+def operating_point(res, ctx: dict) -> Section | None:
+    """FAR % [95% CI] / FRR % at each model's clean EER threshold (the deployed operating point)."""
+    from bench.results import operating_point_pivot
+
+    piv = operating_point_pivot(res.results)
+    if piv.empty:
+        return None
+    multi = piv["model"].nunique() > 1
+    cols = (["model"] if multi else []) + ["family"] + [c for c in piv.columns if c not in ("model", "family")]
+    rows = [["" if r[c] is None else str(r[c]) for c in cols] for r in piv.to_dict(orient="records")]
+    cols = [c if c in ("model", "family", "clean") else f"s{c}" for c in cols]
+    return Section("At each model's clean EER threshold: FAR % [95% CI] / FRR % (spoofs accepted / bona fide "
+                   "rejected)", cols, rows)
+
+
+def problems(res, ctx: dict) -> Section | None:
+    p = res.problems
+    n_warn = int((p["stage"] == "level").sum()) if len(p) and "stage" in p else 0
+    n = len(p) - n_warn
+    notes = [f"{n} inputs could not be used: see problems.csv (--retry-problems tries them again)"] if n else []
+    if n_warn:
+        notes.append(f"{n_warn} usable inputs carry a warning (stage 'level' in problems.csv)")
+    return Section(notes=notes) if notes else None
+
+
+def files_and_next_step(res, ctx: dict) -> Section:
+    return Section(notes=[f"results in {res.out} (results.csv, results_by_attack.csv, scores.csv, problems.csv, "
+                          "run.json)", f"next: bench report {res.out}"])
+
+
+#: the summary's items, in order; each is one function of (result, context)
+def competence(res, ctx: dict) -> Section | None:
+    """Models at chance on this data, or with an inverted orientation (bench/competence.py): never silent."""
+    from bench.competence import flagged
+
+    flags = flagged(res.results)
+    return Section(notes=[f"competence check: {msg}" for msg in flags.values()]) if flags else None
+
+
+SECTIONS: list[Callable[[Any, dict], Section | None]] = [eer_table, ci_note, operating_point, competence,
+                                                         small_classes, problems, files_and_next_step]
+
+
+def sections(res, ctx: dict | None = None) -> list[Section]:
+    return [s for f in SECTIONS if (s := f(res, ctx or {})) is not None]
+
+
+def render(res, ctx: dict | None = None, out=None, err=None) -> None:
+    """Prints every section: tables (rich, fitted to the terminal) to ``out``, notes to ``err``."""
+    import sys
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    out_c = Console(file=out or sys.stdout)
+    err = err or sys.stderr
+    for s in sections(res, ctx):
+        if s.columns:
+            t = Table(title=s.title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                      collapse_padding=True)
+            lead = s.columns.index("clean") if "clean" in s.columns else 1
+            for i, c in enumerate(s.columns):
+                t.add_column(c, justify="left" if i < lead else "right", overflow="ellipsis" if i < lead else "fold",
+                             no_wrap=i < lead, min_width=None if i <= lead else 10)
+            for r in s.rows:
+                t.add_row(*r)
+            out_c.print(t)
+        for n in s.notes:
+            err.write(n + "\n")

@@ -1,0 +1,93 @@
+"""Device-side arithmetic of the perturbations: the same maths as the numpy helpers (``_mix``, ``_measure``)
+in torch, on whatever device the waveform tensor lives on (the scoring GPU in a run with
+``--prepare-on device``).
+
+Random draws never move here: a family draws from its numpy ``rng`` exactly as on the CPU path (white noise,
+room geometry, which impulse response or noise file), so both paths consume the same generator stream and
+differ only by floating-point rounding (float64 throughout, measured within 1e-6 of the numpy path; see
+tests/test_device_prepare.py). What moves to the device is the heavy part: FFT shaping of coloured noise,
+FFT convolution with impulse responses and the cross-correlation that aligns them, SNR mixing.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def tensor(x, like: torch.Tensor) -> torch.Tensor:
+    """``x`` (numpy or tensor) as float64 on ``like``'s device."""
+    if isinstance(x, torch.Tensor):
+        return x.to(device=like.device, dtype=torch.float64)
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)).to(like.device)
+
+
+def add_at_snr(x: torch.Tensor, noise: torch.Tensor, snr_db: float, context=None, family: str = "") -> torch.Tensor:
+    """``x + g·noise`` at exactly ``snr_db`` (``_mix.add_at_snr`` on the device); float32 out."""
+    from perturbations.noise._mix import _note
+
+    x64, n64 = x.double(), noise.double()
+    if not bool(torch.any(x64 != 0)):
+        _note(context, f"{family}: silent input, no noise added (SNR undefined)")
+        return x64.float()
+    if n64.shape != x64.shape:
+        raise ValueError(f"{family}: noise shape {tuple(n64.shape)} differs from the input's {tuple(x64.shape)}")
+    pn = float(torch.sum(n64 * n64))
+    if pn <= 0:
+        raise ValueError("the noise is silent: cannot scale it to an SNR")
+    g = float(np.sqrt(float(torch.sum(x64 * x64)) / (pn * 10.0 ** (snr_db / 10.0))))
+    y = (x64 + g * n64).float()
+    peak = float(y.abs().max())
+    if peak > 1.0:
+        _note(context, f"{family}: peak {peak:.2f} above full scale after adding noise (not clipped)")
+    return y
+
+
+def shape_colored(white: torch.Tensor, beta: float, sr: int, f_min: float) -> torch.Tensor:
+    """``_mix.colored_noise`` after its draw: PSD ∝ 1/f^beta by FFT over the clip, unit RMS."""
+    n = white.numel()
+    noise = white
+    if beta != 0 and n > 0:
+        f = torch.fft.rfftfreq(n, 1.0 / sr, dtype=torch.float64, device=white.device)
+        shape = torch.clamp(f, min=f_min) ** (-beta / 2.0)
+        shape[0] = 0.0
+        shaped = torch.fft.irfft(torch.fft.rfft(white) * shape, n)
+        if bool(torch.any(shaped != 0)):
+            noise = shaped
+    return noise / torch.sqrt(torch.mean(noise * noise))
+
+
+def _fftconv(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    n = a.numel() + b.numel() - 1
+    size = 1 << max(0, (n - 1).bit_length())
+    return torch.fft.irfft(torch.fft.rfft(a, size) * torch.fft.rfft(b, size), size)[:n]
+
+
+def convolve_aligned(wav: torch.Tensor, h: torch.Tensor, start: int | None = None, search: int = 0) -> torch.Tensor:
+    """``_measure.convolve_aligned`` on the device: full FFT convolution, the cut at the direct path or at
+    the cross-correlation peak within ``search`` samples after it."""
+    x, h = wav.double(), h.double()
+    d = int(torch.argmax(h.abs())) if start is None else int(start)
+    y = _fftconv(x, h)
+    if search > 0 and x.numel() and bool(torch.any(x != 0)):
+        seg = y[d:d + x.numel() + search]
+        seg = torch.nn.functional.pad(seg, (0, x.numel() + search - seg.numel()))
+        xc = _fftconv(seg, torch.flip(x, (0,)))[x.numel() - 1:x.numel() + search]   # the "valid" part
+        d += int(torch.argmax(xc[:search + 1]))
+    out = y[d:d + x.numel()]
+    return torch.nn.functional.pad(out, (0, x.numel() - out.numel()))
+
+
+def match_rms(y: torch.Tensor, reference: torch.Tensor, context=None, family: str = "") -> torch.Tensor:
+    """``_measure.match_rms`` on the device: the reference's RMS, scaled down (and noted) rather than clipped."""
+    y = y.double()
+    r_in = float(torch.sqrt(torch.mean(reference.double() ** 2))) if reference.numel() else 0.0
+    r_out = float(torch.sqrt(torch.mean(y * y))) if y.numel() else 0.0
+    if r_out > 0:
+        y = y * (r_in / r_out)
+    peak = float(y.abs().max()) if y.numel() else 0.0
+    if peak > 0.999:
+        y = y * (0.999 / peak)
+        if context is not None:
+            context.report.append(f"{family}: output scaled down by {20 * np.log10(peak / 0.999):.1f} dB "
+                                  "to avoid clipping")
+    return y

@@ -1,0 +1,93 @@
+"""Preparation on the scoring device (``--prepare-on device``): every family that implements ``apply_torch``
+gives the audio of its numpy path (same generator stream, float64 arithmetic) on the CPU device, keeps its
+calibration, and a run prepared on the device scores what a run prepared in the CPU workers scores."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+from bench import api
+from perturbations import PERTURBATIONS, Context
+from perturbations._measure import snr_db
+
+DEMO = Path(__file__).resolve().parents[1] / "bench" / "data" / "demo"
+SR = 16000
+ON_DEVICE = [n for n, c in PERTURBATIONS.items() if n not in ("clean", "chain") and c.at(1).on_device]
+
+
+@pytest.fixture(scope="module")
+def clips():
+    with open(DEMO / "manifest.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["label"] == "bonafide"][:4]
+    return [(r["utt_id"], sf.read(DEMO / r["path"], dtype="float32")[0][:2 * SR]) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def context(clips, tmp_path_factory):
+    root = tmp_path_factory.mktemp("res")
+    rng = np.random.default_rng(1)
+    (root / "noise").mkdir()
+    sf.write(root / "noise" / "n.wav", (0.1 * rng.standard_normal(3 * SR)).astype(np.float32), SR)
+    (root / "rir").mkdir()
+    for t60 in (0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.3, 1.6, 2.0, 2.5):
+        t = np.arange(int(1.2 * t60 * SR)) / SR
+        tail = rng.standard_normal(t.size) * 10 ** (-3 * t / t60)
+        h = np.concatenate([np.zeros(64), [1.0], tail / np.sqrt(np.sum(tail ** 2))])
+        sf.write(root / "rir" / f"{t60}.wav", (0.9 * h / np.abs(h).max()).astype(np.float32), SR, subtype="FLOAT")
+
+    def pool(rng, n, exclude=""):
+        cands = [w for u, w in clips if u != exclude]
+        return [cands[i] for i in rng.choice(len(cands), size=n, replace=len(cands) < n)]
+
+    return lambda utt: Context(utt_id=utt, pool=pool,
+                               resources={"noise_dir": str(root / "noise"), "rir_dir": str(root / "rir")})
+
+
+def test_the_device_families_include_the_issue_list():
+    assert {"white-noise", "pink-noise", "brown-noise", "babble", "background-noise", "room", "rir", "gain",
+            "clipping", "quantization"} <= set(ON_DEVICE)
+    assert not PERTURBATIONS.get("mp3").at(1).on_device          # codecs stay in the CPU workers
+
+
+@pytest.mark.parametrize("family", ON_DEVICE)
+def test_device_path_matches_the_numpy_path(family, clips, context):
+    cls = PERTURBATIONS.get(family)
+    for k in range(1, len(cls.LEVELS) + 1):
+        p = cls.at(k)
+        for utt, wav in clips[:2]:
+            want = p(wav, SR, np.random.default_rng([k, 5]), context(utt))
+            got = p.device_call(torch.from_numpy(wav), SR, np.random.default_rng([k, 5]), context(utt))
+            assert got.dtype == torch.float32 and got.shape == (wav.size,)
+            np.testing.assert_allclose(got.numpy(), want, atol=1e-5, rtol=0, err_msg=f"{family}@{k} {utt}")
+
+
+@pytest.mark.parametrize("family", [f for f in ON_DEVICE if "snr_db" in PERTURBATIONS.get(f).LEVELS[0]])
+def test_device_path_meets_the_snr_ladder(family, clips, context):
+    cls = PERTURBATIONS.get(family)
+    for k, level in enumerate(cls.LEVELS, start=1):
+        utt, wav = clips[0]
+        y = cls.at(k).device_call(torch.from_numpy(wav), SR, np.random.default_rng(k), context(utt)).numpy()
+        assert snr_db(wav, y) == pytest.approx(level["snr_db"], abs=0.01)
+
+
+def test_a_run_prepared_on_the_device_scores_like_one_prepared_in_workers(tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: dev\nconditions:\n  - {family: white-noise, severities: [3]}\n"
+                     "  - {family: room, severities: [2]}\n  - {family: clipping, severities: [4]}\n"
+                     "  - {chain: [room, pink-noise], severities: [1]}\n  - {family: mp3, severities: [5]}\n")
+    kw = dict(models=("aasist-l",), limit=4, device="cpu", workers=1, n_boot=20)
+    cpu = api.run(str(suite), out=str(tmp_path / "cpu"), prepare_on="cpu", **kw)
+    dev = api.run(str(suite), out=str(tmp_path / "dev"), prepare_on="device", **kw)
+    a, b = (r.scores.set_index(["family", "severity", "utt_id"])["score"].sort_index() for r in (cpu, dev))
+    assert len(a) == 6 * 4 and a.index.equals(b.index)
+    np.testing.assert_allclose(b.to_numpy(), a.to_numpy(), atol=1e-5)
+    assert dev.provenance["config"]["resolved_prepare_on"] == "device"
+    with pytest.raises(ValueError, match="prepare-on"):
+        api.run(str(suite), out=str(tmp_path / "bad"), prepare_on="gpu", **kw)
+    assert isinstance(pd.read_csv(tmp_path / "dev" / "results.csv"), pd.DataFrame)

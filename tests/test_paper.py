@@ -1,0 +1,259 @@
+"""Results a paper can use: level labels in physical units, breakdowns per spoof generator, the run's
+closing summary and progress line, LaTeX that compiles, and the newcomer's papercuts (did-you-mean,
+lossless `bench perturb`, `bench weights --from`, no empty run folder, an unguarded script)."""
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.labels import family_axis, level_label, level_labels
+from bench.results import by_attack_table, condition_labels
+from reports.synthetic import conditions_for, make_run, make_scores
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("BENCH_WEIGHTS_DIR") or ROOT.parent / "shared" / "weights")
+
+
+def bench(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout)
+
+
+# ---------------------------------------------------------------- labels
+def test_levels_are_labelled_by_parameter_name_not_by_family():
+    # a made-up family: its labels come from the parameters' names alone
+    lv = {1: {"bitrate": 32000, "mode": "x"}, 2: {"bitrate": 16000, "mode": "x"}, 3: {"bitrate": 8000, "mode": "x"}}
+    assert level_labels(lv) == {1: "32 kb/s", 2: "16 kb/s", 3: "8 kb/s"}
+    ax = family_axis(lv)
+    assert ax.values == {1: 32.0, 2: 16.0, 3: 8.0} and ax.log and ax.reversed and "kb/s" in ax.title
+    noise = {1: {"snr_db": 20.0}, 2: {"snr_db": 10.0}}
+    assert level_labels(noise) == {1: "20 dB SNR", 2: "10 dB SNR"}
+    assert not family_axis(noise).log
+    assert level_labels({1: {"rt60": 0.6, "dims_min": [3, 3, 2]}}) == {1: "RT60 0.6 s"}
+    assert level_labels({1: {"snr_db": 40.0, "eps": None, "steps": 10}}, "attack") == {1: "ε = 40 dB SNR"}
+    # only what changes across a ladder is shown; a lone level shows all it has
+    g711 = {1: {"bitrate": 64000, "input_level_dbov": -26.0}, 2: {"bitrate": 64000, "input_level_dbov": -46.0}}
+    assert level_labels(g711) == {1: "-26 dBov", 2: "-46 dBov"}
+    assert level_label({"bitrate": 64000, "input_level_dbov": -26.0}) == "64 kb/s, -26 dBov"
+    assert level_label({"bitrate": 64000, "passes": 1}) == "64 kb/s"          # a neutral value says nothing
+    chain = {s: {"steps": [{"family": "room", "params": {"rt60": r}}, {"family": "mp3", "params": {"bitrate": b}}]}
+             for s, r, b in ((1, 0.2, 64000), (2, 0.7, 16000))}
+    assert level_labels(chain) == {1: "RT60 0.2 s → 64 kb/s", 2: "RT60 0.7 s → 16 kb/s"}
+    assert family_axis(chain) is None
+    assert level_labels({1: {"colour": "red"}, 2: {"colour": "blue"}}) == {1: "colour=red", 2: "colour=blue"}
+
+
+def test_results_carry_params_and_labels_and_by_attack_has_one_row_per_generator():
+    import numpy as np
+
+    conds = conditions_for({"mp3": ("perturbation", (1, 2)), "pgd-linf": ("attack", (1,))})
+    assert condition_labels(conds)[("mp3", 2)] == "32 kb/s"
+    scores = make_scores(["m"], conds, 30, 45, np.random.default_rng(0))
+    from bench.results import results_table
+
+    res = results_table(scores, "s", conds, n_boot=20)
+    row = res[(res["family"] == "mp3") & (res["severity"] == 1)].iloc[0]
+    assert json.loads(row["params"]) == {"bitrate": 64000} and row["level_label"] == "64 kb/s"
+    assert res.loc[res["family"] == "pgd-linf", "level_label"].tolist() == ["ε = 50 dB SNR"]
+    ba = by_attack_table(scores, "s", conds, n_boot=20)
+    assert len(ba) == 4 * 3 and set(ba["attack"]) == {"A01", "A02", "A03"}
+    r = ba[(ba["family"] == "mp3") & (ba["severity"] == 1) & (ba["attack"] == "A03")].iloc[0]
+    assert r["n_bonafide"] == 30 and r["n_spoof"] == 15 and r["eer_ci_low"] <= r["eer"] <= r["eer_ci_high"]
+    # all bona fide against that generator's spoofs
+    from bench.metrics import eer
+
+    g = scores[(scores["family"] == "mp3") & (scores["severity"] == 1)]
+    want, _ = eer(g.loc[g["label"] == "bonafide", "score"], g.loc[g["attack"] == "A03", "score"])
+    assert r["eer"] == pytest.approx(want)
+
+
+def test_report_shows_generators_per_model_and_speakers_when_asked(tmp_path):
+    from bench.metrics import eer
+    from reports.load import RunError
+    from reports.report import build_report
+
+    run = make_run(tmp_path / "r", fams={"mp3": ("perturbation", (1, 2))}, n_bonafide=24, n_spoof=36, n_boot=20)
+    rep = build_report(run, by=("speaker",))
+    keys = [t.key for t in rep.tables]
+    assert "gen-model-a" in keys and "by-speaker-model-a" in keys
+    gen = next(t for t in rep.tables if t.key == "gen-model-a")
+    assert gen.columns == ["condition", "A01 (n=12)", "A02 (n=12)", "A03 (n=12)"]
+    assert [r[0][0] for r in gen.rows] == ["clean", "mp3 64 kb/s", "mp3 32 kb/s"]
+    by = pd.read_csv(rep.out / "by_speaker.csv", keep_default_na=False)
+    sc = pd.read_csv(run / "scores.csv", keep_default_na=False)
+    g = sc[(sc["model"] == "model-b") & (sc["family"] == "mp3") & (sc["severity"] == 2) & (sc["speaker"] == "spk1")]
+    want, _ = eer(g.loc[g["label"] == "bonafide", "score"], g.loc[g["label"] == "spoof", "score"])
+    got = by[(by["model"] == "model-b") & (by["family"] == "mp3") & (by["severity"] == 2) & (by["speaker"] == "spk1")]
+    assert got["eer"].item() == pytest.approx(want)
+    page = (rep.out / "report.html").read_text()
+    assert "EER (%) per spoof generator: model-a" in page and "EER (%) per speaker: model-b" in page
+    with pytest.raises(RunError, match="no 'language' column"):
+        build_report(run, by=("language",))
+
+
+# ---------------------------------------------------------------- summary and progress
+class _Res:
+    def __init__(self, results, out="runs/x"):
+        self.results, self.out, self.problems = results, Path(out), pd.DataFrame()
+
+
+def test_summary_has_ci_cells_in_severity_order_a_small_class_warning_and_the_next_step(tmp_path):
+    from bench.summary import render, sections
+
+    run = make_run(tmp_path / "r", models=("m",), fams={"mp3": ("perturbation", (3, 1, 2))}, n_bonafide=20,
+                   n_spoof=25, n_boot=20)
+    res = _Res(pd.read_csv(run / "results.csv", keep_default_na=False), out=run)
+    table = sections(res)[0]
+    assert table.columns == ["family", "clean", "s1", "s2", "s3"]
+    row = table.rows[0]
+    r1 = res.results[(res.results["family"] == "mp3") & (res.results["severity"] == 1)].iloc[0]
+    assert row[2] == f"{100 * r1['eer']:.1f}\n[{100 * r1['eer_ci_low']:.0f}–{100 * r1['eer_ci_high']:.0f}]\n64 kb/s"
+    out, err = io.StringIO(), io.StringIO()
+    render(res, {"data_name": "demo", "demo": True}, out=out, err=err)
+    assert "16 kb/s" in out.getvalue() and "smoke test" in out.getvalue()
+    assert "CIs are wide; do not cite" in err.getvalue()
+    assert err.getvalue().strip().splitlines()[-1] == f"next: bench report {run}"
+
+
+def test_progress_is_one_line_of_80_columns_with_log_lines_above_it():
+    from rich.console import Console
+
+    from bench.runner import _Progress
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=80, color_system=None)
+    root = logging.getLogger()
+    handler = logging.StreamHandler(console.file)
+    root.addHandler(handler)
+    try:
+        seen = []
+        with _Progress(True, 1000, callback=lambda d, t, c: seen.append((d, t, c)), console=console) as bar:
+            bar.describe("room+pink-noise+mp3@5")
+            bar.advance(10)
+            logging.getLogger("bench.test").warning("a warning while the bar is shown")
+            bar.advance(10)
+    finally:
+        root.removeHandler(handler)
+    assert seen == [(10, 1000, "room+pink-noise+mp3@5"), (20, 1000, "room+pink-noise+mp3@5")]
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "\n", buf.getvalue()).replace("\r", "\n")
+    lines = [ln for ln in text.split("\n") if ln.strip()]
+    assert max(len(ln) for ln in lines) <= 80
+    warn = [ln for ln in lines if "a warning while the bar is shown" in ln]
+    assert warn and all("/1000" not in ln for ln in warn)          # never on the bar's line
+
+
+# ---------------------------------------------------------------- LaTeX
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is absent (apt-get install -y "
+                    "texlive-latex-base texlive-latex-recommended)")
+def test_report_tex_compiles_with_pdflatex_without_overfull_boxes(tmp_path):
+    from reports.report import build_report
+
+    fams = {"mp3": ("perturbation", (1, 2, 3, 4, 5)), "room+pink-noise+mp3": ("chain", (1, 2, 3, 4, 5)),
+            "pgd-linf": ("attack", (1, 2, 3))}
+    run = make_run(tmp_path / "run", models=("aasist", "aasist-l", "a_very_long_model_name&co"), fams=fams,
+                   n_bonafide=20, n_spoof=30, n_boot=20)
+    rep = build_report(run)
+    tex = (rep.out / "report.tex").read_text()
+    assert r"\toprule" in tex and r"\includegraphics" in tex and "plots/eer-mp3.pdf" in tex
+    p = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "report.tex"], cwd=rep.out,
+                       capture_output=True, text=True, timeout=120)
+    log = (rep.out / "report.log").read_text(errors="replace")
+    assert p.returncode == 0, log[-3000:]
+    assert "Overfull \\hbox" not in log, [ln for ln in log.splitlines() if "Overfull" in ln]
+    assert (rep.out / "report.pdf").stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------- first hour
+def test_misspelt_names_get_suggestions():
+    from foundation.registry import UnknownName
+    from perturbations import PERTURBATIONS
+
+    with pytest.raises(UnknownName, match="did you mean 'pink-noise'"):
+        PERTURBATIONS.get("pinknoise")
+    from attacks import ATTACKS
+
+    with pytest.raises(UnknownName, match="did you mean 'pgd-linf'"):
+        ATTACKS.get("pgd_linf")
+    p = bench("run", "--suite", "compresion", "--limit", "2")
+    assert p.returncode == 1 and "did you mean 'compression'?" in p.stderr
+
+
+def test_perturb_refuses_a_lossy_output_and_prints_one_readable_line(tmp_path):
+    from bench.data import load_dataset
+
+    src = next(u.path for u in load_dataset("demo").utterances if u.label == "bonafide")
+    p = bench("perturb", "--family", "mp3", "--severity", "4", str(src), str(tmp_path / "out.mp3"))
+    assert p.returncode == 1 and "lossy" in p.stderr and "out.wav" in p.stderr
+    assert not (tmp_path / "out.mp3").exists()
+    p = bench("perturb", "--family", "mp3", "--severity", "4", str(src), str(tmp_path / "out.flac"))
+    assert p.returncode == 0, p.stderr
+    line = p.stdout.strip()
+    assert "\n" not in line and line.startswith(f"wrote {tmp_path / 'out.flac'}: mp3 severity 4 (16 kb/s)")
+
+
+def test_weights_from_a_folder_skips_cards_without_a_file_there(tmp_path):
+    env = {**os.environ, "BENCH_CACHE_DIR": str(tmp_path / "cache")}
+    p = subprocess.run([sys.executable, "-m", "bench.cli", "weights", "--from", str(SHARED), "--json"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    rows = {r["model"]: r["status"] for r in json.loads(p.stdout)}
+    assert rows["aasist"] == "copied" and rows["ssl-aasist"] == "skipped"
+    assert "ssl-aasist: skipped" in p.stderr
+
+
+def test_api_run_is_documented_and_safe_in_an_unguarded_script(tmp_path):
+    from bench import api
+
+    from dataclasses import fields
+
+    from bench.runner import RunConfig
+
+    params = inspect.signature(api.run).parameters
+    assert {"models", "data", "limit", "out", "workers", "progress"} <= set(params)
+    assert {f.name for f in fields(RunConfig)} <= set(params)       # every option of `bench run` is a keyword
+    assert "progress(done, total, condition)" in api.run.__doc__
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: tiny\nconditions:\n  - {family: mp3, severities: [1]}\n")
+    script = tmp_path / "script.py"
+    script.write_text(
+        "from bench import api\n"
+        "seen = []\n"
+        f"res = api.run({str(suite)!r}, models='aasist-l', limit=4, workers=1, out={str(tmp_path / 'run')!r},\n"
+        "              progress=lambda done, total, cond: seen.append(done))\n"
+        "print('EER', len(res.results), seen[-1])\n")
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.strip() == "EER 2 8"                          # clean + mp3@1; 4 clips x 2 conditions
+    run = tmp_path / "run"
+    assert not (run / "run.lock").exists()                         # a finished run leaves no lock
+    sc = pd.read_csv(run / "scores.csv", dtype=str, keep_default_na=False)
+    assert {"speaker", "attack", "language"} <= set(sc.columns) and (sc["speaker"] != "").all()
+    spoof_gen = set(sc.loc[sc["label"] == "spoof", "attack"])
+    ba = pd.read_csv(run / "results_by_attack.csv", keep_default_na=False)
+    assert set(ba["attack"]) == spoof_gen and set(ba["family"]) == {"clean", "mp3"}
+    res = pd.read_csv(run / "results.csv", keep_default_na=False)
+    assert res.set_index("family").at["mp3", "level_label"] == "64 kb/s"
+    assert json.loads(res.set_index("family").at["mp3", "params"])["bitrate"] == 64000
+
+
+def test_a_run_that_fails_at_its_start_leaves_no_folder(tmp_path):
+    out = tmp_path / "run"
+    p = bench("run", "--suite", "clean", "--model", "aasit", "--limit", "2", "--out", str(out))
+    assert p.returncode == 1 and "did you mean 'aasist'" in p.stderr
+    assert not out.exists()
+    out.mkdir()
+    (out / "mine.txt").write_text("kept")
+    p = bench("run", "--suite", "clean", "--model", "aasit", "--limit", "2", "--out", str(out))
+    assert p.returncode == 1 and (out / "mine.txt").is_file()     # a folder it did not create is left alone
