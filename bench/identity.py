@@ -8,9 +8,10 @@ resumed into (see :func:`bench.runner._check_identity`).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 log = logging.getLogger(__name__)
 
@@ -71,3 +72,44 @@ def model_identity(name: str, checkpoint: str | None) -> dict[str, Any]:
 
 def models_identity(models: tuple[str, ...] | list[str], checkpoint: str | None) -> list[dict[str, Any]]:
     return [model_identity(m, checkpoint) for m in models]
+
+
+_PATHS = ("checkpoint", "class_file")   # where a model's files were: recorded for messages, not compared
+
+
+def by_content(ident: Mapping[str, Any]) -> dict[str, Any]:
+    """The identity without file locations: a moved checkpoint with the same bytes is the same run."""
+    models = [{k: v for k, v in m.items() if k not in _PATHS} if isinstance(m, dict) else m
+              for m in ident.get("models") or []]
+    return {**ident, "models": models}
+
+
+def check_identity(store, out: Path, ident: Mapping[str, Any]) -> None:
+    """Binds a new store to ``ident``; refuses (ValueError naming what changed) a store bound to other content:
+    a checkpoint or class file whose digest changed, another configuration, or an older path-bound identity."""
+    have = store.get_meta("identity")
+    want = json.dumps(ident, sort_keys=True, default=str)
+    if have is None:
+        store.set_meta("identity", want)
+        return
+    old = json.loads(have)
+    if "checkpoint" in old and all(isinstance(m, str) for m in old.get("models") or []):
+        raise ValueError(f"{out} was started by an earlier version of bench, which bound runs to checkpoint paths "
+                         f"({old.get('checkpoint') or 'card files'}), not contents: its scores cannot be verified "
+                         "against the weights now. Choose another --out folder (or move this one away)")
+    if by_content(old) != json.loads(json.dumps(by_content(ident), default=str)):
+        for a, b in zip(old.get("models") or [], ident.get("models") or []):
+            if not (isinstance(a, dict) and isinstance(b, dict)):
+                continue
+            for key, what in (("checkpoint_sha256", "checkpoint"), ("class_sha256", "class_file")):
+                if a.get(key) != b.get(key):
+                    raise ValueError(
+                        f"{out} holds scores of {a.get('model')} with {what} {a.get(what)} (sha256 "
+                        f"{str(a.get(key))[:16]}...), but {b.get(what)} now has sha256 {str(b.get(key))[:16]}...: "
+                        "the weights or code changed, and mixing scores of two models would give a wrong "
+                        "verdict. Choose another --out folder (without --out a new folder is derived)")
+        a, b = by_content(old), json.loads(json.dumps(by_content(ident), default=str))
+        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        raise ValueError(f"{out} holds a run with a different configuration (differs in: {', '.join(diff)}); "
+                         "choose another --out folder to start a new run")
+    log.info("resuming the run in %s", out)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from bench.config import RunConfig
 from bench.executors import make_executor
+from bench.identity import by_content as _by_content, check_identity as _check_identity
 from bench.prepare import Task
 from foundation.device import resolve_device
 from bench.store import RunLock, Store
@@ -242,45 +243,6 @@ def _speakers(dataset) -> dict[str, str] | None:
                  MIN_SPEAKERS)
         return None
     return sp
-
-
-_PATHS = ("checkpoint", "class_file")   # where a model's files were: recorded for messages, not compared
-
-
-def _by_content(ident: Mapping[str, Any]) -> dict[str, Any]:
-    """The identity without file locations: a moved checkpoint with the same bytes is the same run."""
-    models = [{k: v for k, v in m.items() if k not in _PATHS} if isinstance(m, dict) else m
-              for m in ident.get("models") or []]
-    return {**ident, "models": models}
-
-
-def _check_identity(store: Store, out: Path, ident: Mapping[str, Any]) -> None:
-    have = store.get_meta("identity")
-    want = json.dumps(ident, sort_keys=True, default=str)
-    if have is None:
-        store.set_meta("identity", want)
-        return
-    old = json.loads(have)
-    if "checkpoint" in old and all(isinstance(m, str) for m in old.get("models") or []):
-        raise ValueError(f"{out} was started by an earlier version of bench, which bound runs to checkpoint paths "
-                         f"({old.get('checkpoint') or 'card files'}), not contents: its scores cannot be verified "
-                         "against the weights now. Choose another --out folder (or move this one away)")
-    if _by_content(old) != json.loads(json.dumps(_by_content(ident), default=str)):
-        for a, b in zip(old.get("models") or [], ident.get("models") or []):
-            if not (isinstance(a, dict) and isinstance(b, dict)):
-                continue
-            for key, what in (("checkpoint_sha256", "checkpoint"), ("class_sha256", "class_file")):
-                if a.get(key) != b.get(key):
-                    raise ValueError(
-                        f"{out} holds scores of {a.get('model')} with {what} {a.get(what)} (sha256 "
-                        f"{str(a.get(key))[:16]}...), but {b.get(what)} now has sha256 {str(b.get(key))[:16]}...: "
-                        "the weights or code changed, and mixing scores of two models would give a wrong "
-                        "verdict. Choose another --out folder (without --out a new folder is derived)")
-        a, b = _by_content(old), json.loads(json.dumps(_by_content(ident), default=str))
-        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-        raise ValueError(f"{out} holds a run with a different configuration (differs in: {', '.join(diff)}); "
-                         "choose another --out folder to start a new run")
-    log.info("resuming the run in %s", out)
 
 
 def _todo(conditions, dataset, store: Store, models: list[str]):
