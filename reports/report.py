@@ -192,11 +192,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
         bd.to_csv(out / f"by_{col}.csv", index=False)
         rep.files[f"by_{col}.csv"] = out / f"by_{col}.csv"
         by_tables += [breakdown_table(bd, res, col, m) for m in models]
-    from reports.operating import operating_table
+    from reports.operating import operating_tables
 
-    op = operating_table(res, models)
-    rep.tables = [T.clean_table(res, models), *fam_tables, *deg_tables] + ([op] if op else []) \
-        + ([tdcf] if tdcf else [])
+    ops = operating_tables(res, models)
+    rep.tables = [T.clean_table(res, models), *fam_tables, *deg_tables, *ops] + ([tdcf] if tdcf else [])
     rep.tables += gen_tables + by_tables
     figures: list[tuple[str, str]] = []   # (file stem under plots/, caption) for Markdown and LaTeX
 
@@ -241,9 +240,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
     if plots and scores is None:
         rep.notes.append("scores.csv is missing: no DET curves or score histograms.")
         page.para(rep.notes[-1], "note warn")
-    if op is not None:
+    if ops:
         page.section("Operating point (clean threshold)")
-        page.table(op)
+        for t in ops:
+            page.table(t)
     if tdcf is not None:
         page.section("min t-DCF")
         page.table(tdcf)

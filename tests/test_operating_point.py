@@ -106,7 +106,7 @@ def test_report_shows_the_operating_point(tmp_path):
     run = make_run(tmp_path / "run", fams={"mp3": ("perturbation", (1, 2))}, n_bonafide=20, n_spoof=20, n_boot=20)
     rep = build_report(run, plots=False)
     md = (rep.out / "report.md").read_text()
-    assert "Operating point" in md and "model-a FAR %" in md and "actDCF" in md
+    assert "Operating point of model-a" in md and "FAR %" in md and "actDCF" in md
     res = pd.read_csv(run / "results.csv")
     r = res[(res["model"] == "model-a") & (res["family"] == "mp3") & (res["severity"] == 2)].iloc[0]
     assert f"{100 * r['far_at_clean_threshold']:.2f} [" in md
