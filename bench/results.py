@@ -264,30 +264,3 @@ def summary_pivot(results: pd.DataFrame) -> pd.DataFrame:
     t = t.reset_index()
     t.insert(2, "clean", t["model"].map(clean))
     return t.astype(object).where(t.notna(), None)
-
-
-def operating_point_pivot(results: pd.DataFrame) -> pd.DataFrame:
-    """FAR % [CI] / FRR % at each model's clean EER threshold: families as rows, severities as columns."""
-    if results.empty or "far_at_clean_threshold" not in results:
-        return pd.DataFrame()
-
-    def cell(r) -> str | None:
-        far, frr = r["far_at_clean_threshold"], r["frr_at_clean_threshold"]
-        if not (np.isfinite(far) or np.isfinite(frr)):
-            return None
-        ci = (f" [{100 * r['far_ci_low']:.1f}, {100 * r['far_ci_high']:.1f}]"
-              if np.isfinite(r["far_ci_low"]) else "")
-        return f"{100 * far:.1f}{ci} / {100 * frr:.1f}"
-
-    r = results.assign(cell=results.apply(cell, axis=1))
-    clean = {m: c for m, f, c in zip(r["model"], r["family"], r["cell"]) if f == "clean"}
-    rows = []
-    for (model, family), g in r.groupby(["model", "family"], sort=False):
-        if family == "clean" and (r["family"] != "clean").any():
-            continue   # shown in every family's clean column
-        row = {"family": family, "model": model, "clean": clean.get(model)}
-        row.update({str(sev): c for sev, c in zip(g["severity"], g["cell"]) if family != "clean"})
-        rows.append(row)
-    cols = ["family", "model", "clean"] + sorted({k for row in rows for k in row} - {"family", "model", "clean"},
-                                                key=int)
-    return pd.DataFrame(rows, columns=cols).astype(object).where(lambda t: t.notna(), None)

@@ -88,19 +88,36 @@ def small_classes(res, ctx: dict) -> Section | None:
                           "do not cite"])
 
 
-def operating_point(res, ctx: dict) -> Section | None:
-    """FAR % [95% CI] / FRR % at each model's clean EER threshold (the deployed operating point)."""
-    from bench.results import operating_point_pivot
+def op_cell(row: pd.Series) -> str:
+    """``12.3`` (FAR % at the clean threshold), below it its 95% CI ``[8–17]``, below that ``FRR 4.0``."""
+    far = _pct(row.get("far_at_clean_threshold"))
+    if far == "–":
+        return ""
+    if math.isfinite(float(row.get("far_ci_low", math.nan))):
+        far += f"\n[{_pct0(row['far_ci_low'])}–{_pct0(row['far_ci_high'])}]"
+    return f"{far}\nFRR {_pct(row.get('frr_at_clean_threshold'))}"
 
-    piv = operating_point_pivot(res.results)
-    if piv.empty:
+
+def operating_point(res, ctx: dict) -> Section | None:
+    """FAR % [95% CI] and FRR % at each model's clean EER threshold (the deployed operating point), laid out
+    like the EER table."""
+    r = res.results
+    if r.empty or "far_at_clean_threshold" not in r or not r["far_at_clean_threshold"].notna().any():
         return None
-    multi = piv["model"].nunique() > 1
-    cols = (["model"] if multi else []) + ["family"] + [c for c in piv.columns if c not in ("model", "family")]
-    rows = [["" if r[c] is None else str(r[c]) for c in cols] for r in piv.to_dict(orient="records")]
-    cols = [c if c in ("model", "family", "clean") else f"s{c}" for c in cols]
-    return Section("At each model's clean EER threshold: FAR % [95% CI] / FRR % (spoofs accepted / bona fide "
-                   "rejected)", cols, rows)
+    models = list(dict.fromkeys(r["model"]))
+    sevs = sorted({int(s) for s in r["severity"] if int(s) != 0})
+    clean = r[r["family"] == "clean"].set_index("model")
+    rows = []
+    for m in models:
+        sub = r[(r["model"] == m) & (r["family"] != "clean")]
+        for fam in list(dict.fromkeys(sub["family"])) or ["clean"]:
+            g = sub[sub["family"] == fam].set_index("severity")
+            cells = [op_cell(g.loc[s]) if s in g.index else "" for s in sevs]
+            c = op_cell(clean.loc[m]) if m in clean.index else ""
+            rows.append(([m] if len(models) > 1 else []) + [fam, c] + cells)
+    cols = (["model"] if len(models) > 1 else []) + ["family", "clean"] + [f"s{s}" for s in sevs]
+    return Section("FAR % [95% CI] and FRR % at each model's clean EER threshold (the deployed operating point)",
+                   cols, rows)
 
 
 def problems(res, ctx: dict) -> Section | None:

@@ -8,7 +8,7 @@ import pytest
 
 from bench import costs as C
 from bench import metrics as M
-from bench.results import MIN_SPEAKERS, operating_point_pivot, results_table
+from bench.results import MIN_SPEAKERS, results_table
 from reports.synthetic import conditions_for
 
 
@@ -62,8 +62,12 @@ def test_far_and_frr_at_the_clean_threshold_by_hand():
     assert res.loc["mp3", "far_ci_low"] <= 0.75 <= res.loc["mp3", "far_ci_high"]
     assert res.loc["mp3", "cllr"] == pytest.approx(C.cllr(b, s))
     assert res.loc["mp3", "actdcf"] == pytest.approx(C.act_dcf(b, s))
-    piv = operating_point_pivot(res.reset_index())
-    assert list(piv["family"]) == ["mp3"] and piv.iloc[0]["1"].startswith("75.0 [")
+    from types import SimpleNamespace
+
+    from bench.summary import operating_point
+    sec = operating_point(SimpleNamespace(results=res.reset_index()), {})
+    assert sec.columns == ["family", "clean", "s1"] and sec.rows[0][0] == "mp3"
+    assert sec.rows[0][2].startswith("75.0\n[") and sec.rows[0][2].endswith("FRR 75.0")
 
 
 def test_speaker_clusters_used_when_the_data_names_enough_speakers():
