@@ -97,12 +97,13 @@ def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None 
 
 def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, seed: int = 0,
                  resources: dict[str, str] | None = None, sample_rate: int = 16000,
-                 pool_data: str = "demo") -> dict[str, Any]:
+                 pool_data: str = "demo", params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Applies one perturbation level to one file and writes the result (so a person can listen).
 
     The input is first brought to ``sample_rate`` (the detectors' 16 kHz by default), so the file
     is what a detector would hear under that condition. Babble draws its talkers from the bona
-    fide utterances of ``pool_data`` (a data spec; the built-in demo set by default).
+    fide utterances of ``pool_data`` (a data spec; the built-in demo set by default). ``params``
+    overrides the level's parameters (``bench perturb --param NAME=VALUE``).
     """
     from foundation.audio import load_audio, save_audio
     from bench.prepare import WorkerContext
@@ -116,7 +117,11 @@ def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, s
     if not str(dst).strip():
         raise ValueError("OUT is empty; give the file to write")
     check_lossless(dst)
-    pert = make(family, severity)  # a bad family or severity is reported before any audio is read
+    # a bad family, severity or parameter, or missing weights, are reported before any audio is read
+    if params and int(severity) == 0:
+        raise ValueError(f"{family}: severity 0 is the clean input and takes no --param")
+    pert = make(family, severity, **(params or {}))
+    pert.check_resources()
     wav, _info = load_audio(src, target_sr=sample_rate)
     utt = Path(src).stem
     bonafide: list[tuple[str, str]] = []
@@ -176,7 +181,7 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
       policy      input policy overriding the suite's; shard_size (utterances per unit); n_boot (CI resamples)
       cache_dir   perturbed-audio cache shared by runs; resources ({"noise_dir": ..., "rir_dir": ...})
       prepare_on  where perturbations run: "device" (the scoring GPU, where a family can), "cpu", or "auto"
-      label_map   names hf: models' classes, "bonafide=LABEL,spoof=LABEL" (see `bench run --help`)
+      label_map   for hf: models whose labels are not recognised: "bonafide=LABEL,spoof=LABEL"
       trust_code  allow a suite file to name Python classes (source: package.module:Class), which imports
                   and runs their code; refused otherwise
       retry_problems  try again the inputs recorded in problems.csv (e.g. after repairing files)

@@ -15,6 +15,8 @@ EPILOG = """examples:
   bench score --model aasist clip.wav           score a file (higher = more bona fide)
   bench perturbations                           list perturbation families and ladders
   bench perturb --family mp3 --severity 3 in.wav out.wav
+  bench perturb --family encodec --severity 5 --param checkpoint=FOLDER in.wav out.wav
+  bench weights encodec dac                     fetch the neural codecs' weights ahead
   bench run --suite compression                 the main job, on the built-in demo set
   bench run --suite noise --model aasist,aasist-l --data manifest.csv --limit 200
   bench report runs/<folder>                    tables, plots and an HTML page
@@ -125,14 +127,20 @@ def cmd_score(a: argparse.Namespace) -> int:
 def cmd_weights(a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from foundation.weights import WeightsError, install
+    from foundation.weights import WeightsError, install, install_folder
     from models import CARDS
+    from perturbations.codecs._neural import CODEC_WEIGHTS
 
     named = bool(a.models)
     names = a.models or [name for name, card in CARDS.items() if card.filename]
     rows, failed = [], 0
     for name in names:
         try:
+            if name in CODEC_WEIGHTS:   # a neural codec's folder (bench weights encodec dac)
+                folder_card = CODEC_WEIGHTS[name]
+                path, how = install_folder(folder_card, a.source)
+                rows.append({"model": name, "status": how, "path": str(path), "sha256": ""})
+                continue
             card = CARDS.get(name)
             if a.source and card.filename and not (Path(a.source) / card.filename).is_file():
                 # a folder of some official files: what it lacks is skipped (said), not a failure
@@ -172,7 +180,7 @@ def cmd_perturb(a: argparse.Namespace) -> int:
     from bench import api
 
     info = api.perturb_file(a.family, a.severity, a.input, a.output, seed=a.seed, resources=_resources(a),
-                            sample_rate=a.sample_rate)
+                            sample_rate=a.sample_rate, params=_params(a.param))
     if a.json:
         sys.stdout.write(strict_json(info, indent=None) + "\n")
     else:
@@ -193,9 +201,26 @@ def cmd_suites(a: argparse.Namespace) -> int:
     return 0
 
 
+def _params(items: Sequence[str] | None) -> dict[str, Any]:
+    """``--param NAME=VALUE`` (repeatable): values are YAML scalars (3, 0.5, true, null, text)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--param {item!r}: expected NAME=VALUE, e.g. --param bitrate=32000")
+        try:
+            out[name.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as e:
+            raise ValueError(f"--param {item!r}: the value is not a YAML scalar ({e})") from e
+    return out
+
+
 def _resources(a: argparse.Namespace) -> dict[str, str]:
     res = {}
-    for key, env in (("noise_dir", "BENCH_NOISE_DIR"), ("rir_dir", "BENCH_RIR_DIR")):
+    for key, env in (("noise_dir", "BENCH_NOISE_DIR"), ("rir_dir", "BENCH_RIR_DIR"),
+                     ("device_ir_dir", "BENCH_DEVICE_IR_DIR")):
         val = getattr(a, key, None) or os.environ.get(env)
         if val:
             res[key] = val
@@ -249,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "into the user cache ($BENCH_CACHE_DIR or ~/.cache/deepfake-bench), where every later "
                        "command finds them without network or BENCH_WEIGHTS_DIR. Default: every model with a "
                        "published checkpoint.")
-    s.add_argument("models", nargs="*", metavar="MODEL", help="card names (see `bench models`)")
+    s.add_argument("models", nargs="*", metavar="MODEL", help="card names (see `bench models`), or the neural "
+                   "codecs encodec, dac (their weights folders)")
     s.add_argument("--from", dest="source", metavar="DIR",
                    help="a folder of the official files (e.g. aasist/AASIST.pth) instead of downloading")
     s.add_argument("--json", action="store_true")
@@ -264,8 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--severity", type=int, required=True, help="0 (clean) .. 5 (harshest)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--sample-rate", type=int, default=16000, help="rate the audio is processed and written at")
+    s.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="override a parameter of the level (repeatable; YAML scalars), e.g. --param bitrate=32000 "
+                   "or --param checkpoint=FOLDER for a neural codec")
     s.add_argument("--noise-dir", help="folder of noise files (background-noise); or $BENCH_NOISE_DIR")
     s.add_argument("--rir-dir", help="folder of measured impulse responses (rir); or $BENCH_RIR_DIR")
+    s.add_argument("--device-ir-dir", help="folder of measured loudspeaker-to-microphone responses (replay with "
+                   "measured: true); or $BENCH_DEVICE_IR_DIR")
     s.add_argument("--json", action="store_true", help="print what was done as JSON")
     s.add_argument("input", metavar="IN")
     s.add_argument("output", metavar="OUT", help="a lossless file (.wav, .flac); lossy formats are refused")
@@ -279,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Runs a suite. The same command resumes an interrupted run: without --out the "
                        "folder name is derived from the configuration (runs/<suite>-<models>-<data>-<hash>).")
     s.add_argument("--suite", required=True, help="clean, compression, reverb, noise, channel, realworld, "
-                   "adversarial, all, or a YAML file")
+                   "neural-codec, adversarial, all, or a YAML file")
     s.add_argument("--model", default="aasist", help="comma-separated models (default aasist): card names, "
                    "package.module:Class (imports and runs that module: trusted code only), "
                    "hf:ID_OR_FOLDER[@REVISION]")
@@ -301,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--policy", help="input policy, overriding the suite's (official, full, full:hop=...,agg=...)")
     s.add_argument("--noise-dir", help="folder of noise files (background-noise); or $BENCH_NOISE_DIR")
     s.add_argument("--rir-dir", help="folder of measured impulse responses (rir); or $BENCH_RIR_DIR")
+    s.add_argument("--device-ir-dir", help="folder of measured loudspeaker-to-microphone responses (replay with "
+                   "measured: true); or $BENCH_DEVICE_IR_DIR")
     s.add_argument("--trust-code", action="store_true",
                    help="allow a suite file to name Python classes (source: package.module:Class), which imports "
                    "and runs their code; refused without this flag")

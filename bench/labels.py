@@ -45,6 +45,7 @@ def _rate(v: float) -> str:
 UNITS: dict[str, Unit] = {
     "bitrate": Unit(lambda v: f"{v / 1000:g} kb/s", "bitrate (kb/s)", 1e-3, log=True, harsher="down"),
     "bandwidth_kbps": Unit(lambda v: f"{v:g} kb/s", "bitrate (kb/s)", log=True, harsher="down"),
+    "kbps": Unit(lambda v: f"{v:g} kb/s", "bitrate (kb/s)", log=True, harsher="down"),
     "first_bitrate": Unit(lambda v: f"{v / 1000:g} kb/s", "bitrate (kb/s)", 1e-3, log=True, harsher="down"),
     "second_bitrate": Unit(lambda v: f"{v / 1000:g} kb/s", "bitrate (kb/s)", 1e-3, log=True, harsher="down"),
     "snr_db": Unit(lambda v: f"{v:g} dB SNR", "SNR (dB)", harsher="down",

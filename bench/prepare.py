@@ -40,6 +40,8 @@ class Prepared:
     error: str | None = None
     stage: str = ""
     note: str | None = None      # a warning about a usable input (recorded in problems.csv, stage "level")
+    #: (snr_db, pesq, stoi) of ``wav`` against the clean input (bench/quality.py); None when not measured
+    quality: tuple[float, float, float] | None = None
 
 
 #: a float file whose peak exceeds this many times full scale is scored as read, with a warning recorded
@@ -124,14 +126,15 @@ class WorkerContext:
         if note is not None and task.path not in _WARNED:   # once per file and process, not per condition
             _WARNED.add(task.path)
             log.warning("%s: %s", task.path, note)
-        if task.kind in ("attack", "device"):   # crafted / perturbed by the scorer on its device
+        if task.kind in ("attack", "device"):   # crafted / perturbed (and measured) by the scorer on its device
             return Prepared(task.utt_id, task.condition_key, np.array(clean), note=note)
         cached = self.cache_path(task)
         if cached is not None and cached.is_file():
             try:
                 wav = np.load(cached)
                 if wav.shape == clean.shape:
-                    return Prepared(task.utt_id, task.condition_key, wav, note=note)
+                    return Prepared(task.utt_id, task.condition_key, wav, note=note,
+                                    quality=quality_of(task, clean, wav, self.sr))
             except (OSError, ValueError) as e:
                 log.warning("ignoring unreadable cache entry %s: %s", cached, e)
         try:
@@ -144,7 +147,22 @@ class WorkerContext:
             return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "perturb", note)
         if cached is not None:
             _cache_put(cached, wav)
-        return Prepared(task.utt_id, task.condition_key, wav, note=note)
+        return Prepared(task.utt_id, task.condition_key, wav, quality=quality_of(task, clean, wav, self.sr),
+                        note=note)
+
+
+def quality_of(task: Task, clean: np.ndarray, wav: np.ndarray, sr: int) -> tuple[float, float, float] | None:
+    """The degraded audio's quality against its clean input (bench/quality.py): None for the identity
+    (severity 0), and when the measurement itself fails (the score is still worth having)."""
+    if int(task.spec.get("severity", 0)) == 0 or task.spec.get("family") == "clean":
+        return None
+    from bench.quality import measure
+
+    try:
+        return measure(clean, wav, sr, task.utt_id)
+    except Exception as e:  # noqa: BLE001 - a quality measure must never cost a score
+        log.warning("%s: quality not measured: %s", task.utt_id, e)
+        return None
 
 
 _CONTEXT = WorkerContext()   # this process's context (replaced by init_worker)

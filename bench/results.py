@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 SCORE_COLUMNS = list(Store.SCORE_COLUMNS)
 RESULT_COLUMNS = ["model", "suite", "family", "severity", "n_bonafide", "n_spoof", "eer", "eer_ci_low",
                   "eer_ci_high", "auc", "eer_threshold", "kind", "params", "level_label", "adv_attack", "source",
-                  "through",
+                  "through", "snr_db", "pesq", "stoi",
                   # the deployed operating point: the clean condition's EER threshold of the same model
                   "clean_threshold", "far_at_clean_threshold", "far_ci_low", "far_ci_high",
                   "frr_at_clean_threshold", "frr_ci_low", "frr_ci_high",
@@ -54,9 +54,10 @@ def condition_labels(conditions: Sequence) -> dict[tuple[str, int], str]:
 
 def results_table(scores: pd.DataFrame, suite: str, conditions: Sequence, n_boot: int = 1000,
                   seed: int = 0, speakers: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """One row per model x condition, in the suite's condition order (clean first). ``speakers``
-    (utt_id -> speaker, at least :data:`MIN_SPEAKERS` of them): CIs resample whole speakers."""
-    groups = [(model, family, int(severity), g["label"].to_numpy(), g["score"].to_numpy(float),
+    """One row per model x condition, in the suite's condition order (clean first); no quality columns
+    (they come from the store, see :func:`results_from_store`). ``speakers`` (utt_id -> speaker, at least
+    :data:`MIN_SPEAKERS` of them): CIs resample whole speakers."""
+    groups = [(model, family, int(severity), g["label"].to_numpy(), g["score"].to_numpy(float), (),
                g["utt_id"].to_numpy() if "utt_id" in g else None)
               for (model, family, severity), g in scores.groupby(["model", "family", "severity"], sort=False)]
     clean = {g[0]: _clean_threshold(g[3], g[4]) for g in groups if (g[1], g[2]) == ("clean", 0)}
@@ -71,7 +72,7 @@ def results_from_store(store, suite: str, conditions: Sequence, n_boot: int = 10
             rows = store.group_rows(model, family, severity)
             ids = np.asarray([r[0] for r in rows], dtype=object)
             yield (model, family, int(severity), np.asarray([r[1] for r in rows]),
-                   np.asarray([r[2] for r in rows], float), ids)
+                   np.asarray([r[2] for r in rows], float), store.group_quality(model, family, severity), ids)
     clean = {}
     for model in dict.fromkeys(m for m, _f, _s in store.groups()):
         labels, scores = store.group_scores(model, "clean", 0)
@@ -89,6 +90,7 @@ def _clean_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
 def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: int, seed: int,
            speakers: Mapping[str, str] | None, clean_thr: Mapping[str, float]) -> pd.DataFrame:
     from bench import costs, metrics
+    from bench.quality import medians
 
     if speakers is not None and len(set(speakers.values())) < MIN_SPEAKERS:
         log.info("only %d speakers: bootstrap CIs resample utterances, not speakers", len(set(speakers.values())))
@@ -97,7 +99,7 @@ def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: in
     info = {(c.family, c.severity): c for c in conditions}
     level_labels = condition_labels(conditions)
     rows, models = [], {}
-    for model, family, severity, labels, scores, ids in groups:
+    for model, family, severity, labels, scores, quality, ids in groups:
         models.setdefault(model, len(models))
         bona, spoof = scores[labels == "bonafide"], scores[labels == "spoof"]
         gb = gs = None
@@ -129,6 +131,7 @@ def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: in
                      "params": json.dumps(c.spec.get("params", {}), sort_keys=True, default=str) if c else "",
                      "level_label": level_labels.get((family, severity), f"s{severity}"),
                      **(c.columns() if c else dict.fromkeys(CONDITION_COLUMNS, "")),
+                     **medians(quality),
                      "clean_threshold": float(ct), "far_at_clean_threshold": far, "far_ci_low": far_lo,
                      "far_ci_high": far_hi, "frr_at_clean_threshold": frr, "frr_ci_low": frr_lo,
                      "frr_ci_high": frr_hi, "cllr": float(cllr), "actdcf": float(actdcf), "min_dcf": float(mindcf),

@@ -68,6 +68,7 @@ def run(cfg: RunConfig, show_progress: bool = True, progress=None) -> RunResult:
     _check_suite_name(cfg.suite)
     suite = load_suite(cfg.suite, trust_code=cfg.trust_code)
     conditions = suite.expand()
+    resources_used = check_resources(conditions)   # e.g. a neural codec's weights: refused before any audio is read
     policy = parse_policy(cfg.policy or suite.policy)
     model_ids = models_identity(cfg.models, cfg.checkpoint)
     dataset = load_dataset(cfg.data, limit=cfg.limit, seed=cfg.seed)
@@ -80,7 +81,8 @@ def run(cfg: RunConfig, show_progress: bool = True, progress=None) -> RunResult:
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        return _run_in(out, cfg, suite, conditions, policy, dataset, ident, show_progress, progress)
+        return _run_in(out, cfg, suite, conditions, policy, dataset, ident, show_progress, progress,
+                       resources_used)
     except BaseException:
         if created:
             _remove_if_empty(out)
@@ -127,7 +129,7 @@ def _remove_if_empty(out: Path) -> None:
 
 
 def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident, show_progress: bool,
-            progress) -> RunResult:
+            progress, resources_used: Mapping[str, Any] | None = None) -> RunResult:
     started = time.time()
     with RunLock(out), Store(out / "store.sqlite") as store:
         _check_identity(store, out, ident)
@@ -148,6 +150,9 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
         # Under Ray the scoring device is the workers' (they resolve "auto" themselves); the driver only
         # loads the detectors on its CPU for provenance.
         device = resolve_device(cfg.device) if cfg.executor == "local" else cfg.device
+        if cfg.executor == "local":
+            # neural codecs in the (spawned) workers use the scoring device unless told otherwise
+            os.environ.setdefault("BENCH_CODEC_DEVICE", device)
         sr = _sample_rate(models)
         workers = cfg.workers if cfg.workers is not None else default_workers(device)
         on_device = cfg.executor == "local" and (
@@ -166,7 +171,8 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
                     raise ValueError(f"model {ld.name}: its class declares sample_rate {sr} but the loaded "
                                      f"detector runs at {ld.detector.sample_rate} Hz; declare the rate as the "
                                      "class attribute `sample_rate`")
-            prov.update(_provenance(cfg, suite, policy, dataset, scorer.loaded, device, out, workers))
+            prov.update(_provenance(cfg, suite, policy, dataset, scorer.loaded, device, out, workers),
+                        perturbation_weights=list((resources_used or {}).values()))
             prov["config"]["resolved_prepare_on"] = "device" if on_device else "cpu"
             _write_json(out / "run.json", {**prov, "status": "running"})
             log.info("%s: %d conditions x %d utterances x %d models; %d scores to compute", out,
@@ -192,13 +198,43 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
                         seen.add((prob[2], prob[4], prob[5], prob[3]))
                         log.warning("%s failed for %s (%s@%s): %s (further such inputs: see problems.csv)",
                                     prob[2], prob[0], prob[4] or "-", prob[5], prob[3])
-                store.add_scores(res.scores)
+                store.add_scores(res.scores, res.quality)
                 bar.describe(f"{cond.family}@{cond.severity}")
                 bar.advance(res.unit.n_scores)
         result = _finish(out, store, suite, conditions, cfg, {**prov, "status": "complete",
                                                               "elapsed_s": round(time.time() - started, 2)},
                          dataset, speakers)
     return result
+
+
+def check_resources(conditions) -> dict[str, Any]:
+    """Every perturbation (and attack-through perturbation) has what it needs beyond its parameters;
+    the first that does not stops the run with its own one-line message, naming the condition. Returns
+    the weights folders found (family -> {folder, sha256 per file}) for the provenance."""
+    from foundation.weights import sha256_file
+
+    checked: set[str] = set()
+    found: dict[str, Any] = {}
+    for cond in conditions:
+        pert = cond.build_through() if cond.kind == "attack" else cond.build()
+        if pert is None:
+            continue
+        k = pert.key()
+        if k in checked:
+            continue
+        checked.add(k)
+        try:
+            pert.check_resources()
+        except Exception as e:  # noqa: BLE001 - re-raised as one line naming the condition
+            raise RuntimeError(f"condition {cond.family}@{cond.severity}: {e}") from e
+        for step in getattr(pert, "steps", None) or (pert,):
+            if hasattr(step, "weights_folder"):
+                folder = step.weights_folder()
+                if str(folder) not in (v["folder"] for v in found.values()):
+                    found[f"{step.family}:{folder}"] = {
+                        "family": step.family, "folder": str(folder),
+                        "sha256": {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file()}}
+    return found
 
 
 def default_workers(device: str) -> int:

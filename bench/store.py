@@ -31,7 +31,16 @@ CREATE TABLE IF NOT EXISTS problems (
     PRIMARY KEY (utt_id, stage, family, severity, model)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS quality (
+    model TEXT NOT NULL, family TEXT NOT NULL, severity INTEGER NOT NULL, utt_id TEXT NOT NULL,
+    snr_db REAL, pesq REAL, stoi REAL,
+    PRIMARY KEY (model, family, severity, utt_id)
+);
 """
+# ``quality`` (added later; created in older run folders when they are opened, left empty for what
+# they had already scored): the measured quality of a condition's audio against its clean input
+# (bench/quality.py); model "" for perturbations (one audio for every model), the scored model for
+# white-box attacks.
 
 
 class RunBusy(RuntimeError):
@@ -123,10 +132,13 @@ class Store:
                                (model, family, severity))
         return {r[0] for r in rows}
 
-    def add_scores(self, rows: Iterable[tuple]) -> None:
-        """rows: (model, family, severity, utt_id, label, score, policy, condition_key); one commit."""
+    def add_scores(self, rows: Iterable[tuple], quality: Iterable[tuple] = ()) -> None:
+        """rows: (model, family, severity, utt_id, label, score, policy, condition_key); quality: (model,
+        family, severity, utt_id, snr_db, pesq, stoi); one commit for both."""
         rows = list(rows)
         with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO quality VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                [tuple(q[:4]) + tuple(_real(v) for v in q[4:]) for q in quality])
             self.db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
             # a scoring failure that a resume has since mended is no longer a problem
             self.db.executemany("DELETE FROM problems WHERE stage='score' AND model=? AND family=? AND severity=? "
@@ -194,5 +206,17 @@ class Store:
         return self.db.execute("SELECT utt_id, label, score FROM scores WHERE model=? AND family=? AND severity=? "
                                "ORDER BY utt_id", (model, family, severity)).fetchall()
 
+    def group_quality(self, model: str, family: str, severity: int) -> list[tuple[float, float, float]]:
+        """(snr_db, pesq, stoi) rows of one condition: the model's own (attacks) or the shared ones ("")."""
+        rows = self.db.execute("SELECT snr_db, pesq, stoi FROM quality WHERE model IN (?, '') AND family=? "
+                               "AND severity=? ORDER BY utt_id", (model, family, severity)).fetchall()
+        return [tuple(float("nan") if v is None else float(v) for v in r) for r in rows]
+
     def problems(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM problems ORDER BY stage, utt_id, family, severity", self.db)
+
+
+def _real(v) -> float | None:
+    """SQLite stores NaN as NULL; infinities as they are."""
+    v = float(v)
+    return None if v != v else v

@@ -6,7 +6,8 @@ A suite lists conditions. Each condition is one of
   severities would then be identical); ``levels: [{bitrate: 32000}, {bitrate: 16000}]`` gives the family
   its own ladder, severities 1..n with exactly those parameters (validated like the built-in table);
 - ``{name: room+noise, chain: [room, pink-noise], severities: [1, 3]}``: a chain, every step at
-  the same severity, applied in order (configuration, not code);
+  the same severity, applied in order (configuration, not code); a step may be a mapping
+  ``{family: encodec, params: {checkpoint: FOLDER}}`` to override that step's parameters;
 - ``{attack: pgd-linf, severities: [1, 2]}``: a gradient attack against each detector (white box);
   optional ``source: MODEL`` crafts it once on that model and scores it on every model of the run
   (a transfer attack; white box where a model is its own source), results family ``pgd-linf<-MODEL``;
@@ -46,6 +47,7 @@ class ConditionSpec:
     severities: tuple[int, ...]
     kind: str = "perturbation"                # perturbation | chain | attack
     steps: tuple[str, ...] = ()               # for chains: family names in order
+    step_params: tuple[Mapping[str, Any], ...] = ()  # for chains: each step's parameter overrides (or empty)
     params: Mapping[str, Any] = field(default_factory=dict)
     attack: str = ""                          # for attacks: the registered attack name
     source: str | None = None                 # transfer: the model the attack is crafted on
@@ -168,6 +170,8 @@ class Suite:
                                 "steps": list(c.steps), "params": dict(c.params),
                                 **({"family": c.family} if c.family and c.family != c.label else {}),
                                 **({"levels": [dict(x) for x in c.levels]} if c.levels else {}),
+                                **({"step_params": [dict(p) for p in c.step_params]}
+                                   if any(c.step_params) else {}),
                                 **({"attack": c.attack} if c.attack else {}),
                                 **({"source": c.source} if c.source else {}),
                                 **({"through": dict(c.through)} if c.through else {})}
@@ -206,7 +210,8 @@ def _build_condition(source: str, spec: ConditionSpec, sev: int) -> Condition:
                 d["through"] = {**pert.to_dict(), "eot": int(t.get("eot", 1))}
             return Condition(spec.label, sev, "attack", d)
         if spec.kind == "chain":
-            steps = tuple(PERTURBATIONS.get(s).at(sev) for s in spec.steps)
+            overrides = spec.step_params or tuple({} for _ in spec.steps)
+            steps = tuple(PERTURBATIONS.get(s).at(sev, **dict(o)) for s, o in zip(spec.steps, overrides))
             return Condition(spec.label, sev, "chain", Chain(severity=sev, steps=steps).to_dict())
         cls = PERTURBATIONS.get(spec.family or spec.label)
         p = cls.at(sev, **spec.params) if level is None else cls.from_params(sev, level)
@@ -312,15 +317,28 @@ def _parse_condition(source: str, i: int, item: Any, trust_code: bool = False) -
         raise SuiteError(f"{where}: 'severities' lists a severity twice: {sev!r}")
     if "chain" in item:
         steps = item["chain"]
-        if not isinstance(steps, list) or not steps or not all(isinstance(s, str) for s in steps):
+        if not isinstance(steps, list) or not steps:
             raise SuiteError(f"{where}: 'chain' must be a non-empty list of family names")
         for f in ("params", "levels"):
             if item.get(f):
                 raise SuiteError(f"{where}: '{f}' is not supported on a chain (its steps are different families, "
-                                 "each at the chain's severity); declare a family condition with its own "
-                                 "'levels:' instead, or drop it")
-        label = str(name or "+".join(steps)).strip()
-        return ConditionSpec(label, tuple(sev), "chain", tuple(steps), origin=where)
+                                 "each at the chain's severity); give a step its own parameters as "
+                                 "{family: F, params: {...}}, or declare a family condition with 'levels:'")
+        names, overrides = [], []
+        for j, st in enumerate(steps):
+            if isinstance(st, dict) and isinstance(st.get("family"), str) and set(st) <= {"family", "params"} \
+                    and isinstance(st.get("params") or {}, dict):
+                names.append(st["family"])
+                overrides.append(dict(st.get("params") or {}))
+            elif isinstance(st, str):
+                names.append(st)
+                overrides.append({})
+            else:
+                raise SuiteError(f"{where}: chain[{j}] must be a family name or {{family: F, params: {{...}}}}, "
+                                 f"got {st!r}")
+        label = str(name or "+".join(names)).strip()
+        return ConditionSpec(label, tuple(sev), "chain", tuple(names),
+                             step_params=tuple(overrides) if any(overrides) else (), origin=where)
     if "attack" not in item:
         for f in ("source", "through"):
             if f in item:

@@ -34,6 +34,7 @@ class UnitResult:
     unit: Unit
     scores: list[tuple] = field(default_factory=list)    # rows for Store.add_scores
     problems: list[tuple] = field(default_factory=list)  # (utt_id, path, stage, reason, family, severity, model)
+    quality: list[tuple] = field(default_factory=list)   # rows for Store.add_quality
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ class Scorer:
                                      "" if read else cond.family, -1 if read else cond.severity, ""))
             else:
                 ok[p.utt_id] = p.wav
+                if p.quality is not None:   # a perturbation's quality: the same for every model ("")
+                    res.quality.append(("", cond.family, cond.severity, p.utt_id, *p.quality))
         if unit.tasks and unit.tasks[0].kind == "device":
             ok = self._perturb_on_device(cond, ok, paths, res)
         if getattr(cond, "source", None):
@@ -114,6 +117,8 @@ class Scorer:
                                      cond.family, cond.severity, name) for name, ids in unit.needs
                                     for u in ids if u in ok)
                 return res
+            res.quality.extend(_attack_quality("", cond, {u: ok[u] for u in want}, crafted,
+                                               self.source(cond.source).detector))
             ok = {u: crafted[u] for u in want}
         for name, ids in unit.needs:
             todo = [u for u in ids if u in ok]
@@ -121,7 +126,7 @@ class Scorer:
                 continue
             try:
                 scores = self._score(self.by_name[name], cond, [ok[u] for u in todo], [labels[u] for u in todo],
-                                     todo)
+                                     todo, res.quality)
             except Exception as e:  # noqa: BLE001 - a failing batch is recorded, the run goes on
                 log.error("%s %s@%d: scoring failed: %s", name, cond.family, cond.severity, e)
                 res.problems.extend((u, paths[u], "score", f"{type(e).__name__}: {e}", cond.family,
@@ -142,7 +147,7 @@ class Scorer:
         (``rng_for(seed, utt, key)``, as in the CPU workers); a failure is that utterance's problem."""
         import torch
 
-        from bench.prepare import worker_context
+        from bench.prepare import quality_of, worker_context
         from foundation.seeding import rng_for
 
         pert, key, ctx = cond.build(), cond.key(), worker_context()
@@ -157,6 +162,10 @@ class Scorer:
             except Exception as e:  # noqa: BLE001 - recorded per utterance and condition, like the workers'
                 res.problems.append((u, paths[u], "perturb", f"{type(e).__name__}: {e}", cond.family,
                                      cond.severity, ""))
+                continue
+            q = quality_of(Task(u, paths[u], "", key, cond.spec, "device"), wav, out[u], ctx.sr)
+            if q is not None:
+                res.quality.append(("", cond.family, cond.severity, u, *q))
         return out
 
     def _craft(self, detector, cond, utt_ids, wavs, labels) -> dict[str, np.ndarray]:
@@ -166,15 +175,36 @@ class Scorer:
                            self.spec.seed, self.spec.batch_size, self.spec.device)
         return dict(zip(utt_ids, adv))
 
-    def _score(self, ld, cond, wavs, labels, utt_ids) -> np.ndarray:
+    def _score(self, ld, cond, wavs, labels, utt_ids, quality: list | None = None) -> np.ndarray:
         """Scores one model; a white-box attack condition is crafted against that model first (a
-        transfer condition arrives already crafted, see ``__call__``)."""
+        transfer condition arrives already crafted, see ``__call__``), and its quality measured into
+        ``quality`` (rows for this model)."""
         from bench.policy import score_batch
 
         if cond.kind == "attack" and not getattr(cond, "source", None):
             from bench.adversarial import attack_batch
 
+            clean = dict(zip(utt_ids, wavs))
             wavs = attack_batch(ld.detector, cond, wavs, labels, utt_ids, self.spec.seed,
                                 self.spec.batch_size, self.spec.device)
+            if quality is not None:
+                quality.extend(_attack_quality(ld.name, cond, clean, dict(zip(utt_ids, wavs)), ld.detector))
         return np.asarray(score_batch(ld.detector, wavs, self.policy, batch_size=self.spec.batch_size,
                                       device=self.spec.device))
+
+
+def _attack_quality(model: str, cond, clean: dict, adversarial: dict, detector) -> list[tuple]:
+    """Quality rows of crafted audio against the clean crop it was crafted from (the detector's
+    official-length input); ``model`` is the scored model for white-box attacks, "" for transfer."""
+    from bench.policy import fix_length
+    from bench.quality import measure
+
+    rows = []
+    sr = int(getattr(detector, "sample_rate", 16000))
+    for u, adv in adversarial.items():
+        ref = fix_length(np.asarray(clean[u], np.float32), len(adv))
+        try:
+            rows.append((model, cond.family, cond.severity, u, *measure(ref, np.asarray(adv), sr, u)))
+        except Exception as e:  # noqa: BLE001 - a quality measure must never cost a score
+            log.warning("%s: quality not measured: %s", u, e)
+    return rows

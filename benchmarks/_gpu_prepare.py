@@ -2,7 +2,8 @@
 path and on the device, same generator stream: max |difference| and time per 4 s clip on each side.
 
 Families that read files (rir, background-noise) get folders written here; babble draws from the demo
-clips (seeded noise where they are unreadable)."""
+clips (seeded noise where they are unreadable); the neural codecs run when their weights resolve
+($BENCH_WEIGHTS_DIR/encodec_24khz, ...) and are skipped with the reason otherwise."""
 from __future__ import annotations
 
 import tempfile
@@ -52,6 +53,11 @@ def sec_prepare() -> None:
             if fam in ("rir", "background-noise") and not res:
                 continue
             p = PERTURBATIONS.get(fam).at(len(PERTURBATIONS.get(fam).LEVELS))
+            try:   # the neural codecs need their weights folders (bench weights encodec dac, carried along)
+                p.check_resources()
+            except Exception as e:  # noqa: BLE001 - reported and skipped: the other families still run
+                print(f"prepare {fam}: skipped ({type(e).__name__}: {str(e)[:160]})")
+                continue
             wav = x[0].astype(np.float32)
             ctx = lambda: Context(utt_id="u", pool=pool, resources=res)  # noqa: E731
             t = time.perf_counter()

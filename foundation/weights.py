@@ -6,6 +6,11 @@ cache from ``card.url`` when online. ``bench weights`` (:func:`install`) fills t
 time, from the release or from a folder of the official files, for machines that are offline later. A downloaded file whose sha256 differs from the card is
 refused and deleted. Checkpoints are never unpickled as arbitrary objects: ``.pt``/``.pth`` go
 through ``torch.load(weights_only=True)``, ``.safetensors`` through safetensors.
+
+Folders (a neural codec's ``save_pretrained`` layout: ``config.json`` + ``model.safetensors``) resolve the
+same way with :class:`FolderCard`, :func:`resolve_folder` and :func:`install_folder`: an explicit folder,
+then ``$BENCH_WEIGHTS_DIR/<folder>``, then the cache, then a download from the Hugging Face hub into the
+cache. ``BENCH_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``) forbids every download; the tests set it.
 """
 from __future__ import annotations
 
@@ -170,3 +175,127 @@ def read_state_dict(path: str | os.PathLike) -> dict:
     if not isinstance(obj, dict):
         raise WeightsError(f"checkpoint {path} holds a {type(obj).__name__}, not a state_dict")
     return obj
+
+
+# --- folders of files (Hugging Face save_pretrained layout) ---------------------------------------
+def offline() -> bool:
+    """True when downloads are forbidden (``BENCH_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``; the tests set it)."""
+    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
+               for k in ("BENCH_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+class FolderCard:
+    """A checkpoint that is a folder of files (``config.json``, ``model.safetensors``, ...), as
+    ``save_pretrained`` writes it: ``folder`` is its name under ``$BENCH_WEIGHTS_DIR`` and the cache,
+    ``repo``/``revision`` where the files are downloaded from (``https://huggingface.co/<repo>/resolve/
+    <revision>/<file>``), ``files`` the (name, sha256 or None) pairs it must hold."""
+
+    def __init__(self, name: str, folder: str, repo: str, revision: str,
+                 files: tuple[tuple[str, str | None], ...], licence: str = "", description: str = ""):
+        self.name, self.folder, self.repo, self.revision = name, folder, repo, revision
+        self.files, self.licence, self.description = tuple(files), licence, description
+
+    def url(self, filename: str) -> str:
+        return f"https://huggingface.co/{self.repo}/resolve/{self.revision}/{filename}"
+
+    def required(self) -> list[str]:
+        return [f for f, _ in self.files]
+
+    def candidates(self) -> list[Path]:
+        out = []
+        if os.environ.get("BENCH_WEIGHTS_DIR"):
+            out.append(Path(os.environ["BENCH_WEIGHTS_DIR"]) / self.folder)
+        out.append(cache_dir() / "weights" / self.folder)
+        return out
+
+    def where(self) -> str:
+        """One line saying where the folder may be put."""
+        return (f"put the {self.name} weights ({', '.join(self.required())} from https://huggingface.co/"
+                f"{self.repo}) in {' or '.join(str(c) for c in self.candidates())}, run `bench weights "
+                f"{self.name}` on a machine with network (or `bench weights {self.name} --from DIR`), or "
+                "give the family parameter checkpoint=FOLDER")
+
+
+def _verify_folder(card: FolderCard, folder: Path) -> None:
+    for fname, digest in card.files:
+        if digest:
+            got = sha256_file(folder / fname)
+            if got != digest:
+                raise WeightsError(f"{folder / fname} has sha256 {got}, but the {card.name} card says {digest}; "
+                                   "refusing to load it (delete or replace the file)")
+
+
+def _complete(card: FolderCard, folder: Path) -> bool:
+    return folder.is_dir() and all((folder / f).is_file() for f in card.required())
+
+
+def resolve_folder(card: FolderCard, explicit: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """The local folder of a folder card: ``explicit`` (any save_pretrained folder, not verified against
+    the card), else ``$BENCH_WEIGHTS_DIR/<folder>``, else the cache, else downloaded into the cache
+    (sha256-checked where the card pins a digest) unless offline. Raises :class:`WeightsError` with one
+    line saying where to put the files."""
+    if explicit is not None:
+        p = Path(explicit).expanduser()
+        if not (p / "config.json").is_file():
+            raise WeightsError(f"checkpoint folder {p} holds no config.json; give a folder written by "
+                               "save_pretrained (config.json + model.safetensors)")
+        return p
+    for p in card.candidates():
+        if _complete(card, p):
+            _verify_folder(card, p)
+            return p
+    if download and not offline():
+        try:
+            return _download_folder(card)
+        except OSError as e:
+            raise WeightsError(f"could not download the {card.name} weights from https://huggingface.co/"
+                               f"{card.repo} ({e}); {card.where()}") from e
+    raise WeightsError(f"no {card.name} weights: {card.where()}")
+
+
+def _download_folder(card: FolderCard) -> Path:
+    dest = cache_dir() / "weights" / card.folder
+    for fname, digest in card.files:
+        if not (dest / fname).is_file():
+            _download(card.url(fname), dest / fname, digest)
+            if not digest:
+                log.warning("%s: %s has no pinned sha256 on its card; downloaded sha256 %s", card.name, fname,
+                            sha256_file(dest / fname))
+    return dest
+
+
+def install_folder(card: FolderCard, source_dir: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """``bench weights`` for a folder card: into the cache from ``source_dir`` (a folder holding
+    ``<card.folder>/`` or the files themselves) or downloaded. Returns ``(folder, how)``."""
+    import shutil
+
+    cached = cache_dir() / "weights" / card.folder
+    if _complete(card, cached):
+        _verify_folder(card, cached)
+        return cached, "present"
+    if source_dir is None:
+        if offline():
+            raise WeightsError(f"downloads are off (BENCH_OFFLINE/HF_HUB_OFFLINE); {card.where()}")
+        try:
+            return _download_folder(card), "downloaded"
+        except OSError as e:
+            raise WeightsError(f"could not download the {card.name} weights ({e}); {card.where()}") from e
+    src = Path(source_dir)
+    if _complete(card, src / card.folder):
+        src = src / card.folder
+    if not _complete(card, src):
+        raise WeightsError(f"{src} does not hold {', '.join(card.required())}; --from must be a folder holding "
+                           f"{card.folder}/ or those files")
+    _verify_folder(card, src)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cached.parent, suffix=".part"))
+    try:
+        for fname in card.required():
+            shutil.copyfile(src / fname, tmp / fname)
+        if cached.exists():        # an incomplete folder from an interrupted copy
+            shutil.rmtree(cached)
+        os.replace(tmp, cached)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return cached, "copied"

@@ -58,6 +58,11 @@ class Perturbation(Leveled):
     def at_zero(cls) -> "Perturbation":
         return Identity()
 
+    def check_resources(self) -> None:
+        """Raise (with one line saying what to do) when something the family needs beyond its parameters
+        is missing, e.g. a neural codec's weights. The runner calls it before any audio is read; it may
+        fetch what is missing when that is allowed (a pinned download)."""
+
     # --- behaviour -------------------------------------------------------------------------
     def apply(self, wav: np.ndarray, sr: int, rng: np.random.Generator,
               context: Context | None = None) -> np.ndarray:
@@ -158,6 +163,10 @@ class Chain(Perturbation):
 
     def params(self) -> dict[str, Any]:
         return {"steps": [s.to_dict() for s in self.steps]}
+
+    def check_resources(self) -> None:
+        for step in self.steps:
+            step.check_resources()
 
     @classmethod
     def from_params(cls, severity: int, params: Mapping[str, Any]) -> "Chain":

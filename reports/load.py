@@ -116,6 +116,8 @@ def read_results(path: Path) -> pd.DataFrame:
         raise RunError(f"{path}: column 'severity' must hold integers 0..5 ({e})") from e
     for c in NUMERIC_RESULTS:
         df[c] = pd.to_numeric(df[c], errors="coerce")
+    for c in ("snr_db", "pesq", "stoi"):   # the quality columns; absent from runs made before them
+        df[c] = pd.to_numeric(df[c], errors="coerce") if c in df.columns else np.nan
     bad = df["eer"].dropna()
     bad = bad[(bad < 0) | (bad > 1)]
     if len(bad):

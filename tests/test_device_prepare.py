@@ -55,11 +55,22 @@ def test_the_device_families_include_the_issue_list():
     assert not PERTURBATIONS.get("mp3").at(1).on_device          # codecs stay in the CPU workers
 
 
+@pytest.fixture(scope="module")
+def codec_weights(tmp_path_factory):
+    """Tiny random neural codecs (tests/tiny_codecs.py) for the families that need weights."""
+    from tiny_codecs import build_tiny_codecs
+
+    return {fam: str(path) for fam, path in build_tiny_codecs(tmp_path_factory.mktemp("codecs")).items()}
+
+
 @pytest.mark.parametrize("family", ON_DEVICE)
-def test_device_path_matches_the_numpy_path(family, clips, context):
+def test_device_path_matches_the_numpy_path(family, clips, context, request):
     cls = PERTURBATIONS.get(family)
+    weights = {}
+    if "checkpoint" in cls.parameter_names():   # a neural codec: tiny random weights
+        weights = {"checkpoint": request.getfixturevalue("codec_weights")[family]}
     for k in range(1, len(cls.LEVELS) + 1):
-        p = cls.at(k)
+        p = cls.at(k, **weights)
         for utt, wav in clips[:2]:
             want = p(wav, SR, np.random.default_rng([k, 5]), context(utt))
             got = p.device_call(torch.from_numpy(wav), SR, np.random.default_rng([k, 5]), context(utt))

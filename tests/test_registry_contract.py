@@ -59,6 +59,15 @@ def resources(tmp_path_factory):
     return {"noise_dir": str(root / "noise"), "rir_dir": str(root / "rir")}
 
 
+@pytest.fixture(scope="module")
+def codec_weights(tmp_path_factory):
+    """Tiny random neural codecs (tests/tiny_codecs.py): the families that need weights get them as
+    ``checkpoint`` (nothing is downloaded)."""
+    from tiny_codecs import build_tiny_codecs
+
+    return {fam: str(path) for fam, path in build_tiny_codecs(tmp_path_factory.mktemp("codecs")).items()}
+
+
 def _context(speech, resources) -> Context:
     pool_clips = speech[1]
 
@@ -93,13 +102,16 @@ def test_perturbation_levels_and_serialisation(family):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_perturbation_audio_contract(family, speech, resources):
+def test_perturbation_audio_contract(family, speech, resources, request):
     cls = PERTURBATIONS.get(family)
     wav = speech[0]
     ctx = _context(speech, resources)
+    weights = {}
+    if "checkpoint" in cls.parameter_names():   # a family with weights (the neural codecs): tiny ones
+        weights = {"checkpoint": request.getfixturevalue("codec_weights")[family]}
     assert np.array_equal(cls.at(0)(wav, SR, np.random.default_rng(0), ctx), wav)
     for k in sorted({1, len(cls.LEVELS)}):
-        p = cls.at(k)
+        p = cls.at(k, **weights)
         a = p(wav, SR, np.random.default_rng(7), ctx)
         b = p(wav, SR, np.random.default_rng(7), ctx)
         assert a.shape == wav.shape and a.dtype == np.float32, f"{family}@{k}"
