@@ -13,8 +13,9 @@ A condition fails when
 Two modes (always named in the output): ``threshold`` (default) compares the point estimates;
 ``significant`` fails only when the lower bound of the paired bootstrap's 95% CI of the increase
 exceeds the threshold (a +25-point rise with a CI of [0, 75] on 16 clips is then not a failure).
-The CI is always shown: a paired bootstrap over utterances when both runs scored the same utterances
-(scores.csv), else independent bootstraps of the two runs (``unpaired``).
+The CI is always shown: a paired bootstrap when both runs scored the same utterances (scores.csv), over
+whole speakers when scores.csv names at least ``bench.results.MIN_SPEAKERS`` of them (as the runner's
+CIs), else over utterances; otherwise independent bootstraps of the two runs (``unpaired``).
 
 The runs must have used the same data (run.json data digest, else spec and counts) and the same suite
 (name and digest); otherwise the check refuses (exit 2) unless ``allow_data_change`` /
@@ -128,15 +129,44 @@ def _draws(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
+def _paired_speakers(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame | None:
+    """Both sides' (label, score a, score b, speaker) by utt_id when they scored the same utterances (finite
+    scores, same labels) and scores.csv names a speaker for every one of at least MIN_SPEAKERS speakers:
+    then the CIs resample whole speakers, the same ones on both sides, as the runner's CIs do."""
+    from bench.results import MIN_SPEAKERS
+
+    if "speaker" not in a or "speaker" not in b:
+        return None
+    da, db = (d[np.isfinite(d["score"].to_numpy(float))].set_index("utt_id").sort_index() for d in (a, b))
+    if da.index.has_duplicates or not da.index.equals(db.index) or not (da["label"] == db["label"]).all():
+        return None
+    sp = da["speaker"].astype(str)
+    if (sp != db["speaker"].astype(str)).any() or sp.isin(["", "-"]).any() or sp.nunique() < MIN_SPEAKERS:
+        return None
+    return pd.DataFrame({"label": da["label"], "a": da["score"].astype(float), "b": db["score"].astype(float),
+                         "speaker": sp})
+
+
 def _far_diff_ci(a: pd.DataFrame, b: pd.DataFrame, thr_a: float, thr_b: float, n_boot: int, seed: int,
                  alpha: float = 0.05) -> tuple[float, float, str]:
-    """CI of FAR(b) - FAR(a) at fixed thresholds: paired over spoof utterances when both hold the same ones."""
+    """CI of FAR(b) - FAR(a) at fixed thresholds: paired over spoof utterances (or whole speakers) when both
+    hold the same ones."""
     sa = a[a["label"] == "spoof"].set_index("utt_id")["score"].sort_index()
     sb = b[b["label"] == "spoof"].set_index("utt_id")["score"].sort_index()
     if not len(sa) or not len(sb) or not np.isfinite(thr_a) or not np.isfinite(thr_b):
         return np.nan, np.nan, ""
     ea, eb = (sa.to_numpy(float) > thr_a).astype(float), (sb.to_numpy(float) > thr_b).astype(float)
-    if sa.index.equals(sb.index):
+    pair = _paired_speakers(a, b)
+    if pair is not None and (pair["label"] == "spoof").any():
+        sp = pair[pair["label"] == "spoof"]
+        _, gid = np.unique(sp["speaker"].to_numpy(), return_inverse=True)
+        n_k = np.bincount(gid).astype(float)
+        err_a = np.bincount(gid, weights=(sp["a"].to_numpy() > thr_a).astype(float))
+        err_b = np.bincount(gid, weights=(sp["b"].to_numpy() > thr_b).astype(float))
+        pick = _draws(n_k.size, n_boot, seed)
+        n = n_k[pick].sum(1)
+        diff, kind = (err_b[pick].sum(1) - err_a[pick].sum(1)) / n, "paired by speaker"
+    elif sa.index.equals(sb.index):
         idx = _draws(len(ea), n_boot, seed)
         diff, kind = eb[idx].mean(1) - ea[idx].mean(1), "paired"
     else:
@@ -154,6 +184,19 @@ def _eer_diff_ci(a: pd.DataFrame | None, b: pd.DataFrame | None, n_boot: int, se
 
     if a is None or b is None:
         return np.nan, np.nan, ""
+    pair = _paired_speakers(a, b)
+    if pair is not None:
+        bona, spoof = (pair["label"] == "bonafide").to_numpy(), (pair["label"] == "spoof").to_numpy()
+        if bona.any() and spoof.any():
+            sp = pair["speaker"].to_numpy()
+            groups = (sp[bona], sp[spoof])
+            # the same seed and clusters on both sides: the same speakers are drawn (a paired cluster bootstrap)
+            ea, eb = (bootstrap_eers(pair[c].to_numpy()[bona], pair[c].to_numpy()[spoof], n_boot=n_boot, seed=seed,
+                                     groups=groups) for c in ("a", "b"))
+            diff = (eb - ea)[np.isfinite(eb - ea)]
+            if diff.size:
+                lo, hi = np.quantile(diff, [alpha / 2, 1 - alpha / 2])
+                return float(lo), float(hi), "paired by speaker"
     ci = paired_diff_ci(a, b, n_boot=n_boot, seed=seed, alpha=alpha)
     if ci is not None:
         return ci[0], ci[1], "paired"
@@ -334,7 +377,8 @@ def format_result(res: CheckResult) -> str:
     for r in res.rows.itertuples():
         who = (r.model if r.model == r.baseline_model else f"{r.model} (vs {r.baseline_model})") if r.model \
             else f"- (vs {r.baseline_model})"
-        ci = (f"[{_pct(r.ci_low, True)}, {_pct(r.ci_high, True)}]" + (" unpaired" if r.ci_kind == "unpaired" else "")
+        ci = (f"[{_pct(r.ci_low, True)}, {_pct(r.ci_high, True)}]"
+              + {"unpaired": " unpaired", "paired by speaker": " spk"}.get(r.ci_kind, "")
               if np.isfinite(r.ci_low) else "-")
         cells = [who, f"{r.family}@{r.severity}", _pct(r.baseline_eer), _pct(r.eer), _pct(r.increase, True), ci]
         if far:
@@ -346,8 +390,8 @@ def format_result(res: CheckResult) -> str:
     widths = [max(len(row[i]) for row in table) for i in range(len(hdr) - 1)]
     for row in table:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1])
-    lines.append("differences are in percentage points (new - baseline); CIs by paired bootstrap over "
-                 "utterances unless marked unpaired")
+    lines.append("differences are in percentage points (new - baseline); CIs by paired bootstrap over utterances, "
+                 "over whole speakers where marked spk, independent where marked unpaired")
     for r in res.failed.itertuples():
         who = r.model if r.model == r.baseline_model else f"{r.model or '-'} (baseline {r.baseline_model})"
         if r.status == "missing":

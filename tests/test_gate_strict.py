@@ -163,3 +163,32 @@ def test_a_far_gate_without_far_columns_fails_rather_than_passing_silently(tmp_p
     assert bench_main(["check", str(new), "--baseline", str(base), "--max-eer-increase", "0.05",
                        "--max-far-increase", "0.05"]) == 1
     assert "no FAR at the clean threshold" in capsys.readouterr().out
+
+
+def test_ci_resamples_whole_speakers_when_scores_name_them(tmp_path):
+    fams = {"mp3": ("perturbation", (1,))}
+    n, n_spk = 120, 20
+    rng = np.random.default_rng(5)
+    ids = [f"b{i}" for i in range(n)] + [f"s{i}" for i in range(n)]
+    lab = ["bonafide"] * n + ["spoof"] * n
+    spk = [f"spk{i % n_spk}" for i in range(2 * n)]
+    effect = rng.normal(0, 1.5, n_spk)                                  # utterances of a speaker move together
+    base = np.r_[np.ones(n), -np.ones(n)] + np.array([effect[int(s[3:])] for s in spk]) + 0.3 * rng.normal(size=2 * n)
+
+    def frame(extra):
+        rows = []
+        for c in conditions_for(fams):
+            sc = base + (extra if c.family == "mp3" else 0) + 0.2 * rng.normal(size=2 * n)
+            rows.append(pd.DataFrame({"utt_id": ids, "model": "m", "family": c.family, "severity": c.severity,
+                                      "label": lab, "score": sc, "policy": "official", "speaker": spk}))
+        return pd.concat(rows, ignore_index=True)
+    a, b = frame(0.0), frame(np.r_[np.zeros(n), 0.8 * np.ones(n)])
+    base_run = write_run(tmp_path / "a", a, conditions_for(fams), n_boot=20)
+    new_run = write_run(tmp_path / "b", b, conditions_for(fams), n_boot=20)
+    by_spk = check_runs(new_run, base_run, 0.5).rows.set_index("family").loc["mp3"]
+    assert by_spk["ci_kind"] == "paired by speaker" and by_spk["far_ci_low"] <= by_spk["far_increase"]
+    write_run(tmp_path / "a2", a.drop(columns="speaker"), conditions_for(fams), n_boot=20)
+    write_run(tmp_path / "b2", b.drop(columns="speaker"), conditions_for(fams), n_boot=20)
+    by_utt = check_runs(tmp_path / "b2", tmp_path / "a2", 0.5).rows.set_index("family").loc["mp3"]
+    assert by_utt["ci_kind"] == "paired" and by_utt["increase"] == pytest.approx(by_spk["increase"])
+    assert by_spk["ci_high"] - by_spk["ci_low"] > by_utt["ci_high"] - by_utt["ci_low"]
