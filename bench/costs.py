@@ -38,7 +38,8 @@ def act_dcf(bonafide_scores, spoof_scores, p_spoof: float = DCF_COSTS["Pspoof"],
     beta = c_miss * (1 - p_spoof) / (c_fa * p_spoof)
     t = -np.log(beta)
     p_miss, p_fa = np.mean(bona < t), np.mean(spoof >= t)
-    return float((c_miss * (1 - p_spoof) * p_miss + c_fa * p_spoof * p_fa) / min(c_fa * p_spoof, c_miss * (1 - p_spoof)))
+    cost = c_miss * (1 - p_spoof) * p_miss + c_fa * p_spoof * p_fa
+    return float(cost / min(c_fa * p_spoof, c_miss * (1 - p_spoof)))
 
 
 def min_dcf(bonafide_scores, spoof_scores, p_spoof: float = DCF_COSTS["Pspoof"], c_miss: float = DCF_COSTS["Cmiss"],

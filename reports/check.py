@@ -270,7 +270,8 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
         for fam, sev in c_base:
             key_n, key_b = (m, fam, sev), (bm, fam, sev)
             b = float(r_base["eer"].get(key_b, np.nan))
-            bfar = float(r_base["far_at_clean_threshold"].get(key_b, np.nan)) if "far_at_clean_threshold" in r_base else np.nan
+            bfar = (float(r_base["far_at_clean_threshold"].get(key_b, np.nan)) if "far_at_clean_threshold" in r_base
+                    else np.nan)
             row = dict(model=m, baseline_model=bm, family=fam, severity=sev, baseline_eer=b, eer=np.nan,
                        increase=np.nan, ci_low=np.nan, ci_high=np.nan, ci_kind="", baseline_far=bfar, far=np.nan,
                        far_increase=np.nan, far_ci_low=np.nan, far_ci_high=np.nan, status="ok", failed=False,

@@ -45,7 +45,8 @@ def test_name_labels_any_condition_so_a_family_can_appear_twice(tmp_path):
 
 
 def test_two_conditions_with_one_label_and_severity_are_refused_naming_both(tmp_path):
-    body = "conditions:\n  - {family: mp3, severities: [2]}\n  - {family: mp3, severities: [2], params: {bitrate: 8000}}\n"
+    body = ("conditions:\n  - {family: mp3, severities: [2]}\n"
+            "  - {family: mp3, severities: [2], params: {bitrate: 8000}}\n")
     with pytest.raises(SuiteError) as e:
         load_suite(suite(tmp_path, body))
     assert "mp3@2" in str(e.value) and "conditions[0]" in str(e.value) and "conditions[1]" in str(e.value)

@@ -319,7 +319,8 @@ def test_score_shows_good_file_and_error_without_nan(tmp_path):
     good = next(u.path for u in load_dataset("demo").utterances)
     p = subprocess.run([sys.executable, "-m", "bench.cli", "score", "--model", "userplugin.tiny_detector:TinyDetector",
                         "--checkpoint", str(ckpt), str(good), str(tmp_path / "missing.wav")],
-                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, TESTS_DIR])})
+                       capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, TESTS_DIR])})
     assert p.returncode == 1
     lines = dict(line.split("\t") for line in p.stdout.strip().splitlines())
     assert lines[str(tmp_path / "missing.wav")] == "ERROR"
