@@ -93,6 +93,11 @@ def check_identity(store, out: Path, ident: Mapping[str, Any]) -> None:
         store.set_meta("identity", want)
         return
     old = json.loads(have)
+    if "checkpoint" in old and all(isinstance(m, str) for m in old.get("models") or []) \
+            and _upgrade_card_identity(store, old, ident):
+        log.info("resuming the run in %s (its identity, from an earlier version, now names the models by content)",
+                 out)
+        return
     if "checkpoint" in old and all(isinstance(m, str) for m in old.get("models") or []):
         raise ValueError(f"{out} was started by an earlier version of bench, which bound runs to checkpoint paths "
                          f"({old.get('checkpoint') or 'card files'}), not contents: its scores cannot be verified "
@@ -113,3 +118,19 @@ def check_identity(store, out: Path, ident: Mapping[str, Any]) -> None:
         raise ValueError(f"{out} holds a run with a different configuration (differs in: {', '.join(diff)}); "
                          "choose another --out folder to start a new run")
     log.info("resuming the run in %s", out)
+
+
+def _upgrade_card_identity(store, old: Mapping[str, Any], ident: Mapping[str, Any]) -> bool:
+    """An identity written before runs were bound to contents, for built-in models on their own card files
+    (no ``--checkpoint``, no user class): those files are pinned by the cards' sha256, which loading verifies,
+    so the scores already in the store came from the same weights. If the rest of the configuration matches,
+    the store is re-bound to the new identity and the run resumes; otherwise (False) it is refused."""
+    if old.get("checkpoint") is not None or any(":" in str(m) for m in old.get("models") or []):
+        return False
+    upgraded = {k: v for k, v in old.items() if k != "checkpoint"}
+    upgraded["models"] = [model_identity(str(m), None) for m in old.get("models") or []]
+    want = json.loads(json.dumps(by_content(ident), default=str))
+    if by_content(upgraded) != want:
+        return False
+    store.set_meta("identity", json.dumps(ident, sort_keys=True, default=str))
+    return True

@@ -364,3 +364,21 @@ def test_a_folder_bound_to_a_checkpoint_path_by_an_older_version_is_refused(tmp_
         st.set_meta("identity", json.dumps(legacy))
         with pytest.raises(ValueError, match="earlier version.*/old/new.pth"):
             _check_identity(st, tmp_path, {"suite": "clean", "models": [{"model": "aasist"}], "seed": 0})
+
+
+def test_an_older_folder_of_built_in_models_on_their_card_files_resumes(tmp_path):
+    """Card files are pinned by the cards' sha256 (checked on loading), so an identity written by an earlier
+    version without --checkpoint is re-bound and resumed; anything else in it must still match."""
+    from bench.identity import model_identity
+    from bench.runner import _check_identity
+    from bench.store import Store
+
+    legacy = {"suite": "clean", "models": ["aasist"], "checkpoint": None, "seed": 0}
+    new = {"suite": "clean", "models": [model_identity("aasist", None)], "seed": 0}
+    with Store(tmp_path / "store.sqlite") as st:
+        st.set_meta("identity", json.dumps(legacy))
+        with pytest.raises(ValueError, match="earlier version"):
+            _check_identity(st, tmp_path, {**new, "seed": 1})       # another seed: refused
+        _check_identity(st, tmp_path, new)
+        assert json.loads(st.get_meta("identity")) == new           # re-bound to the new identity
+        _check_identity(st, tmp_path, new)
