@@ -109,6 +109,11 @@ def normal(gen, shape, like: torch.Tensor, where: str) -> torch.Tensor:
     return _draw(torch.randn, gen, shape, like, where)
 
 
+#: bounds on attack parameters: beyond them a typo (eps: 1e6, snr_db: -500, steps: 1e9) rather than a budget
+SNR_DB_RANGE = (-20.0, 120.0)
+MAX_ITERATIONS = {"steps": 10_000, "restarts": 100, "search_steps": 100}
+
+
 def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -137,10 +142,13 @@ class GradientAttack(Attack):
         if (self.snr_db is None) == (self.eps is None):
             raise ValueError(f"{self.name}: give exactly one budget field, snr_db (dB) or eps (amplitude); "
                              f"got snr_db={self.snr_db!r}, eps={self.eps!r}")
-        if self.snr_db is not None and not (is_number(self.snr_db) and math.isfinite(self.snr_db)):
-            raise ValueError(f"{self.name}: snr_db must be a finite number of dB, got {self.snr_db!r}")
-        if self.eps is not None and not (is_number(self.eps) and 0 < self.eps < math.inf):
-            raise ValueError(f"{self.name}: eps must be a positive amplitude (full scale 1.0), got {self.eps!r}")
+        lo, hi = SNR_DB_RANGE
+        if self.snr_db is not None and not (is_number(self.snr_db) and lo <= self.snr_db <= hi):
+            raise ValueError(f"{self.name}: snr_db must be a number of dB in {lo:g}..{hi:g} (the perturbation's SNR "
+                             f"against each utterance), got {self.snr_db!r}")
+        if self.eps is not None and not (is_number(self.eps) and 0 < self.eps <= 1.0):
+            raise ValueError(f"{self.name}: eps must be an amplitude in (0, 1] (full scale 1.0; waveforms stay in "
+                             f"[-1, 1]), got {self.eps!r}")
         _budget.check_norm(self.budget_norm(), f"{self.name}: norm")
 
     def _positive(self, field: str, integer: bool = False, allow_zero: bool = False) -> None:
@@ -150,6 +158,9 @@ class GradientAttack(Attack):
             kind = "integer" if integer else "number"
             raise ValueError(f"{self.name}: {field} must be a {'non-negative' if allow_zero else 'positive'} "
                              f"{kind}, got {v!r}")
+        if field in MAX_ITERATIONS and v > MAX_ITERATIONS[field]:
+            raise ValueError(f"{self.name}: {field} must be at most {MAX_ITERATIONS[field]} (a cost bound: each "
+                             f"one is a forward and backward pass per utterance), got {v!r}")
 
     def _check_loop(self) -> None:
         """Checks the iteration fields an attack has: steps, restarts, step, schedule, random_start."""

@@ -70,6 +70,8 @@ def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None 
     from bench.policy import parse_policy, score_batch
     from models import load_detector
 
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"--batch-size must be an integer >= 1, got {batch_size!r}")
     dev = resolve_device(device)
     ld = load_detector(model, checkpoint=checkpoint, device=dev, fast_inference=fast_inference_enabled(),
                        label_map=label_map)
@@ -87,8 +89,10 @@ def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None 
     for r in rows:
         r["score"] = float(next(scores)) if r["error"] is None else float("nan")
         r.update(model=ld.name, policy=str(pol), checkpoint_sha256=ld.sha256)
-    return pd.DataFrame(rows, columns=["path", "score", "model", "policy", "duration_s", "orig_sr",
-                                       "checkpoint_sha256", "error"])
+    df = pd.DataFrame(rows, columns=["path", "score", "model", "policy", "duration_s", "orig_sr",
+                                     "checkpoint_sha256", "error"])
+    df["error"] = pd.Series([r["error"] for r in rows], index=df.index, dtype=object)   # None, never NaN
+    return df
 
 
 def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, seed: int = 0,
@@ -106,6 +110,12 @@ def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, s
     from foundation.seeding import rng_for
     from perturbations import make
 
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"--seed must be an integer 0..{2**32 - 1}, got {seed!r}")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or not 1000 <= sample_rate <= 384000:
+        raise ValueError(f"--sample-rate must be an integer number of Hz in 1000..384000, got {sample_rate!r}")
+    if not str(dst).strip():
+        raise ValueError("OUT is empty; give the file to write")
     check_lossless(dst)
     # a bad family, severity or parameter, or missing weights, are reported before any audio is read
     if params and int(severity) == 0:
@@ -153,7 +163,8 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
         device: str = "auto", batch_size: int = 8, executor: str = "local", workers: int | None = None,
         policy: str | None = None, shard_size: int = 32, n_boot: int = 1000, address: str | None = None,
         cache_dir: str | None = None, resources: Mapping[str, str] | None = None, prepare_on: str = "auto",
-        label_map: str | None = None, progress: bool | Callable[[int, int, str], None] = True) -> RunResult:
+        label_map: str | None = None, trust_code: bool = False, retry_problems: bool = False,
+        progress: bool | Callable[[int, int, str], None] = True) -> RunResult:
     """Python mirror of ``bench run``; returns a :class:`RunResult` (``.results`` DataFrame, ``.scores``,
     ``.problems``, ``.provenance``, ``.out`` the run folder).
 
@@ -171,8 +182,14 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
       cache_dir   perturbed-audio cache shared by runs; resources ({"noise_dir": ..., "rir_dir": ...})
       prepare_on  where perturbations run: "device" (the scoring GPU, where a family can), "cpu", or "auto"
       label_map   for hf: models whose labels are not recognised: "bonafide=LABEL,spoof=LABEL"
+      trust_code  allow a suite file to name Python classes (source: package.module:Class), which imports
+                  and runs their code; refused otherwise
+      retry_problems  try again the inputs recorded in problems.csv (e.g. after repairing files)
       progress    True: a progress bar on a terminal, log lines otherwise; False: quiet; or a function
                   ``progress(done, total, condition)`` called after every unit of work.
+
+    Every option is validated before any work. Raises :class:`bench.runner.RunFailed` (the tables written)
+    when nothing could be scored for a model.
 
     Safe at the top level of a script: the worker processes it spawns do not re-run your script, so no
     ``if __name__ == "__main__":`` guard is needed (one does no harm).
@@ -183,6 +200,7 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
                     out=str(out) if out is not None else None, limit=limit, seed=seed, device=device,
                     batch_size=batch_size, executor=executor, workers=workers, policy=policy, shard_size=shard_size,
                     n_boot=n_boot, address=address, cache_dir=cache_dir, resources=dict(resources or {}),
-                    prepare_on=prepare_on, label_map=label_map)
+                    prepare_on=prepare_on, label_map=label_map, trust_code=trust_code,
+                    retry_problems=retry_problems)
     callback = progress if callable(progress) else None
     return _run(cfg, show_progress=progress is True, progress=callback)

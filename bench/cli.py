@@ -29,13 +29,42 @@ Checkpoints are looked up in --checkpoint, then $BENCH_WEIGHTS_DIR, then the use
 ahead of time, e.g. `bench weights --from ../shared/weights`)."""
 
 
+def jsonable(obj: Any) -> Any:
+    """``obj`` with NaN/inf as None and numpy scalars as Python numbers: what a strict parser (jq,
+    JavaScript's JSON.parse) accepts."""
+    import math
+
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
+        obj = obj.item()   # numpy scalar
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    try:
+        import pandas as pd
+        if pd.isna(obj):
+            return None
+    except (ImportError, TypeError, ValueError):
+        pass
+    return str(obj)
+
+
+def strict_json(obj: Any, indent: int | None = 2) -> str:
+    """JSON text that every strict parser reads (no NaN, no Infinity: null)."""
+    return json.dumps(jsonable(obj), indent=indent, allow_nan=False)
+
+
 LABEL_MAP_HELP = ("names the bona fide and spoof classes of hf: models whose config.id2label does not (or that "
                   "have more than two classes), e.g. bonafide=LABEL_1,spoof=LABEL_0 (a label or a class index); "
                   "other models ignore it")
 
 
 def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.write(strict_json(obj) + "\n")
 
 
 def _table(rows: list[dict], columns: Sequence[str], title: str | None = None) -> None:
@@ -97,12 +126,13 @@ def cmd_score(a: argparse.Namespace) -> int:
     _check_label_map(a.label_map, [a.model])
     df = api.score_files(_remote(a.model, a.remote_output), a.files, checkpoint=a.checkpoint, policy=a.policy,
                          device=a.device, batch_size=a.batch_size, label_map=a.label_map)
-    rows = df.to_dict(orient="records")
+    rows = [{**r, "error": r["error"] if isinstance(r["error"], str) and r["error"] else None}
+            for r in df.to_dict(orient="records")]   # a missing error may come back as NaN (truthy)
     for r in rows:
         if r["error"]:
             log.error("%s", r["error"])
     if a.json:
-        _print_json([{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows])
+        _print_json(rows)
     else:
         for r in rows:
             sys.stdout.write(f"{r['path']}\t{'ERROR' if r['error'] else format(r['score'], '.6f')}\n")
@@ -167,7 +197,7 @@ def cmd_perturb(a: argparse.Namespace) -> int:
     info = api.perturb_file(a.family, a.severity, a.input, a.output, seed=a.seed, resources=_resources(a),
                             sample_rate=a.sample_rate, params=_params(a.param))
     if a.json:
-        sys.stdout.write(json.dumps(info, default=str) + "\n")
+        sys.stdout.write(strict_json(info, indent=None) + "\n")
     else:
         sys.stdout.write(f"wrote {info['out']}: {a.family} severity {a.severity} ({info['level_label']}), "
                          f"{info['duration_s']:.2f} s at {info['sample_rate']} Hz, seed {a.seed}\n")
@@ -221,7 +251,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     res = api.run(a.suite, models=models, checkpoint=a.checkpoint, data=a.data, out=a.out, limit=a.limit,
                   seed=a.seed, device=a.device, batch_size=a.batch_size, executor=a.executor, address=a.address,
                   workers=a.workers, policy=a.policy, resources=_resources(a),
-                  cache_dir=a.cache, prepare_on=a.prepare_on, label_map=a.label_map)
+                  cache_dir=a.cache, prepare_on=a.prepare_on, label_map=a.label_map,
+                  trust_code=a.trust_code, retry_problems=a.retry_problems)
     render(res, {"data_name": res.provenance.get("data", {}).get("name", a.data), "demo": a.data == "demo"})
     return 0
 
@@ -256,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("score", help="score audio files with one detector")
     s.add_argument("--model", default="aasist", help="card name (see `bench models`), package.module:Class, or "
                    "hf:ID_OR_FOLDER[@REVISION] (a Hugging Face audio classifier), or http://HOST:PORT (a detector "
-                   "served by `bench serve`)")
+                   "served by `bench serve`); a class spec imports and runs that module: trusted code only")
     s.add_argument("--label-map", metavar="bonafide=LABEL,spoof=LABEL", help=LABEL_MAP_HELP)
     s.add_argument("--checkpoint", help="checkpoint file (.pth/.pt read with weights_only=True, or .safetensors)")
     s.add_argument("--remote-output", choices=["score", "decision"], help=REMOTE_HELP)
@@ -312,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--suite", required=True, help="clean, compression, reverb, noise, channel, realworld, "
                    "neural-codec, adversarial, blackbox, all, or a YAML file")
     s.add_argument("--model", default="aasist", help="comma-separated models (default aasist): card names, "
-                   "package.module:Class, hf:ID_OR_FOLDER[@REVISION], or http://HOST:PORT served by `bench serve` "
+                   "package.module:Class (imports and runs that module: trusted code only), "
+                   "hf:ID_OR_FOLDER[@REVISION], or http://HOST:PORT served by `bench serve` "
                    "(options: http://HOST:PORT?timeout=30&retries=3&budget=N&concurrency=4)")
     s.add_argument("--label-map", metavar="bonafide=LABEL,spoof=LABEL", help=LABEL_MAP_HELP)
     s.add_argument("--remote-output", choices=["score", "decision"], help=REMOTE_HELP)
@@ -335,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rir-dir", help="folder of measured impulse responses (rir); or $BENCH_RIR_DIR")
     s.add_argument("--device-ir-dir", help="folder of measured loudspeaker-to-microphone responses (replay with "
                    "measured: true); or $BENCH_DEVICE_IR_DIR")
+    s.add_argument("--trust-code", action="store_true",
+                   help="allow a suite file to name Python classes (source: package.module:Class), which imports "
+                   "and runs their code; refused without this flag")
+    s.add_argument("--retry-problems", action="store_true",
+                   help="try again the inputs recorded in problems.csv (unreadable, failed perturbation, non-finite "
+                   "score), e.g. after repairing the files; by default a resume skips them")
     s.add_argument("--cache", metavar="DIR", default=os.environ.get("BENCH_AUDIO_CACHE"),
                    help="cache perturbed audio here (keyed by utterance, condition, seed and perturbation "
                    "version) so re-runs and other detectors reuse it; or $BENCH_AUDIO_CACHE; default off")

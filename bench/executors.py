@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from bench.prepare import init_worker, prepare
+from bench.prepare import init_pool_worker, init_worker, prepare
 from bench.units import Scorer, Unit, UnitResult
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class LocalExecutor:
         if self.workers > 0:
             self._skip_main = _WorkersSkipMain().__enter__()   # workers start on demand while the pool runs
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
-                                             initializer=init_worker, initargs=self.init)
+                                             initializer=init_pool_worker, initargs=(os.getpid(), *self.init))
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -38,8 +39,14 @@ class Prepared:
     wav: np.ndarray | None
     error: str | None = None
     stage: str = ""
+    note: str | None = None      # a warning about a usable input (recorded in problems.csv, stage "level")
     #: (snr_db, pesq, stoi) of ``wav`` against the clean input (bench/quality.py); None when not measured
     quality: tuple[float, float, float] | None = None
+
+
+#: a float file whose peak exceeds this many times full scale is scored as read, with a warning recorded
+LOUD_PEAK = 2.0
+_WARNED: set[str] = set()
 
 
 @functools.lru_cache(maxsize=64)
@@ -113,14 +120,20 @@ class WorkerContext:
             clean = self.read_clean(task.path)
         except Exception as e:  # noqa: BLE001 - one bad file must not kill a run; the reason is recorded
             return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "read")
+        peak = float(np.max(np.abs(clean))) if clean.size else 0.0
+        note = (f"peak {peak:.4g} is far above full scale (1.0): a float file that is not normalised? "
+                "Scored as read, not rescaled" if peak > LOUD_PEAK else None)
+        if note is not None and task.path not in _WARNED:   # once per file and process, not per condition
+            _WARNED.add(task.path)
+            log.warning("%s: %s", task.path, note)
         if task.kind in ("attack", "device"):   # crafted / perturbed (and measured) by the scorer on its device
-            return Prepared(task.utt_id, task.condition_key, np.array(clean))
+            return Prepared(task.utt_id, task.condition_key, np.array(clean), note=note)
         cached = self.cache_path(task)
         if cached is not None and cached.is_file():
             try:
                 wav = np.load(cached)
                 if wav.shape == clean.shape:
-                    return Prepared(task.utt_id, task.condition_key, wav,
+                    return Prepared(task.utt_id, task.condition_key, wav, note=note,
                                     quality=quality_of(task, clean, wav, self.sr))
             except (OSError, ValueError) as e:
                 log.warning("ignoring unreadable cache entry %s: %s", cached, e)
@@ -131,10 +144,11 @@ class WorkerContext:
             if not np.all(np.isfinite(wav)):
                 raise ValueError("the perturbation produced non-finite samples")
         except Exception as e:  # noqa: BLE001 - recorded per utterance and condition
-            return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "perturb")
+            return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "perturb", note)
         if cached is not None:
             _cache_put(cached, wav)
-        return Prepared(task.utt_id, task.condition_key, wav, quality=quality_of(task, clean, wav, self.sr))
+        return Prepared(task.utt_id, task.condition_key, wav, quality=quality_of(task, clean, wav, self.sr),
+                        note=note)
 
 
 def quality_of(task: Task, clean: np.ndarray, wav: np.ndarray, sr: int) -> tuple[float, float, float] | None:
@@ -161,6 +175,21 @@ def init_worker(seed: int, sr: int, bonafide: Sequence[tuple[str, str]], resourc
     _CONTEXT = WorkerContext(int(seed), int(sr), tuple(bonafide), dict(resources), cache_dir)
     read_clean.cache_clear()
     return _CONTEXT
+
+
+def init_pool_worker(parent_pid: int, *args: Any) -> WorkerContext:
+    """:func:`init_worker` for a pool process, plus a watchdog: when the parent dies (kill -9 included)
+    the worker is re-parented, notices within half a second and exits, instead of idling for minutes."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(3)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+    return init_worker(*args)
 
 
 def worker_context() -> WorkerContext:

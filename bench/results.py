@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,9 +16,18 @@ log = logging.getLogger(__name__)
 SCORE_COLUMNS = list(Store.SCORE_COLUMNS)
 RESULT_COLUMNS = ["model", "suite", "family", "severity", "n_bonafide", "n_spoof", "eer", "eer_ci_low",
                   "eer_ci_high", "auc", "eer_threshold", "kind", "params", "level_label", "adv_attack", "source",
-                  "through", "snr_db", "pesq", "stoi", "queries"]
+                  "through", "snr_db", "pesq", "stoi",
+                  # the deployed operating point: the clean condition's EER threshold of the same model
+                  "clean_threshold", "far_at_clean_threshold", "far_ci_low", "far_ci_high",
+                  "frr_at_clean_threshold", "frr_ci_low", "frr_ci_high",
+                  # ASVspoof 5 costs (scores taken as log-likelihood ratios)
+                  "cllr", "actdcf", "min_dcf",
+                  # black-box attacks: the median of the detector calls spent per utterance
+                  "queries"]
 #: a condition's structure (bench.suite.Condition.columns), in results.csv and scores.csv
 CONDITION_COLUMNS = ["adv_attack", "source", "through"]
+#: fewer distinct speakers than this and CIs resample utterances (a cluster bootstrap needs many clusters)
+MIN_SPEAKERS = 10
 #: manifest columns copied into scores.csv (when the data has them) and offered as breakdowns
 INFO_COLUMNS = ("speaker", "attack", "language")
 #: results_by_attack.csv: ``attack`` is the manifest's spoof generator (A07..A19), not an adversarial attack
@@ -46,45 +55,81 @@ def condition_labels(conditions: Sequence) -> dict[tuple[str, int], str]:
 
 
 def results_table(scores: pd.DataFrame, suite: str, conditions: Sequence, n_boot: int = 1000,
-                  seed: int = 0) -> pd.DataFrame:
+                  seed: int = 0, speakers: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One row per model x condition, in the suite's condition order (clean first); no quality columns
-    (they come from the store, see :func:`results_from_store`); ``queries`` is the median of the
-    per-utterance query counts of black-box attacks (NaN where none were recorded)."""
+    (they come from the store, see :func:`results_from_store`). ``speakers`` (utt_id -> speaker, at least
+    :data:`MIN_SPEAKERS` of them): CIs resample whole speakers. ``queries``: the median of the per-utterance
+    query counts of black-box attacks (NaN where none were recorded)."""
     def queries(g: pd.DataFrame) -> np.ndarray:
         return pd.to_numeric(g["queries"], errors="coerce").dropna().to_numpy(float) if "queries" in g else np.array([])
 
-    groups = ((model, family, int(severity), g["label"].to_numpy(), g["score"].to_numpy(float), (), queries(g))
-              for (model, family, severity), g in scores.groupby(["model", "family", "severity"], sort=False))
-    return _table(groups, suite, conditions, n_boot, seed)
+    groups = [(model, family, int(severity), g["label"].to_numpy(), g["score"].to_numpy(float), (),
+               g["utt_id"].to_numpy() if "utt_id" in g else None, queries(g))
+              for (model, family, severity), g in scores.groupby(["model", "family", "severity"], sort=False)]
+    clean = {g[0]: _clean_threshold(g[3], g[4]) for g in groups if (g[1], g[2]) == ("clean", 0)}
+    return _table(groups, suite, conditions, n_boot, seed, speakers, clean)
 
 
-def results_from_store(store, suite: str, conditions: Sequence, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def results_from_store(store, suite: str, conditions: Sequence, n_boot: int = 1000, seed: int = 0,
+                       speakers: Mapping[str, str] | None = None) -> pd.DataFrame:
     """:func:`results_table` of a run's store, reading one condition's scores at a time."""
     def groups():
         for model, family, severity in store.groups():
-            labels, scores = store.group_scores(model, family, severity)
-            yield (model, family, int(severity), np.asarray(labels), np.asarray(scores, float),
-                   store.group_quality(model, family, severity),
+            rows = store.group_rows(model, family, severity)
+            ids = np.asarray([r[0] for r in rows], dtype=object)
+            yield (model, family, int(severity), np.asarray([r[1] for r in rows]),
+                   np.asarray([r[2] for r in rows], float), store.group_quality(model, family, severity), ids,
                    np.asarray(store.group_queries(model, family, severity), float))
-    return _table(groups(), suite, conditions, n_boot, seed)
+    clean = {}
+    for model in dict.fromkeys(m for m, _f, _s in store.groups()):
+        labels, scores = store.group_scores(model, "clean", 0)
+        clean[model] = _clean_threshold(np.asarray(labels), np.asarray(scores, float))
+    return _table(groups(), suite, conditions, n_boot, seed, speakers, clean)
 
 
-def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: int, seed: int) -> pd.DataFrame:
+def _clean_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     from bench import metrics
+
+    bona, spoof = scores[labels == "bonafide"], scores[labels == "spoof"]
+    return metrics.eer(bona, spoof)[1] if len(bona) and len(spoof) else float("nan")
+
+
+def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: int, seed: int,
+           speakers: Mapping[str, str] | None, clean_thr: Mapping[str, float]) -> pd.DataFrame:
+    from bench import costs, metrics
     from bench.quality import medians
 
+    if speakers is not None and len(set(speakers.values())) < MIN_SPEAKERS:
+        log.info("only %d speakers: bootstrap CIs resample utterances, not speakers", len(set(speakers.values())))
+        speakers = None
     order = {(c.family, c.severity): i for i, c in enumerate(conditions)}
     info = {(c.family, c.severity): c for c in conditions}
     level_labels = condition_labels(conditions)
     rows, models = [], {}
-    for model, family, severity, labels, scores, quality, queries in groups:
+    for model, family, severity, labels, scores, quality, ids, queries in groups:
         models.setdefault(model, len(models))
         bona, spoof = scores[labels == "bonafide"], scores[labels == "spoof"]
-        eer = thr = auc = lo = hi = float("nan")
+        gb = gs = None
+        if speakers is not None and ids is not None:
+            sp = np.asarray([speakers.get(u, "-") for u in ids])
+            gb, gs = sp[labels == "bonafide"], sp[labels == "spoof"]
+        eer = thr = auc = lo = hi = cllr = actdcf = mindcf = float("nan")
         if len(bona) and len(spoof):
             eer, thr = metrics.eer(bona, spoof)
             auc = metrics.auc(bona, spoof)
-            lo, hi = metrics.bootstrap_eer_ci(bona, spoof, n_boot=n_boot, seed=seed)
+            lo, hi = metrics.bootstrap_eer_ci(bona, spoof, n_boot=n_boot, seed=seed,
+                                              groups=(gb, gs) if gb is not None else None)
+            cllr, actdcf = costs.cllr(bona, spoof), costs.act_dcf(bona, spoof)
+            mindcf = costs.min_dcf(bona, spoof)
+        ct = clean_thr.get(model, float("nan"))
+        far = frr = far_lo = far_hi = frr_lo = frr_hi = float("nan")
+        if np.isfinite(ct):
+            if len(spoof):
+                far = float(np.mean(spoof > ct))
+                far_lo, far_hi = costs.bootstrap_rate_ci(spoof > ct, n_boot=n_boot, seed=seed, groups=gs)
+            if len(bona):
+                frr = float(np.mean(bona <= ct))
+                frr_lo, frr_hi = costs.bootstrap_rate_ci(bona <= ct, n_boot=n_boot, seed=seed + 1, groups=gb)
         c = info.get((family, severity))
         rows.append({"model": model, "suite": suite, "family": family, "severity": severity,
                      "n_bonafide": len(bona), "n_spoof": len(spoof), "eer": float(eer),
@@ -94,6 +139,9 @@ def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: in
                      "level_label": level_labels.get((family, severity), f"s{severity}"),
                      **(c.columns() if c else dict.fromkeys(CONDITION_COLUMNS, "")),
                      **medians(quality),
+                     "clean_threshold": float(ct), "far_at_clean_threshold": far, "far_ci_low": far_lo,
+                     "far_ci_high": far_hi, "frr_at_clean_threshold": frr, "frr_ci_low": frr_lo,
+                     "frr_ci_high": frr_hi, "cllr": float(cllr), "actdcf": float(actdcf), "min_dcf": float(mindcf),
                      "queries": float(np.median(queries)) if len(queries) else float("nan"),
                      "_order": order.get((family, severity), len(order)), "_m": models[model]})
     df = pd.DataFrame(rows, columns=RESULT_COLUMNS + ["_order", "_m"])

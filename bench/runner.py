@@ -15,52 +15,21 @@ import logging
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
 
+from bench.config import RunConfig
 from bench.executors import make_executor
+from bench.identity import by_content as _by_content, check_identity as _check_identity
 from bench.prepare import Task
 from foundation.device import resolve_device
 from bench.store import RunLock, Store
 from bench.units import Scorer, ScorerSpec, Unit
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    suite: str = "compression"
-    models: tuple[str, ...] = ("aasist",)
-    checkpoint: str | None = None
-    data: str = "demo"
-    out: str | None = None
-    limit: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    batch_size: int = 8
-    executor: str = "local"
-    workers: int | None = None
-    policy: str | None = None                  # overrides the suite's input policy
-    shard_size: int = 32
-    n_boot: int = 1000
-    address: str | None = None                 # Ray cluster address for --executor ray
-    cache_dir: str | None = None               # perturbed-audio cache shared by runs and detectors
-    resources: Mapping[str, str] = field(default_factory=dict)  # noise_dir, rir_dir, ...
-    prepare_on: str = "auto"                   # device | cpu | auto (device when scoring on a GPU)
-    label_map: str | None = None               # names hf: models' classes: "bonafide=LABEL,spoof=LABEL"
-
-    def identity(self, suite_sha: str, data_sha: str) -> dict[str, Any]:
-        """What determines the scores (not how fast or where they are computed)."""
-        ident = {"suite": self.suite, "suite_sha256": suite_sha, "data_sha256": data_sha,
-                 "models": list(self.models),
-                 "checkpoint": self.checkpoint, "data": self.data, "limit": self.limit, "seed": self.seed,
-                 "policy": self.policy, "resources": dict(self.resources)}
-        if self.label_map:   # only when given, so earlier runs' identities (and folders) stay the same
-            ident["label_map"] = self.label_map
-        return ident
 
 
 @dataclass
@@ -80,7 +49,7 @@ class RunResult:
 
 def default_out(cfg: RunConfig, ident: Mapping[str, Any]) -> Path:
     """runs/<suite>-<models>-<data>-<hash>: the same command gives the same folder, so it resumes."""
-    digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    digest = hashlib.sha256(json.dumps(_by_content(ident), sort_keys=True, default=str).encode()).hexdigest()[:8]
     data = Path(cfg.data.split(":", 1)[-1]).name or cfg.data
     name = f"{Path(cfg.suite).stem}-{'+'.join(cfg.models)}-{data}-{digest}"
     return Path("runs") / re.sub(r"[^A-Za-z0-9_.+-]+", "_", name)
@@ -93,22 +62,23 @@ def run(cfg: RunConfig, show_progress: bool = True, progress=None) -> RunResult:
     from bench.policy import parse_policy
     from bench.suite import load_suite
 
+    from bench.identity import models_identity
+
+    cfg.validate()
     _check_suite_name(cfg.suite)
-    if cfg.prepare_on not in ("auto", "device", "cpu"):
-        raise ValueError(f"--prepare-on {cfg.prepare_on!r}: choose device, cpu or auto")
-    if cfg.checkpoint and len(cfg.models) > 1:
-        raise ValueError(f"--checkpoint names one file but {len(cfg.models)} models were given "
-                         f"({', '.join(cfg.models)}); run one model per --checkpoint, then `bench compare` the runs")
-    suite = load_suite(cfg.suite)
+    suite = load_suite(cfg.suite, trust_code=cfg.trust_code)
     from bench.universal import universal_conditions
 
     conditions = universal_conditions(suite.expand(), cfg.models)   # universal attacks: one per source model
     resources_used = check_resources(conditions)   # e.g. a neural codec's weights: refused before any audio is read
     policy = parse_policy(cfg.policy or suite.policy)
+    model_ids = models_identity(cfg.models, cfg.checkpoint)
     dataset = load_dataset(cfg.data, limit=cfg.limit, seed=cfg.seed)
     if not dataset.utterances:
-        raise ValueError(f"data set {cfg.data!r} has no usable utterances")
-    ident = cfg.identity(suite.sha256, _data_digest(dataset))
+        raise ValueError(f"data set {cfg.data!r} has no usable utterances"
+                         + (f" ({len(dataset.problems)} listed inputs missing, e.g. {dataset.problems[0][0]})"
+                            if dataset.problems else ""))
+    ident = cfg.identity(suite.sha256, _data_digest(dataset), model_ids)
     out = Path(cfg.out) if cfg.out else default_out(cfg, ident)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
@@ -162,21 +132,26 @@ def _remove_if_empty(out: Path) -> None:
 
 def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident, show_progress: bool,
             progress, resources_used: Mapping[str, Any] | None = None) -> RunResult:
-    started = time.time()
     from bench.universal import universal_training_split
 
+    started = time.time()
     split = universal_training_split(conditions, dataset)
     with RunLock(out), Store(out / "store.sqlite") as store:
         _check_identity(store, out, ident)
-        for prob in dataset.problems:
-            store.add_problem(prob[0], prob[0], "manifest", prob[1])
+        store.clear_problems("manifest")   # the manifest's missing files are re-listed from this reading
+        for path, reason in dict.fromkeys(dataset.problems):   # a file listed twice is one problem
+            store.add_problem(path, path, "manifest", reason)
+        if cfg.retry_problems:
+            n = store.clear_problems("read", "perturb", "nonfinite", "score")
+            log.info("--retry-problems: %d recorded problems will be tried again", n)
         models = list(cfg.models)
+        speakers = _speakers(dataset)
         total = _count_scores(conditions, dataset, store, models, split)
         prev = _read_json(out / "run.json")
         if not total and prev.get("status") == "complete":
             # a finished run given again: nothing to score, so no detector is loaded (warm re-runs are cheap)
             log.info("%s: every score is already stored; rewriting the tables", out)
-            return _finish(out, store, suite, conditions, cfg, prev, dataset)
+            return _finish(out, store, suite, conditions, cfg, prev, dataset, speakers)
         # Under Ray the scoring device is the workers' (they resolve "auto" themselves); the driver only
         # loads the detectors on its CPU for provenance.
         device = resolve_device(cfg.device) if cfg.executor == "local" else cfg.device
@@ -222,6 +197,8 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
                 cond = res.unit.condition
                 for prob in res.problems:
                     store.add_problem(*prob)
+                    if prob[2] == "level":   # a usable input with a warning (logged by its worker)
+                        continue
                     if (prob[2], prob[4], prob[5], prob[3]) not in seen:  # log each distinct reason once
                         seen.add((prob[2], prob[4], prob[5], prob[3]))
                         log.warning("%s failed for %s (%s@%s): %s (further such inputs: see problems.csv)",
@@ -231,7 +208,7 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
                 bar.advance(res.unit.n_scores)
         result = _finish(out, store, suite, conditions, cfg, {**prov, "status": "complete",
                                                               "elapsed_s": round(time.time() - started, 2)},
-                         dataset)
+                         dataset, speakers)
     return result
 
 
@@ -292,18 +269,21 @@ def _data_digest(dataset) -> str:
     return h.hexdigest()
 
 
-def _check_identity(store: Store, out: Path, ident: Mapping[str, Any]) -> None:
-    have = store.get_meta("identity")
-    want = json.dumps(ident, sort_keys=True, default=str)
-    if have is None:
-        store.set_meta("identity", want)
-        return
-    if have != want:
-        old = json.loads(have)
-        diff = sorted(k for k in set(old) | set(ident) if old.get(k) != ident.get(k))
-        raise ValueError(f"{out} holds a run with a different configuration (differs in: {', '.join(diff)}); "
-                         "choose another --out folder to start a new run")
-    log.info("resuming the run in %s", out)
+def _speakers(dataset) -> dict[str, str] | None:
+    """utt_id -> speaker when the data names speakers (then CIs resample whole speakers), else None."""
+    from bench.results import MIN_SPEAKERS
+
+    sp = {u.utt_id: u.speaker for u in dataset.utterances}
+    known = {s for s in sp.values() if s and s != "-"}
+    if not known:
+        return None
+    if len(known) < MIN_SPEAKERS or not all(s and s != "-" for s in sp.values()):
+        log.info("CIs resample utterances: the data names %d speakers%s (a speaker-cluster bootstrap needs %d, "
+                 "named for every utterance)", len(known),
+                 "" if all(s and s != "-" for s in sp.values()) else " and leaves some utterances without one",
+                 MIN_SPEAKERS)
+        return None
+    return sp
 
 
 def _todo(conditions, dataset, store: Store, models: list[str], split=None):
@@ -314,7 +294,10 @@ def _todo(conditions, dataset, store: Store, models: list[str], split=None):
     bad_read = store.failed("read")
     for cond in conditions:
         bad = bad_read | store.failed("perturb", cond.family, cond.severity)
-        done = {m: store.done(m, cond.family, cond.severity) for m in models}
+        # a non-finite score is that model's answer: recorded in problems, not recomputed on resume
+        done = {m: store.done(m, cond.family, cond.severity) | store.failed_for("nonfinite", m, cond.family,
+                                                                                 cond.severity)
+                for m in models}
         held = split[1] if split is not None and is_universal(cond) else None
         todo = [u for u in dataset.utterances if u.utt_id not in bad and (held is None or u.utt_id in held)
                 and any(u.utt_id not in done[m] for m in models)]
@@ -357,26 +340,42 @@ def _provenance(cfg, suite, policy, dataset, loaded, device, out, workers) -> di
             "suite": suite.to_dict(), "policy": policy.to_dict(), "seed": cfg.seed,
             "data": {"spec": cfg.data, "name": dataset.name, "n_utterances": len(dataset.utterances),
                      "n_bonafide": sum(u.label == "bonafide" for u in dataset.utterances),
-                     "n_problems": len(dataset.problems)},
+                     "n_problems": len(dataset.problems), "sha256": _data_digest(dataset)},
             "models": [{"name": ld.name, "card": ld.card.to_dict(), "checkpoint": ld.checkpoint,
                         "sha256": ld.sha256} for ld in loaded],
             "versions": versions(), "numerics": numerics(device), "git_revision": git_revision(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: dict, dataset) -> RunResult:
+class RunFailed(RuntimeError):
+    """A run that finished without a usable result (nothing scored for some model); tables are written."""
+
+
+def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: dict, dataset,
+            speakers: Mapping[str, str] | None = None) -> RunResult:
     from bench.results import (by_attack_from_store, results_from_store, utterance_info, with_condition_columns,
                                with_info, write_tables)
 
     problems = store.problems()
-    results = results_from_store(store, suite.name, conditions, n_boot=cfg.n_boot, seed=cfg.seed)
+    results = results_from_store(store, suite.name, conditions, n_boot=cfg.n_boot, seed=cfg.seed,
+                                 speakers=speakers)
     info = utterance_info(dataset.utterances)
     by_attack = by_attack_from_store(store, suite.name, conditions, info, n_boot=cfg.n_boot, seed=cfg.seed)
     scores = with_info(with_condition_columns(store.iter_scores(), conditions), info)
     write_tables(out, results, scores, problems, by_attack)
+    scored = {m for m, _f, _s in store.groups()}
+    empty = [m for m in cfg.models if m not in scored]
     prov = {**prov, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "n_scores": store.n_scores(), "n_problems": len(problems)}
+            "n_scores": store.n_scores(), "n_problems": len(problems),
+            "bootstrap": "speaker clusters" if speakers else "utterances"}
+    if empty:
+        prov["status"] = "failed"
     _write_json(out / "run.json", prov)
+    if empty:
+        bad = problems[problems["stage"] != "level"] if len(problems) else problems
+        first = f"; first reason: {bad.iloc[0]['reason']}" if len(bad) else ""
+        raise RunFailed(f"nothing could be scored for {', '.join(empty)}: {len(bad)} inputs failed{first} "
+                        f"(every one is in {out / 'problems.csv'})")
     return RunResult(out, results, problems, prov)
 
 

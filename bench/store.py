@@ -52,6 +52,10 @@ class RunBusy(RuntimeError):
     pass
 
 
+class StoreError(RuntimeError):
+    """A store file that is not a usable SQLite database; the message names it and what to do."""
+
+
 class RunLock:
     """An exclusive, non-blocking ``flock`` on ``run.lock`` holding the owner's pid.
 
@@ -97,12 +101,19 @@ class Store:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.db = sqlite3.connect(self.path, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
-        if "queries" not in {r[1] for r in self.db.execute("PRAGMA table_info(scores)")}:
-            self.db.execute("ALTER TABLE scores ADD COLUMN queries INTEGER")   # a store from before the column
-        self.db.commit()
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(SCHEMA)
+            if "queries" not in {r[1] for r in self.db.execute("PRAGMA table_info(scores)")}:
+                self.db.execute("ALTER TABLE scores ADD COLUMN queries INTEGER")   # a store from before the column
+            self.db.commit()
+            self.db.execute("SELECT COUNT(*) FROM scores").fetchone()
+        except sqlite3.DatabaseError as e:
+            self.db.close()
+            raise StoreError(f"{self.path} is not a readable run store ({e}): the file is damaged or not "
+                             "written by `bench run`. Move it away to start this run afresh, or choose "
+                             "another --out folder") from e
 
     def close(self) -> None:
         self.db.close()
@@ -147,6 +158,18 @@ class Store:
             self.db.execute("INSERT OR REPLACE INTO problems VALUES (?, ?, ?, ?, ?, ?, ?)",
                             (utt_id, path, stage, family, severity, model, reason))
 
+    def failed_for(self, stage: str, model: str, family: str, severity: int) -> set[str]:
+        """Utterances with a problem of ``stage`` for one model under one condition."""
+        rows = self.db.execute("SELECT utt_id FROM problems WHERE stage=? AND model=? AND family=? AND severity=?",
+                               (stage, model, family, severity))
+        return {r[0] for r in rows}
+
+    def clear_problems(self, *stages: str) -> int:
+        """Forget the problems of these stages (so they are tried again); returns how many."""
+        with self.db:
+            cur = self.db.execute(f"DELETE FROM problems WHERE stage IN ({','.join('?' * len(stages))})", stages)
+        return cur.rowcount
+
     def failed(self, stage: str, family: str = "", severity: int = -1) -> set[str]:
         rows = self.db.execute("SELECT utt_id FROM problems WHERE stage=? AND family=? AND severity=?",
                                (stage, family, severity))
@@ -185,6 +208,12 @@ class Store:
         rows = self.db.execute("SELECT queries FROM scores WHERE model=? AND family=? AND severity=? "
                                "AND queries IS NOT NULL", (model, family, severity)).fetchall()
         return [int(r[0]) for r in rows]
+
+    def group_ids(self, model: str, family: str, severity: int) -> list[str]:
+        """Utterance ids of :meth:`group_scores`, in the same order."""
+        rows = self.db.execute("SELECT utt_id FROM scores WHERE model=? AND family=? AND severity=? "
+                               "ORDER BY utt_id", (model, family, severity)).fetchall()
+        return [r[0] for r in rows]
 
     def group_rows(self, model: str, family: str, severity: int) -> list[tuple[str, str, float]]:
         """(utt_id, label, score) of one model under one condition, by utt_id."""

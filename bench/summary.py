@@ -88,9 +88,46 @@ def small_classes(res, ctx: dict) -> Section | None:
                           "do not cite"])
 
 
+def op_cell(row: pd.Series) -> str:
+    """``12.3`` (FAR % at the clean threshold), below it its 95% CI ``[8–17]``, below that ``FRR 4.0``."""
+    far = _pct(row.get("far_at_clean_threshold"))
+    if far == "–":
+        return ""
+    if math.isfinite(float(row.get("far_ci_low", math.nan))):
+        far += f"\n[{_pct0(row['far_ci_low'])}–{_pct0(row['far_ci_high'])}]"
+    return f"{far}\nFRR {_pct(row.get('frr_at_clean_threshold'))}"
+
+
+def operating_point(res, ctx: dict) -> Section | None:
+    """FAR % [95% CI] and FRR % at each model's clean EER threshold (the deployed operating point), laid out
+    like the EER table."""
+    r = res.results
+    if r.empty or "far_at_clean_threshold" not in r or not r["far_at_clean_threshold"].notna().any():
+        return None
+    models = list(dict.fromkeys(r["model"]))
+    sevs = sorted({int(s) for s in r["severity"] if int(s) != 0})
+    clean = r[r["family"] == "clean"].set_index("model")
+    rows = []
+    for m in models:
+        sub = r[(r["model"] == m) & (r["family"] != "clean")]
+        for fam in list(dict.fromkeys(sub["family"])) or ["clean"]:
+            g = sub[sub["family"] == fam].set_index("severity")
+            cells = [op_cell(g.loc[s]) if s in g.index else "" for s in sevs]
+            c = op_cell(clean.loc[m]) if m in clean.index else ""
+            rows.append(([m] if len(models) > 1 else []) + [fam, c] + cells)
+    cols = (["model"] if len(models) > 1 else []) + ["family", "clean"] + [f"s{s}" for s in sevs]
+    return Section("FAR % [95% CI] and FRR % at each model's clean EER threshold (the deployed operating point)",
+                   cols, rows)
+
+
 def problems(res, ctx: dict) -> Section | None:
-    n = len(res.problems)
-    return Section(notes=[f"{n} inputs could not be used: see problems.csv"]) if n else None
+    p = res.problems
+    n_warn = int((p["stage"] == "level").sum()) if len(p) and "stage" in p else 0
+    n = len(p) - n_warn
+    notes = [f"{n} inputs could not be used: see problems.csv (--retry-problems tries them again)"] if n else []
+    if n_warn:
+        notes.append(f"{n_warn} usable inputs carry a warning (stage 'level' in problems.csv)")
+    return Section(notes=notes) if notes else None
 
 
 def files_and_next_step(res, ctx: dict) -> Section:
@@ -107,8 +144,8 @@ def competence(res, ctx: dict) -> Section | None:
     return Section(notes=[f"competence check: {msg}" for msg in flags.values()]) if flags else None
 
 
-SECTIONS: list[Callable[[Any, dict], Section | None]] = [eer_table, ci_note, competence, small_classes, problems,
-                                                         files_and_next_step]
+SECTIONS: list[Callable[[Any, dict], Section | None]] = [eer_table, ci_note, operating_point, competence,
+                                                         small_classes, problems, files_and_next_step]
 
 
 def sections(res, ctx: dict | None = None) -> list[Section]:

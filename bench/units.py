@@ -96,6 +96,8 @@ class Scorer:
         labels = {t.utt_id: t.label for t in unit.tasks}
         ok = {}
         for p in prepared:
+            if getattr(p, "note", None):   # scored, but worth knowing (e.g. a float file far above full scale)
+                res.problems.append((p.utt_id, paths[p.utt_id], "level", p.note, "", -1, ""))
             if p.wav is None:
                 read = p.stage == "read"
                 res.problems.append((p.utt_id, paths[p.utt_id], p.stage, p.error or "",
@@ -136,32 +138,15 @@ class Scorer:
                 continue
             if queries is None:
                 queries = [crafted_q.get(u) for u in todo]
-            res.scores.extend((name, cond.family, cond.severity, u, labels[u], float(s), str(self.policy),
-                               cond.key(), q) for u, s, q in zip(todo, scores, queries))
+            for u, s, q in zip(todo, scores, queries):
+                s = float(s)
+                if np.isfinite(s):
+                    res.scores.append((name, cond.family, cond.severity, u, labels[u], s, str(self.policy),
+                                       cond.key(), q))
+                else:   # one NaN/inf is this utterance's problem, not the run's: recorded, the rest scored
+                    res.problems.append((u, paths[u], "nonfinite", f"the detector returned a non-finite score "
+                                         f"({s})", cond.family, cond.severity, name))
         return res
-
-    def _learned(self, name: str, detector, cond, unit: Unit):
-        """A universal attack's (filter, queries) against ``name``, learned once on the unit's training clips."""
-        from bench.adversarial import learn_universal
-        from bench.universal import is_universal
-
-        if not is_universal(cond):
-            return None
-        key = (name, cond.key())
-        if key not in self._universal:
-            from bench.prepare import read_clean
-
-            ids, wavs, labels = [], [], []
-            for t in unit.train:
-                try:
-                    wavs.append(read_clean(t.path, int(detector.sample_rate)))
-                except Exception as e:  # noqa: BLE001 - an unreadable training clip is left out, not fatal
-                    log.warning("universal training clip %s left out: %s", t.path, e)
-                    continue
-                ids.append(t.utt_id)
-                labels.append(t.label)
-            self._universal[key] = learn_universal(detector, cond, ids, wavs, labels, self.spec.seed, self.spec.device)
-        return self._universal[key]
 
     def _perturb_on_device(self, cond, clean: dict[str, np.ndarray], paths, res: UnitResult) -> dict[str, np.ndarray]:
         """The condition's perturbation on the scoring device, per utterance with its own generator
@@ -188,6 +173,29 @@ class Scorer:
             if q is not None:
                 res.quality.append(("", cond.family, cond.severity, u, *q))
         return out
+
+    def _learned(self, name: str, detector, cond, unit: Unit):
+        """A universal attack's (filter, queries) against ``name``, learned once on the unit's training clips."""
+        from bench.adversarial import learn_universal
+        from bench.universal import is_universal
+
+        if not is_universal(cond):
+            return None
+        key = (name, cond.key())
+        if key not in self._universal:
+            from bench.prepare import read_clean
+
+            ids, wavs, labels = [], [], []
+            for t in unit.train:
+                try:
+                    wavs.append(read_clean(t.path, int(detector.sample_rate)))
+                except Exception as e:  # noqa: BLE001 - an unreadable training clip is left out, not fatal
+                    log.warning("universal training clip %s left out: %s", t.path, e)
+                    continue
+                ids.append(t.utt_id)
+                labels.append(t.label)
+            self._universal[key] = learn_universal(detector, cond, ids, wavs, labels, self.spec.seed, self.spec.device)
+        return self._universal[key]
 
     def _craft(self, name, detector, cond, utt_ids, wavs, labels, unit) -> tuple[dict, dict]:
         from bench.adversarial import attack_batch

@@ -156,7 +156,11 @@ def read_state_dict(path: str | os.PathLike) -> dict:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as e:  # noqa: BLE001 - SafetensorError, OSError, ...: re-raised naming the file
+            raise WeightsError(f"cannot read checkpoint {path} as safetensors ({type(e).__name__}: {e}); "
+                               "the file is damaged or not a .safetensors file") from e
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - re-raised with the file named

@@ -1,25 +1,44 @@
-"""`bench check`: a pass/fail gate of a run against a baseline run.
+"""`bench check`: a pass/fail gate of a run against a baseline run, one a CI can rely on.
 
-A condition fails when ``EER(new) - EER(baseline) > max_increase`` (fractions: 0.01 = one EER point),
-or when the baseline has an EER and the new run has none. Conditions are matched on (family, severity);
-models are paired by name, else in order (see :mod:`reports.pairing`). Conditions present in only one
-run are listed in the notes, not failed. ``families`` keeps only those families (name ``clean`` to keep
-the clean condition); ``exclude`` drops families. Unusable inputs raise :class:`RunError` (exit 2).
+Every (model, condition) of the baseline is checked; conditions are matched on (family, severity) and
+must carry the same level parameters; models are paired by name, else in order (see :mod:`reports.pairing`).
+
+A condition fails when
+- it is in the baseline but missing from the new run, or its level parameters differ (unless
+  ``allow_missing``: then it is listed as ``missing`` and not failed);
+- the new run has no EER where the baseline has one;
+- the EER rose by more than ``max_increase`` (a fraction: 0.01 = one point), or, with
+  ``max_far_increase``, the false-acceptance rate at the model's clean EER threshold rose by more than that.
+
+Two modes (always named in the output): ``threshold`` (default) compares the point estimates;
+``significant`` fails only when the lower bound of the paired bootstrap's 95% CI of the increase
+exceeds the threshold (a +25-point rise with a CI of [0, 75] on 16 clips is then not a failure).
+The CI is always shown: a paired bootstrap when both runs scored the same utterances (scores.csv), over
+whole speakers when scores.csv names at least ``bench.results.MIN_SPEAKERS`` of them (as the runner's
+CIs), else over utterances; otherwise independent bootstraps of the two runs (``unpaired``).
+
+The runs must have used the same data (run.json data digest, else spec and counts) and the same suite
+(name and digest); otherwise the check refuses (exit 2) unless ``allow_data_change`` /
+``allow_suite_change``. ``families`` keeps only those families (``clean`` for the clean condition);
+``exclude`` drops families. Unusable inputs raise :class:`RunError` (exit 2).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from reports.load import RunError, conditions, load_run
-from reports.pairing import pair_models
+from reports.load import Run, RunError, conditions, load_run
+from reports.pairing import condition_params, pair_models
 
-COLUMNS = ["model", "baseline_model", "family", "severity", "baseline_eer", "eer", "increase", "failed", "reason"]
+COLUMNS = ["model", "baseline_model", "family", "severity", "baseline_eer", "eer", "increase", "ci_low", "ci_high",
+           "ci_kind", "baseline_far", "far", "far_increase", "far_ci_low", "far_ci_high", "status", "failed",
+           "reason"]
 TOLERANCE = 1e-12
+MODES = ("threshold", "significant")
 
 
 @dataclass
@@ -27,6 +46,9 @@ class CheckResult:
     rows: pd.DataFrame
     max_increase: float
     notes: list[str] = field(default_factory=list)
+    mode: str = "threshold"
+    max_far_increase: float | None = None
+    allow_missing: bool = False
 
     @property
     def failed(self) -> pd.DataFrame:
@@ -42,6 +64,12 @@ class CheckResult:
             return None
         return self.rows.iloc[int(np.nanargmax(inc))]
 
+    def to_dict(self) -> dict[str, Any]:
+        rows = self.rows.astype(object).where(self.rows.notna(), None).to_dict(orient="records")
+        return {"ok": self.ok, "mode": self.mode, "max_eer_increase": self.max_increase,
+                "max_far_increase": self.max_far_increase, "allow_missing": self.allow_missing,
+                "n_failed": int(self.rows["failed"].sum()), "notes": self.notes, "conditions": rows}
+
 
 def _split_names(v: str | Sequence[str] | None) -> list[str]:
     if v is None:
@@ -50,25 +78,171 @@ def _split_names(v: str | Sequence[str] | None) -> list[str]:
     return [x.strip() for x in items if x.strip()]
 
 
-def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: float,
-               families: str | Sequence[str] | None = None,
-               exclude: str | Sequence[str] | None = None) -> CheckResult:
+def _fraction(value: Any, flag: str) -> float:
+    unit = "one EER point" if "eer" in flag else "one percentage point"
     try:
-        x = float(max_increase)
+        x = float(value)
     except (TypeError, ValueError) as e:
-        raise RunError("--max-eer-increase must be a number (a fraction: 0.01 = one point), "
-                       f"got {max_increase!r}") from e
-    if not 0 <= x <= 1 or not np.isfinite(x):
-        raise RunError("--max-eer-increase must be a fraction in [0, 1] (0.01 = one EER point), "
-                       f"got {max_increase!r}")
+        raise RunError(f"{flag} must be a number (a fraction: 0.01 = {unit}), got {value!r}") from e
+    if not np.isfinite(x) or not 0 <= x <= 1:
+        raise RunError(f"{flag} must be a fraction in [0, 1] (0.01 = {unit}), got {value!r}")
+    return x
+
+
+def same_inputs(new: Run, base: Run) -> list[str]:
+    """What makes two runs incomparable: ``["data: ...", "suite: ..."]`` (empty when they match)."""
+    out = []
+    dn, db = new.meta.get("data") or {}, base.meta.get("data") or {}
+    if not isinstance(dn, dict) or not isinstance(db, dict) or not dn or not db:
+        out.append("data: a run.json has no data record, so the data cannot be verified")
+    elif dn.get("sha256") and db.get("sha256"):
+        if dn["sha256"] != db["sha256"]:
+            out.append(f"data: the utterances differ ({dn.get('spec')!r}, {dn.get('n_utterances')} utterances vs "
+                       f"{db.get('spec')!r}, {db.get('n_utterances')})")
+    else:
+        diff = [k for k in ("spec", "n_utterances", "n_bonafide") if dn.get(k) != db.get(k)]
+        if diff:
+            out.append("data: " + ", ".join(f"{k} {dn.get(k)!r} vs {db.get(k)!r}" for k in diff))
+    sn, sb = new.meta.get("suite") or {}, base.meta.get("suite") or {}
+    if isinstance(sn, dict) and isinstance(sb, dict) and sn and sb:
+        if (sn.get("name"), sn.get("sha256")) != (sb.get("name"), sb.get("sha256")):
+            out.append(f"suite: {sn.get('name')!r} ({str(sn.get('sha256'))[:12]}) vs {sb.get('name')!r} "
+                       f"({str(sb.get('sha256'))[:12]})")
+    return out
+
+
+def _scores_by_group(run: Run) -> dict[tuple[str, str, int], pd.DataFrame]:
+    sc = run.scores
+    if sc is None:
+        return {}
+    return {(m, f, int(s)): g for (m, f, s), g in sc.groupby(["model", "family", "severity"], sort=False)}
+
+
+def _clean_thresholds(run: Run) -> dict[str, float]:
+    r = run.results
+    clean = r[(r["family"] == "clean") & (r["severity"] == 0)]
+    col = "clean_threshold" if "clean_threshold" in r and clean["clean_threshold"].notna().any() else "eer_threshold"
+    return {m: float(t) for m, t in zip(clean["model"], pd.to_numeric(clean[col], errors="coerce"))}
+
+
+def _draws(n: int, n_boot: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def _paired_speakers(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame | None:
+    """Both sides' (label, score a, score b, speaker) by utt_id when they scored the same utterances (finite
+    scores, same labels) and scores.csv names a speaker for every one of at least MIN_SPEAKERS speakers:
+    then the CIs resample whole speakers, the same ones on both sides, as the runner's CIs do."""
+    from bench.results import MIN_SPEAKERS
+
+    if "speaker" not in a or "speaker" not in b:
+        return None
+    da, db = (d[np.isfinite(d["score"].to_numpy(float))].set_index("utt_id").sort_index() for d in (a, b))
+    if da.index.has_duplicates or not da.index.equals(db.index) or not (da["label"] == db["label"]).all():
+        return None
+    sp = da["speaker"].astype(str)
+    if (sp != db["speaker"].astype(str)).any() or sp.isin(["", "-"]).any() or sp.nunique() < MIN_SPEAKERS:
+        return None
+    return pd.DataFrame({"label": da["label"], "a": da["score"].astype(float), "b": db["score"].astype(float),
+                         "speaker": sp})
+
+
+def _far_diff_ci(a: pd.DataFrame, b: pd.DataFrame, thr_a: float, thr_b: float, n_boot: int, seed: int,
+                 alpha: float = 0.05) -> tuple[float, float, str]:
+    """CI of FAR(b) - FAR(a) at fixed thresholds: paired over spoof utterances (or whole speakers) when both
+    hold the same ones."""
+    sa = a[a["label"] == "spoof"].set_index("utt_id")["score"].sort_index()
+    sb = b[b["label"] == "spoof"].set_index("utt_id")["score"].sort_index()
+    if not len(sa) or not len(sb) or not np.isfinite(thr_a) or not np.isfinite(thr_b):
+        return np.nan, np.nan, ""
+    ea, eb = (sa.to_numpy(float) > thr_a).astype(float), (sb.to_numpy(float) > thr_b).astype(float)
+    pair = _paired_speakers(a, b)
+    if pair is not None and (pair["label"] == "spoof").any():
+        sp = pair[pair["label"] == "spoof"]
+        _, gid = np.unique(sp["speaker"].to_numpy(), return_inverse=True)
+        n_k = np.bincount(gid).astype(float)
+        err_a = np.bincount(gid, weights=(sp["a"].to_numpy() > thr_a).astype(float))
+        err_b = np.bincount(gid, weights=(sp["b"].to_numpy() > thr_b).astype(float))
+        pick = _draws(n_k.size, n_boot, seed)
+        n = n_k[pick].sum(1)
+        diff, kind = (err_b[pick].sum(1) - err_a[pick].sum(1)) / n, "paired by speaker"
+    elif sa.index.equals(sb.index):
+        idx = _draws(len(ea), n_boot, seed)
+        diff, kind = eb[idx].mean(1) - ea[idx].mean(1), "paired"
+    else:
+        diff = eb[_draws(len(eb), n_boot, seed + 1)].mean(1) - ea[_draws(len(ea), n_boot, seed)].mean(1)
+        kind = "unpaired"
+    lo, hi = np.quantile(diff, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi), kind
+
+
+def _eer_diff_ci(a: pd.DataFrame | None, b: pd.DataFrame | None, n_boot: int, seed: int,
+                 alpha: float = 0.05) -> tuple[float, float, str]:
+    """CI of EER(b) - EER(a): paired when both scored the same utterances, else independent bootstraps."""
+    from bench.metrics import bootstrap_eers
+    from reports.pairing import paired_diff_ci
+
+    if a is None or b is None:
+        return np.nan, np.nan, ""
+    pair = _paired_speakers(a, b)
+    if pair is not None:
+        bona, spoof = (pair["label"] == "bonafide").to_numpy(), (pair["label"] == "spoof").to_numpy()
+        if bona.any() and spoof.any():
+            sp = pair["speaker"].to_numpy()
+            groups = (sp[bona], sp[spoof])
+            # the same seed and clusters on both sides: the same speakers are drawn (a paired cluster bootstrap)
+            ea, eb = (bootstrap_eers(pair[c].to_numpy()[bona], pair[c].to_numpy()[spoof], n_boot=n_boot, seed=seed,
+                                     groups=groups) for c in ("a", "b"))
+            diff = (eb - ea)[np.isfinite(eb - ea)]
+            if diff.size:
+                lo, hi = np.quantile(diff, [alpha / 2, 1 - alpha / 2])
+                return float(lo), float(hi), "paired by speaker"
+    ci = paired_diff_ci(a, b, n_boot=n_boot, seed=seed, alpha=alpha)
+    if ci is not None:
+        return ci[0], ci[1], "paired"
+    eers = []
+    for k, d in enumerate((a, b)):
+        d = d[np.isfinite(d["score"].to_numpy(float))]
+        bona = d.loc[d["label"] == "bonafide", "score"].to_numpy(float)
+        spoof = d.loc[d["label"] == "spoof", "score"].to_numpy(float)
+        if not bona.size or not spoof.size:
+            return np.nan, np.nan, ""
+        eers.append(bootstrap_eers(bona, spoof, n_boot=n_boot, seed=seed + k))
+    diff = eers[1] - eers[0]
+    diff = diff[np.isfinite(diff)]
+    if not diff.size:
+        return np.nan, np.nan, ""
+    lo, hi = np.quantile(diff, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi), "unpaired"
+
+
+def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: float,
+               families: str | Sequence[str] | None = None, exclude: str | Sequence[str] | None = None, *,
+               max_far_increase: float | None = None, mode: str = "threshold", allow_missing: bool = False,
+               allow_data_change: bool = False, allow_suite_change: bool = False, n_boot: int = 1000,
+               seed: int = 0) -> CheckResult:
+    x = _fraction(max_increase, "--max-eer-increase")
+    xf = None if max_far_increase is None else _fraction(max_far_increase, "--max-far-increase")
+    if mode not in MODES:
+        raise RunError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
+        raise RunError(f"--n-boot must be a positive integer, got {n_boot!r}")
     new, base = load_run(run_dir), load_run(baseline_dir)
+    notes: list[str] = []
+    problems = same_inputs(new, base)
+    for p, allowed, flag in ((p, (allow_data_change if p.startswith("data") else allow_suite_change),
+                              "--allow-data-change" if p.startswith("data") else "--allow-suite-change")
+                             for p in problems):
+        if not allowed:
+            raise RunError(f"{new.path} and {base.path} are not comparable: {p}. A verdict across different "
+                           f"inputs is not a verdict on the model; pass {flag} to check anyway")
+        notes.append(f"checked although the runs differ in {p}")
     keep, drop = _split_names(families), _split_names(exclude)
     known = set(new.results["family"]) | set(base.results["family"])
     unknown = [f for f in keep + drop if f not in known]
     if unknown:
         raise RunError(f"family {', '.join(map(repr, unknown))} is in neither run; their families: "
                        f"{', '.join(sorted(known))}")
-    notes: list[str] = []
     pairs, pn = pair_models(new.models, base.models)
     notes += pn
     if not pairs:
@@ -77,57 +251,155 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
     def wanted(c: tuple[str, int]) -> bool:
         return (not keep or c[0] in keep) and c[0] not in drop
 
-    c_new = [c for c in conditions(new.results) if wanted(c)]
     c_base = [c for c in conditions(base.results) if wanted(c)]
-    common = [c for c in c_new if c in set(c_base)]
-    if not common:
-        raise RunError(f"{new.path} and {base.path} have no (family, severity) condition in common"
-                       + (" after the family filters" if keep or drop else ""))
-    only_new = [c for c in c_new if c not in set(c_base)]
-    only_base = [c for c in c_base if c not in set(c_new)]
+    only_new = [c for c in conditions(new.results) if wanted(c) and c not in set(c_base)]
     if only_new:
         notes.append("not in the baseline (not checked): " + ", ".join(f"{f}@{s}" for f, s in only_new))
-    if only_base:
-        notes.append("in the baseline only (not checked): " + ", ".join(f"{f}@{s}" for f, s in only_base))
-    e_new = new.results.set_index(["model", "family", "severity"])["eer"]
-    e_base = base.results.set_index(["model", "family", "severity"])["eer"]
+    if not c_base:
+        raise RunError(f"{base.path} has no condition to check" + (" after the family filters" if keep or drop else ""))
+    if not [c for c in c_base if c in set(conditions(new.results))]:
+        raise RunError(f"{new.path} and {base.path} have no (family, severity) condition in common"
+                       + (" after the family filters" if keep or drop else ""))
+    p_new, p_base = condition_params(new), condition_params(base)
+    r_new = new.results.set_index(["model", "family", "severity"])
+    r_base = base.results.set_index(["model", "family", "severity"])
+    g_new, g_base = _scores_by_group(new), _scores_by_group(base)
+    t_new, t_base = _clean_thresholds(new), _clean_thresholds(base)
     rows = []
     for m, bm in pairs:
-        for fam, sev in common:
-            a = float(e_new.get((m, fam, sev), np.nan))
-            b = float(e_base.get((bm, fam, sev), np.nan))
-            if not np.isfinite(b):
-                if np.isfinite(a) or (bm, fam, sev) in e_base.index:
-                    notes.append(f"{bm} has no baseline EER at {fam}@{sev}: not checked")
+        for fam, sev in c_base:
+            key_n, key_b = (m, fam, sev), (bm, fam, sev)
+            b = float(r_base["eer"].get(key_b, np.nan))
+            bfar = (float(r_base["far_at_clean_threshold"].get(key_b, np.nan)) if "far_at_clean_threshold" in r_base
+                    else np.nan)
+            row = dict(model=m, baseline_model=bm, family=fam, severity=sev, baseline_eer=b, eer=np.nan,
+                       increase=np.nan, ci_low=np.nan, ci_high=np.nan, ci_kind="", baseline_far=bfar, far=np.nan,
+                       far_increase=np.nan, far_ci_low=np.nan, far_ci_high=np.nan, status="ok", failed=False,
+                       reason="")
+            if key_b not in r_base.index or not np.isfinite(b):
+                notes.append(f"{bm} has no baseline EER at {fam}@{sev}: not checked")
                 continue
+            mismatch = (p_new.get((fam, sev)) and p_base.get((fam, sev))
+                        and p_new[(fam, sev)] != p_base[(fam, sev)])
+            if key_n not in r_new.index or mismatch:
+                why = ("its level parameters differ from the baseline's" if mismatch
+                       else "missing from the new run")
+                row.update(status="missing", failed=not allow_missing,
+                           reason=why + ("" if not allow_missing else " (allowed by --allow-missing)"))
+                rows.append(row)
+                continue
+            a = float(r_new["eer"].get(key_n, np.nan))
+            row["eer"] = a
             if not np.isfinite(a):
-                rows.append([m, bm, fam, sev, b, np.nan, np.nan, True, "no EER in the new run"])
+                row.update(status="FAIL", failed=True, reason="no EER in the new run")
+                rows.append(row)
                 continue
             inc = a - b
-            bad = inc > x + TOLERANCE
-            rows.append([m, bm, fam, sev, b, a, inc, bad, f"rose by more than {100 * x:g} points" if bad else ""])
+            lo, hi, kind = _eer_diff_ci(g_base.get(key_b), g_new.get(key_n), n_boot, seed)
+            row.update(increase=inc, ci_low=lo, ci_high=hi, ci_kind=kind)
+            reasons = []
+            if _exceeds(inc, lo, x, mode):
+                reasons.append(f"EER rose by more than {100 * x:g} points"
+                               + (" (CI lower bound)" if mode == "significant" else ""))
+            if "far_at_clean_threshold" in r_new:
+                fa = float(r_new["far_at_clean_threshold"].get(key_n, np.nan))
+                row["far"] = fa
+                if np.isfinite(fa) and np.isfinite(bfar):
+                    flo, fhi, _k = _far_diff_ci(g_base[key_b], g_new[key_n], t_base.get(bm, np.nan),
+                                                t_new.get(m, np.nan), n_boot, seed) \
+                        if key_b in g_base and key_n in g_new else (np.nan, np.nan, "")
+                    row.update(far_increase=fa - bfar, far_ci_low=flo, far_ci_high=fhi)
+                    if xf is not None and _exceeds(fa - bfar, flo, xf, mode):
+                        reasons.append(f"FAR at the clean threshold rose by more than {100 * xf:g} points"
+                                       + (" (CI lower bound)" if mode == "significant" else ""))
+            if xf is not None and not np.isfinite(row["far_increase"]):
+                reasons.append("no FAR at the clean threshold in both runs to check --max-far-increase against "
+                               "(a results.csv from before these columns? give `bench run` again to rewrite it)")
+            if mode == "significant" and not np.isfinite(lo):
+                notes.append(f"{m} {fam}@{sev}: no bootstrap CI (scores.csv missing?), so the significance mode "
+                             "could not judge it: failed to be safe")
+                reasons.append("no CI for the significance test")
+            if reasons:
+                row.update(status="FAIL", failed=True, reason="; ".join(reasons))
+            rows.append(row)
+    paired_base = {bm for _m, bm in pairs}
+    for bm in [b for b in base.models if b not in paired_base]:   # a baseline model nobody was compared with
+        for fam, sev in c_base:
+            if (bm, fam, sev) in r_base.index:
+                rows.append(dict(model="", baseline_model=bm, family=fam, severity=sev,
+                                 baseline_eer=float(r_base["eer"].get((bm, fam, sev), np.nan)), eer=np.nan,
+                                 increase=np.nan, ci_low=np.nan, ci_high=np.nan, ci_kind="", baseline_far=np.nan,
+                                 far=np.nan, far_increase=np.nan, far_ci_low=np.nan, far_ci_high=np.nan,
+                                 status="missing", failed=not allow_missing,
+                                 reason="baseline model missing from the new run"
+                                 + ("" if not allow_missing else " (allowed by --allow-missing)")))
     df = pd.DataFrame(rows, columns=COLUMNS).astype({"failed": bool})
     if df.empty:
-        raise RunError("no condition has an EER in both runs: nothing to check")
-    return CheckResult(df, x, notes)
+        raise RunError("no condition has an EER in the baseline: nothing to check")
+    return CheckResult(df, x, list(dict.fromkeys(notes)), mode, xf, allow_missing)
+
+
+def _exceeds(inc: float, ci_low: float, limit: float, mode: str) -> bool:
+    if mode == "significant":
+        return bool(np.isfinite(ci_low) and ci_low > limit + TOLERANCE)
+    return bool(inc > limit + TOLERANCE)
+
+
+def _pct(v: float, signed: bool = False) -> str:
+    if v is None or not np.isfinite(v):
+        return "-"
+    return f"{100 * v:+.2f}" if signed else f"{100 * v:.2f}"
 
 
 def format_result(res: CheckResult) -> str:
-    """Human-readable lines: the verdict, then each failed condition with both EERs."""
+    """The verdict and mode, then a table of every condition (baseline EER, new EER, difference with
+    its 95% CI, verdict; with --max-far-increase the FAR columns too), then notes."""
     n = len(res.rows)
-    lines = []
-    if res.ok:
-        w = res.worst()
-        at = (f"; largest increase {100 * w['increase']:+.2f} points at {w['family']}@{w['severity']} ({w['model']})"
-              if w is not None else "")
-        lines.append(f"OK: {n} conditions checked, none rose by more than {100 * res.max_increase:g} EER points{at}")
-    else:
-        f = res.failed
-        lines.append(f"FAIL: {len(f)} of {n} conditions rose by more than {100 * res.max_increase:g} EER points:")
-        for r in f.itertuples():
-            who = r.model if r.model == r.baseline_model else f"{r.model} (baseline {r.baseline_model})"
-            new = "none" if not np.isfinite(r.eer) else f"{100 * r.eer:.2f}%"
-            inc = "" if not np.isfinite(r.increase) else f" ({100 * r.increase:+.2f} points)"
-            lines.append(f"  {who} {r.family}@{r.severity}: baseline {100 * r.baseline_eer:.2f}% -> {new}{inc}")
+    rule = (f"fail when the EER rose by more than {100 * res.max_increase:g} points"
+            + (f" or the FAR at the clean threshold by more than {100 * res.max_far_increase:g} points"
+               if res.max_far_increase is not None else ""))
+    how = ("mode significant: a condition fails only when the lower bound of the 95% paired-bootstrap CI of "
+           "the increase exceeds the limit" if res.mode == "significant"
+           else "mode threshold: the point estimate of the increase is compared with the limit")
+    nf = int(res.rows["failed"].sum())
+    n_missing = int((res.rows["status"] == "missing").sum())
+    head = (f"OK: {n} conditions checked, none failed" if res.ok
+            else f"FAIL: {nf} of {n} conditions failed")
+    lines = [head + f" ({rule}; {how})"]
+    if n_missing:
+        lines.append(f"{n_missing} baseline conditions are missing from the new run or differ in their parameters"
+                     + (" (allowed by --allow-missing)" if res.allow_missing else ""))
+    far = res.max_far_increase is not None or res.rows["far"].notna().any()
+    hdr = ["model", "condition", "base EER %", "new EER %", "diff", "95% CI"]
+    if far:
+        hdr += ["base FAR %", "new FAR %", "FAR diff", "FAR 95% CI"]
+    hdr += ["verdict"]
+    table = [hdr]
+    for r in res.rows.itertuples():
+        who = (r.model if r.model == r.baseline_model else f"{r.model} (vs {r.baseline_model})") if r.model \
+            else f"- (vs {r.baseline_model})"
+        ci = (f"[{_pct(r.ci_low, True)}, {_pct(r.ci_high, True)}]"
+              + {"unpaired": " unpaired", "paired by speaker": " spk"}.get(r.ci_kind, "")
+              if np.isfinite(r.ci_low) else "-")
+        cells = [who, f"{r.family}@{r.severity}", _pct(r.baseline_eer), _pct(r.eer), _pct(r.increase, True), ci]
+        if far:
+            fci = f"[{_pct(r.far_ci_low, True)}, {_pct(r.far_ci_high, True)}]" if np.isfinite(r.far_ci_low) else "-"
+            cells += [_pct(r.baseline_far), _pct(r.far), _pct(r.far_increase, True), fci]
+        verdict = {"ok": "ok", "missing": "MISSING" if r.failed else "missing (allowed)"}.get(r.status, "FAIL")
+        cells.append(verdict + (f": {r.reason}" if r.reason and r.status == "FAIL" else ""))
+        table.append(cells)
+    widths = [max(len(row[i]) for row in table) for i in range(len(hdr) - 1)]
+    for row in table:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1])
+    lines.append("differences are in percentage points (new - baseline); CIs by paired bootstrap over utterances, "
+                 "over whole speakers where marked spk, independent where marked unpaired")
+    for r in res.failed.itertuples():
+        who = r.model if r.model == r.baseline_model else f"{r.model or '-'} (baseline {r.baseline_model})"
+        if r.status == "missing":
+            lines.append(f"  {who} {r.family}@{r.severity}: {r.reason}")
+            continue
+        new = "none" if not np.isfinite(r.eer) else f"{100 * r.eer:.2f}%"
+        inc = "" if not np.isfinite(r.increase) else f" ({100 * r.increase:+.2f} points)"
+        lines.append(f"  {who} {r.family}@{r.severity}: baseline {100 * r.baseline_eer:.2f}% -> {new}{inc}: {r.reason}")
     lines += [f"note: {n_}" for n_ in res.notes]
     return "\n".join(lines)

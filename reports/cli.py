@@ -6,7 +6,6 @@ bench/cli.py calls :func:`add_parser` once per name. Exit codes: 0 done / passed
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from reports.load import RunError
@@ -24,8 +23,11 @@ same utterances (scores.csv), else non-overlapping bootstrap CIs of the two EERs
 conditions differ are refused unless --force. Writes compare.md, compare.html, compare.csv."""
 
 CHECK_DESC = """Pass/fail gate: exit 0 when no condition's EER rose by more than X over the baseline run,
-1 when some did (they are printed with both EERs), 2 when the inputs are unusable. Conditions are
-matched on (family, severity); models by name, or in order (first with first) when no name is shared."""
+1 when some did or a baseline condition is missing from the new run (--allow-missing relaxes that),
+2 when the inputs are unusable or not comparable (different data or suite, unless allowed).
+Prints a table of every condition: baseline EER, new EER, the difference with its 95% paired-bootstrap
+CI, and the verdict; the mode (threshold, or --significant) is named. Conditions are matched on
+(family, severity) with the same level parameters; models by name, or in order when no name is shared."""
 
 
 def _err(e: Exception) -> int:
@@ -70,14 +72,17 @@ def cmd_compare(a: argparse.Namespace) -> int:
 def cmd_check(a: argparse.Namespace) -> int:
     from reports.check import check_runs, format_result
 
+    from bench.cli import strict_json
+
     try:
-        res = check_runs(a.dir, a.baseline, a.max_eer_increase, families=a.families, exclude=a.exclude_families)
+        res = check_runs(a.dir, a.baseline, a.max_eer_increase, families=a.families, exclude=a.exclude_families,
+                         max_far_increase=a.max_far_increase, mode="significant" if a.significant else "threshold",
+                         allow_missing=a.allow_missing, allow_data_change=a.allow_data_change,
+                         allow_suite_change=a.allow_suite_change, n_boot=a.n_boot, seed=a.seed)
     except RunError as e:
         return _err(e)
     if a.json:
-        rows = res.rows.astype(object).where(res.rows.notna(), None).to_dict(orient="records")
-        sys.stdout.write(json.dumps({"ok": res.ok, "max_eer_increase": res.max_increase, "notes": res.notes,
-                                     "conditions": rows}, indent=2, default=str) + "\n")
+        sys.stdout.write(strict_json(res.to_dict()) + "\n")
     else:
         sys.stdout.write(format_result(res) + "\n")
     return 0 if res.ok else 1
@@ -118,6 +123,20 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
         s.add_argument("--families", metavar="F1,F2",
                        help="check only these families (add clean for the clean condition)")
         s.add_argument("--exclude-families", metavar="F1,F2", help="skip these families")
+        s.add_argument("--max-far-increase", type=float, metavar="Y",
+                       help="also fail when the false-acceptance rate at the model's clean EER threshold (the "
+                       "deployed operating point) rose by more than Y (a fraction)")
+        s.add_argument("--significant", action="store_true",
+                       help="fail only when the lower bound of the 95%% paired-bootstrap CI of the increase exceeds "
+                       "the limit (default: the point estimate is compared)")
+        s.add_argument("--allow-missing", action="store_true",
+                       help="do not fail on baseline conditions missing from the new run (they are still listed)")
+        s.add_argument("--allow-data-change", action="store_true",
+                       help="check even though the runs scored different data")
+        s.add_argument("--allow-suite-change", action="store_true",
+                       help="check even though the runs used different suites")
+        s.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples per condition (default 1000)")
+        s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
         s.add_argument("--json", action="store_true", help="print every checked condition as JSON")
         s.set_defaults(func=cmd_check)
     else:

@@ -20,8 +20,14 @@ CLEAN = ("clean", 0)
 REQUIRED_RESULTS = ("model", "family", "severity", "eer")
 OPTIONAL_RESULTS = {"suite": "", "n_bonafide": np.nan, "n_spoof": np.nan, "eer_ci_low": np.nan,
                     "eer_ci_high": np.nan, "auc": np.nan, "eer_threshold": np.nan, "kind": "", "params": "",
-                    "level_label": ""}
+                    "level_label": "",
+                    "clean_threshold": np.nan, "far_at_clean_threshold": np.nan, "far_ci_low": np.nan,
+                    "far_ci_high": np.nan, "frr_at_clean_threshold": np.nan, "frr_ci_low": np.nan,
+                    "frr_ci_high": np.nan, "cllr": np.nan, "actdcf": np.nan, "min_dcf": np.nan}
 TEXT_RESULTS = ("model", "family", "suite", "kind", "params", "level_label")
+NUMERIC_RESULTS = ("eer", "eer_ci_low", "eer_ci_high", "auc", "eer_threshold", "n_bonafide", "n_spoof",
+                   "clean_threshold", "far_at_clean_threshold", "far_ci_low", "far_ci_high", "frr_at_clean_threshold",
+                   "frr_ci_low", "frr_ci_high", "cllr", "actdcf", "min_dcf")
 #: the condition's structure (bench.suite.Condition.columns); results.csv files older than these columns
 #: get them from run.json's suite (see :func:`_legacy_condition_columns`)
 CONDITION_COLUMNS = ("adv_attack", "source", "through")
@@ -108,7 +114,7 @@ def read_results(path: Path) -> pd.DataFrame:
         df["severity"] = pd.to_numeric(df["severity"], errors="raise").astype(int)
     except (ValueError, TypeError) as e:
         raise RunError(f"{path}: column 'severity' must hold integers 0..5 ({e})") from e
-    for c in ("eer", "eer_ci_low", "eer_ci_high", "auc", "eer_threshold", "n_bonafide", "n_spoof"):
+    for c in NUMERIC_RESULTS:
         df[c] = pd.to_numeric(df[c], errors="coerce")
     for c in ("snr_db", "pesq", "stoi"):   # the quality columns; absent from runs made before them
         df[c] = pd.to_numeric(df[c], errors="coerce") if c in df.columns else np.nan

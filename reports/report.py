@@ -161,7 +161,12 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
     if run.meta.get("status") == "running":
         rep.notes.append("run.json says this run had not finished: the tables show what results.csv holds.")
     if len(run.problems):
-        rep.notes.append(f"{len(run.problems)} inputs could not be used (see problems.csv and the last section).")
+        n_bad = int((run.problems["stage"] != "level").sum()) if "stage" in run.problems else len(run.problems)
+        if n_bad:
+            rep.notes.append(f"{n_bad} inputs could not be used (see problems.csv and the last section).")
+        if n_bad < len(run.problems):
+            rep.notes.append(f"{len(run.problems) - n_bad} usable inputs carry a warning (stage 'level' in "
+                             "problems.csv, e.g. a float file far above full scale).")
 
     bad = [b for b in by if b not in BY_CHOICES]
     if bad:
@@ -187,7 +192,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
         bd.to_csv(out / f"by_{col}.csv", index=False)
         rep.files[f"by_{col}.csv"] = out / f"by_{col}.csv"
         by_tables += [breakdown_table(bd, res, col, m) for m in models]
-    rep.tables = [T.clean_table(res, models), *fam_tables, *deg_tables] + ([tdcf] if tdcf else [])
+    from reports.operating import operating_tables
+
+    ops = operating_tables(res, models)
+    rep.tables = [T.clean_table(res, models), *fam_tables, *deg_tables, *ops] + ([tdcf] if tdcf else [])
     rep.tables += gen_tables + by_tables
     figures: list[tuple[str, str]] = []   # (file stem under plots/, caption) for Markdown and LaTeX
 
@@ -239,6 +247,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
     if plots and scores is None:
         rep.notes.append("scores.csv is missing: no DET curves or score histograms.")
         page.para(rep.notes[-1], "note warn")
+    if ops:
+        page.section("Operating point (clean threshold)")
+        for t in ops:
+            page.table(t)
     if tdcf is not None:
         page.section("min t-DCF")
         page.table(tdcf)

@@ -277,6 +277,9 @@ def test_check_exit_2_on_unusable_inputs(run_dir, tmp_path, capsys):
     other = make_run(tmp_path / "other", fams={"opus": ("perturbation", (1,))}, n_bonafide=8, n_spoof=8, n_boot=5)
     assert bench_main(["check", str(other), "--baseline", str(run_dir), "--max-eer-increase", "0.01",
                        "--families", "opus,mp3"]) == 2
+    assert "not comparable: data" in capsys.readouterr().err   # other data: refused unless allowed
+    assert bench_main(["check", str(other), "--baseline", str(run_dir), "--max-eer-increase", "0.01",
+                       "--families", "opus,mp3", "--allow-data-change"]) == 2
     assert "no (family, severity) condition in common" in capsys.readouterr().err
     assert bench_main(["check", str(run_dir), "--baseline", str(run_dir), "--max-eer-increase", "5"]) == 2
     assert "0.01 = one EER point" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import logging
 import os
 from collections import Counter
@@ -147,16 +148,19 @@ def drop_missing(utterances: Iterable[Utterance], problems: list[tuple[str, str]
 
     ``existing`` (a set of path strings from one directory listing) avoids a stat per file.
     """
-    kept, missing = [], 0
+    kept: list[Utterance] = []
+    missing: dict[str, list[str]] = {}   # path -> the utterances naming it (a file listed twice is one problem)
     for u in utterances:
         ok = str(u.path) in existing if existing is not None else u.path.is_file()
         if ok:
             kept.append(u)
         else:
-            missing += 1
-            problems.append((str(u.path), f"audio file not found (utterance {u.utt_id})"))
+            missing.setdefault(str(u.path), []).append(u.utt_id)
+    for path, ids in missing.items():
+        problems.append((path, f"audio file not found (utterance{'s' if len(ids) > 1 else ''} {', '.join(ids)})"))
     if missing:
-        log.warning("%d of %d listed audio files are missing", missing, missing + len(kept))
+        log.warning("%d of %d listed audio files are missing", len(missing),
+                    len(missing) + len({str(u.path) for u in kept}))
     return kept
 
 
@@ -180,7 +184,13 @@ def read_manifest(path, check_files: bool = True, name: str | None = None) -> Da
     delim = "\t" if mpath.suffix.lower() == ".tsv" else ","
     utts: list[Utterance] = []
     first_line: dict[str, int] = {}
-    with open(mpath, newline="", encoding="utf-8-sig") as f:
+    try:
+        text = mpath.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = mpath.read_bytes()[:e.start].count(b"\n") + 1
+        raise ManifestError(mpath, f"not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); "
+                            "save the manifest as UTF-8", line=line) from None
+    with io.StringIO(text, newline="") as f:
         reader = csv.reader(f, delimiter=delim)
         try:
             header = next(reader)
