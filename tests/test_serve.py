@@ -130,6 +130,15 @@ def test_loopback_is_the_default_and_other_hosts_warn():
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
 
 
+
+def test_binding_elsewhere_is_logged_as_an_explicit_choice(caplog):
+    from bench.serve import serve
+
+    with pytest.raises(Exception, match="no-such-model"):   # the warning comes first, then the model fails
+        serve("no-such-model", host="0.0.0.0", port=1, device="cpu")
+    assert "explicit choice" in caplog.text and "0.0.0.0" in caplog.text
+
+
 def test_busy_service_answers_503_and_the_client_retries():
     """One scoring slot and no queue: a second request is refused with 503 + Retry-After while the first scores;
     the remote client retries it and gets its score once the slot is free."""
