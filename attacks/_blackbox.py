@@ -44,7 +44,8 @@ def row_generators(generator, n: int, where: str) -> list[torch.Generator]:
         gens = [generator] * n
     for g in gens:
         if not isinstance(g, torch.Generator):
-            raise ValueError(f"{where}: needs a torch.Generator per utterance (foundation.seeding.torch_generator_for), "
+            raise ValueError(f"{where}: needs a torch.Generator per utterance "
+                             "(foundation.seeding.torch_generator_for), "
                              f"got {type(g).__name__}")
     return gens
 

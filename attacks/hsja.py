@@ -115,8 +115,10 @@ class HopSkipJump(BlackBoxAttack):
             return x
         rms = float(x.double().pow(2).mean().sqrt())
         adv = None
-        if start is not None and oracle.left(i) >= 1 and bool(self._adversarial(oracle, i, start.clamp(-1, 1)[None])[0]):
-            adv = start.clamp(-1, 1)
+        if start is not None and oracle.left(i) >= 1:
+            start = start.clamp(-1, 1)
+            if bool(self._adversarial(oracle, i, start[None])[0]):
+                adv = start
         for snr in (() if adv is not None else self.init_snrs):
             if oracle.left(i) < 1:
                 break

@@ -11,9 +11,10 @@ achieved SNR is ``>= snr_db`` whatever is filtered, and the filter never has to 
 Learning (only scores, so it runs against a remote service too): ``g`` is parametrised by ``bands``
 gains ``c`` in [-1, 1] of triangular mel-spaced bands (``G ~ 10**(-snr_db/20) * sum_k c_k B_k``, windowed to
 ``taps``, then projected onto the budget), and a (1+1) evolution strategy searches ``c`` with the
-one-fifth success rule (8 numbers instead of 65 taps: far fewer queries for the same gain). The objective is the mean score of the training spoofs (higher = more
-bona fide); one iteration = one query per training clip; ``queries`` is the budget per training clip
-(the clean scores are the first). Randomness: the generator passed to :meth:`learn`.
+one-fifth success rule (8 numbers instead of 65 taps: far fewer queries for the same gain). The
+objective is the mean score of the training spoofs (higher = more bona fide); one iteration = one query
+per training clip; ``queries`` is the budget per training clip (the clean scores are the first).
+Randomness: the generator passed to :meth:`learn`.
 
 Inside ``bench run`` (see bench/adversarial.py and ARCHITECTURE.md): learned once per source model and
 severity on a deterministic half of the utterances, the other half filtered and scored by every model.
@@ -22,7 +23,6 @@ universal filter; no held-out clips).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
@@ -92,7 +92,8 @@ class UniversalFilter(BlackBoxAttack):
         super().validate()
         self._positive("taps", integer=True)
         if self.taps % 2 == 0:
-            raise ValueError(f"{self.name}: taps must be odd (a centred filter keeps the audio aligned), got {self.taps}")
+            raise ValueError(f"{self.name}: taps must be odd (a centred filter keeps the audio aligned), "
+                             f"got {self.taps}")
         self._positive("step")
         self._positive("bands", integer=True)
         self._positive("train_clips", integer=True)

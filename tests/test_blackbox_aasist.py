@@ -22,7 +22,8 @@ def run(tmp_path_factory):
 
 
 def _eer(g):
-    return metrics.eer(g.loc[g.label == "bonafide", "score"].to_numpy(), g.loc[g.label == "spoof", "score"].to_numpy())[0]
+    return metrics.eer(g.loc[g.label == "bonafide", "score"].to_numpy(),
+                       g.loc[g.label == "spoof", "score"].to_numpy())[0]
 
 
 def test_square_linf_raises_spoof_scores_and_the_eer(run):

@@ -117,7 +117,8 @@ def test_decision_only_service_through_bench_run(tiny, tmp_path):
     _, ckpt, folder = tiny
     served = Served("--model", TINY, "--checkpoint", ckpt, "--output", "decision", log=tmp_path / "serve.log")
     try:
-        (tmp_path / "s.yaml").write_text("name: d\nconditions:\n  - {attack: hsja, severities: [5], params: {queries: 40}}\n")
+        (tmp_path / "s.yaml").write_text("name: d\nconditions:\n"
+                                         "  - {attack: hsja, severities: [5], params: {queries: 40}}\n")
         assert main(["run", "--suite", str(tmp_path / "s.yaml"), "--model", served.url, "--remote-output", "decision",
                      "--limit", "6", "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "run")]) == 0
     finally:
