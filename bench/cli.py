@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from typing import Any, Sequence
+
+from bench.config import check_label_map as _check_label_map
+from bench.terminal import print_json as _print_json, strict_json, table as _table
 
 log = logging.getLogger("bench")
 
@@ -29,54 +31,9 @@ Checkpoints are looked up in --checkpoint, then $BENCH_WEIGHTS_DIR, then the use
 ahead of time, e.g. `bench weights --from ../shared/weights`)."""
 
 
-def jsonable(obj: Any) -> Any:
-    """``obj`` with NaN/inf as None and numpy scalars as Python numbers: what a strict parser (jq,
-    JavaScript's JSON.parse) accepts."""
-    import math
-
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
-        obj = obj.item()   # numpy scalar
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    try:
-        import pandas as pd
-        if pd.isna(obj):
-            return None
-    except (ImportError, TypeError, ValueError):
-        pass
-    return str(obj)
-
-
-def strict_json(obj: Any, indent: int | None = 2) -> str:
-    """JSON text that every strict parser reads (no NaN, no Infinity: null)."""
-    return json.dumps(jsonable(obj), indent=indent, allow_nan=False)
-
-
 LABEL_MAP_HELP = ("names the bona fide and spoof classes of hf: models whose config.id2label does not (or that "
                   "have more than two classes), e.g. bonafide=LABEL_1,spoof=LABEL_0 (a label or a class index); "
                   "other models ignore it")
-
-
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(strict_json(obj) + "\n")
-
-
-def _table(rows: list[dict], columns: Sequence[str], title: str | None = None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title=title)
-    for c in columns:
-        t.add_column(c)
-    for r in rows:
-        t.add_row(*["" if r.get(c) is None or r.get(c) != r.get(c) else str(r.get(c)) for c in columns])
-    Console().print(t)
 
 
 def cmd_models(a: argparse.Namespace) -> int:
@@ -107,17 +64,6 @@ def _remote(models: str, output: str | None) -> str:
             m += ("&" if "?" in m else "?") + f"output={output}"
         out.append(m)
     return ",".join(out)
-
-
-def _check_label_map(label_map: str | None, models: Sequence[str]) -> None:
-    """--label-map is checked before any work: well formed, and some model is an hf: model."""
-    if not label_map:
-        return
-    from models.hf import parse_label_map
-
-    parse_label_map(label_map)
-    if not any(m.startswith("hf:") for m in models):
-        raise ValueError(f"--label-map names the classes of hf: models; none of {', '.join(models)} is one")
 
 
 def cmd_score(a: argparse.Namespace) -> int:
@@ -257,17 +203,6 @@ def cmd_run(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(a: argparse.Namespace) -> int:
-    from bench.serve import serve
-
-    _check_label_map(a.label_map, [a.model])
-    serve(a.model, checkpoint=a.checkpoint, host=a.host, port=a.port, policy=a.policy, device=a.device,
-          label_map=a.label_map,
-          log_level="debug" if a.verbose >= 2 else "info", max_bytes=a.max_bytes, max_concurrent=a.max_concurrent,
-          max_queue=a.max_queue, output=a.output, threshold=a.threshold, batch_size=a.batch_size)
-    return 0
-
-
 REMOTE_HELP = ("for http(s):// models: what the service answers, score (default) or decision (bona fide / spoof "
                "only; scores become +1 / -1); the same as ?output=decision on the spec")
 
@@ -378,45 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "version) so re-runs and other detectors reuse it; or $BENCH_AUDIO_CACHE; default off")
     s.add_argument("--prepare-on", default="auto", choices=["auto", "device", "cpu"],
                    help="where perturbations that can run in torch (noise, rooms, impulse responses, gain, "
-                   "clipping, quantisation) are applied: on the scoring device, or in the CPU workers; auto "
+                   "clipping, quantisation, packet loss) are applied: on the scoring device, or in the CPU workers; auto "
                    "(default) = device when scoring on a GPU. Codecs always run in the CPU workers.")
     s.set_defaults(func=cmd_run)
 
-    from bench.serve import DEFAULT_MAX_BYTES, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_QUEUE
+    from bench.serve_cli import add_parser as add_serve_parser
 
-    s = sub.add_parser("serve", help="serve one detector over HTTP (GET /health, POST /score)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Serves one detector over HTTP until interrupted (starlette + uvicorn).\n"
-                       "  GET  /health  -> 200 {\"status\": \"ok\", \"model\": ..., \"sample_rate\": ..., ...}\n"
-                       "  POST /score   body: an audio file (wav, flac, ogg, mp3, ... any rate)\n"
-                       "                -> 200 {\"score\": float} (higher = more bona fide),\n"
-                       "                   or {\"decision\": \"bonafide\"|\"spoof\"} with --output decision;\n"
-                       "                400 unreadable audio (with the reason), 413 body over --max-bytes,\n"
-                       "                503 (Retry-After) when --max-concurrent are scoring and --max-queue wait.",
-                       epilog="example:\n  bench serve --model aasist-l --port 8000\n"
-                       "  curl --data-binary @clip.flac http://127.0.0.1:8000/score\n"
-                       "  bench run --suite blackbox --model http://127.0.0.1:8000 --limit 8")
-    s.add_argument("--model", default="aasist", help="card name (see `bench models`), package.module:Class or "
-                   "hf:ID_OR_FOLDER[@REVISION]")
-    s.add_argument("--checkpoint", help="checkpoint file (default: the card's)")
-    s.add_argument("--label-map", metavar="bonafide=LABEL,spoof=LABEL", help=LABEL_MAP_HELP)
-    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only; "
-                   "anything else exposes the detector and is logged as a warning)")
-    s.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
-    s.add_argument("--policy", help="input policy (default: the card's, official)")
-    s.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
-    s.add_argument("--batch-size", type=int, default=8, help="windows per forward under a full policy")
-    s.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES,
-                   help=f"largest request body in bytes, else 413 (default {DEFAULT_MAX_BYTES}, 32 MiB)")
-    s.add_argument("--max-concurrent", type=int, default=DEFAULT_MAX_CONCURRENT,
-                   help=f"requests scored at once (default {DEFAULT_MAX_CONCURRENT})")
-    s.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE,
-                   help=f"requests waiting beyond those, else 503 (default {DEFAULT_MAX_QUEUE})")
-    s.add_argument("--output", default="score", choices=["score", "decision"],
-                   help="answer the score (default) or only the decision (a decision-only service)")
-    s.add_argument("--threshold", type=float, default=0.0,
-                   help="with --output decision: bona fide iff score >= this (default 0)")
-    s.set_defaults(func=cmd_serve)
+    add_serve_parser(sub, LABEL_MAP_HELP)
 
     from reports.cli import add_parser as add_report_parser
 

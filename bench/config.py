@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,14 @@ class RunConfig:
         if self.label_map:   # only when given, so other runs' identities (and folders) stay the same
             ident["label_map"] = self.label_map
         return ident
+
+
+def check_label_map(label_map: str | None, models: Sequence[str]) -> None:
+    """--label-map is checked before any work: well formed, and some model is an hf: model."""
+    if not label_map:
+        return
+    from models.hf import parse_label_map
+
+    parse_label_map(label_map)
+    if not any(m.startswith("hf:") for m in models):
+        raise ValueError(f"--label-map names the classes of hf: models; none of {', '.join(models)} is one")

@@ -32,7 +32,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
-# The model classes are named in annotations as strings only: importing models.aasist here would tie
+# The model arguments are typed as torch.nn.Module (an AASIST / RawNet2 and their blocks): importing the model here would tie
 # the reference and its fast path into an import circle (the reference imports this file lazily).
 
 _CL = torch.channels_last
@@ -94,7 +94,7 @@ def _slices(per_column: int, total: int, n_clips: int, threads: int) -> list[tup
     return [(b, s, min(s + step, total)) for b in range(n_clips) for s in range(0, total, step)]
 
 
-def _folded(block: "ResidualBlock") -> tuple[torch.Tensor, torch.Tensor]:
+def _folded(block: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """conv1 followed by eval-mode bn2, as one convolution (recomputed per call: a few k values),
     with its kernel transposed to the time-major layout."""
     bn, conv = block.bn2, block.conv1
@@ -119,7 +119,7 @@ def _padded_buffer(like: torch.Tensor, b: int, c: int, t: int, f: int) -> torch.
     return buf
 
 
-def front_end(m: "AASIST", wav: torch.Tensor, threads: int = 1) -> torch.Tensor:
+def front_end(m: torch.nn.Module, wav: torch.Tensor, threads: int = 1) -> torch.Tensor:
     """selu(first_bn(maxpool3x3(|sinc * wav|))), time-major in a padded buffer (B, 1, T' + 4, n_freq)."""
     bsz, t = wav.shape
     k = m.sinc_filters.shape[-1]
@@ -142,7 +142,7 @@ def _bind(fn: Callable[[int, int, int], None], b: int, s: int, e: int) -> Callab
     return lambda: fn(b, s, e)
 
 
-def residual_block(block: "ResidualBlock", xp: torch.Tensor, width: int, threads: int = 1) -> torch.Tensor:
+def residual_block(block: torch.nn.Module, xp: torch.Tensor, width: int, threads: int = 1) -> torch.Tensor:
     """One residual block, time-major: input buffer (B, C, width + 4, F) with two zero time rows at
     each end; returns a new buffer (B, C', width // 3 + 4, F)."""
     bsz, c_in, _, n_freq = xp.shape
@@ -197,7 +197,7 @@ def _skip_as_channel(w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: t
 
 
 @torch.inference_mode()
-def logits_and_hidden(m: "AASIST", wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def logits_and_hidden(m: torch.nn.Module, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Eval-mode logits and embedding, as ``m.logits_and_hidden`` (which also checks the input)."""
     threads = torch.get_num_threads()
     wav = wav.to(m.sinc_filters.dtype).contiguous()

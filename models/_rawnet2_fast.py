@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from models._aasist_fast import intra_op_threads, run_slices
 
-# The model classes are named in annotations as strings only: importing models.rawnet2 here would tie
+# The model arguments are typed as torch.nn.Module (an AASIST / RawNet2 and their blocks): importing the model here would tie
 # the reference and its fast path into an import circle (the reference imports this file lazily).
 
 _CL = torch.channels_last
@@ -87,14 +87,14 @@ def _cl(w: torch.Tensor) -> torch.Tensor:
     return w.unsqueeze(2).contiguous(memory_format=_CL)
 
 
-def _folded_conv1(block: "ResidualBlock") -> tuple[torch.Tensor, torch.Tensor]:
+def _folded_conv1(block: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """conv1 followed by eval-mode bn2, as one convolution."""
     bn, conv = block.bn2, block.conv1
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     return _cl(conv.weight * scale.view(-1, 1, 1)), (conv.bias - bn.running_mean) * scale + bn.bias
 
 
-def residual_block(block: "ResidualBlock", x: torch.Tensor) -> torch.Tensor:
+def residual_block(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """One residual block on a time-major activation (B, C, 1, time), channels-last."""
     w1, b1 = _folded_conv1(block)
     out = F.leaky_relu(F.conv2d(x, w1, b1, padding=(0, 1)), block.lrelu.negative_slope, inplace=True)
@@ -165,7 +165,7 @@ def gru_last(gru: torch.nn.GRU, x: torch.Tensor) -> torch.Tensor:
     return h
 
 
-def _features(m: "RawNet2", wav: torch.Tensor) -> torch.Tensor:
+def _features(m: torch.nn.Module, wav: torch.Tensor) -> torch.Tensor:
     cache = m.Sinc_conv.__dict__.setdefault("_fast_spectra", {})
     x = sinc_pooled(m.Sinc_conv.band_pass, wav, cache=cache).unsqueeze(2)  # channels-last already
     x = F.selu(_bn(m.first_bn, x), inplace=True)                        # (B, C, 1, time), time-major
@@ -176,19 +176,19 @@ def _features(m: "RawNet2", wav: torch.Tensor) -> torch.Tensor:
     return F.selu(_bn(m.bn_before_gru, x), inplace=True)[:, :, 0].transpose(1, 2)  # [B, time, filters]
 
 
-def _log_probs(m: "RawNet2", wav: torch.Tensor) -> torch.Tensor:
+def _log_probs(m: torch.nn.Module, wav: torch.Tensor) -> torch.Tensor:
     h = gru_last(m.gru, _features(m, wav))
     return F.log_softmax(m.fc2_gru(m.fc1_gru(h)), dim=1)
 
 
 @torch.inference_mode()
-def features(m: "RawNet2", wav: torch.Tensor) -> torch.Tensor:
+def features(m: torch.nn.Module, wav: torch.Tensor) -> torch.Tensor:
     """Eval-mode GRU input ``[B, time, filters]``, as ``m.features`` (on the caller's threads)."""
     return _features(m, wav.to(m.fc2_gru.weight.dtype).contiguous())
 
 
 @torch.inference_mode()
-def log_probs(m: "RawNet2", wav: torch.Tensor) -> torch.Tensor:
+def log_probs(m: torch.nn.Module, wav: torch.Tensor) -> torch.Tensor:
     """Eval-mode ``[B, 2]`` log-probabilities, as ``m.log_probs`` (which also checks the input)."""
     wav = wav.to(m.fc2_gru.weight.dtype).contiguous()
     return in_clip_groups(lambda x: _log_probs(m, x), wav, small_ops=True)

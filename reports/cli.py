@@ -70,9 +70,10 @@ def cmd_compare(a: argparse.Namespace) -> int:
 
 
 def cmd_check(a: argparse.Namespace) -> int:
-    from reports.check import check_runs, format_result
+    from reports.check import check_runs
+    from reports.check_format import format_result
 
-    from bench.cli import strict_json
+    from bench.terminal import strict_json
 
     try:
         res = check_runs(a.dir, a.baseline, a.max_eer_increase, families=a.families, exclude=a.exclude_families,

@@ -221,7 +221,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
     page.section("Overview")
     if plots:
         add_fig(P.fig_overview(res, models), "overview", "EER (%) by family and severity, one panel per model")
-        fig = P.fig_eer_vs_pesq(res, models)
+        from reports.plots_quality import fig_eer_vs_pesq
+
+        fig = fig_eer_vs_pesq(res, models)
         if fig is not None:
             add_fig(fig, "eer-vs-pesq", "EER against the median PESQ of every condition",
                     "How much harm to the listener (PESQ, right = worse) buys how much harm to the detector.")

@@ -51,7 +51,7 @@ def context(clips, tmp_path_factory):
 
 def test_the_device_families_include_the_issue_list():
     assert {"white-noise", "pink-noise", "brown-noise", "babble", "background-noise", "room", "rir", "gain",
-            "clipping", "quantization"} <= set(ON_DEVICE)
+            "clipping", "quantization", "packet-loss"} <= set(ON_DEVICE)
     assert not PERTURBATIONS.get("mp3").at(1).on_device          # codecs stay in the CPU workers
 
 

@@ -257,3 +257,33 @@ def test_a_run_that_fails_at_its_start_leaves_no_folder(tmp_path):
     (out / "mine.txt").write_text("kept")
     p = bench("run", "--suite", "clean", "--model", "aasit", "--limit", "2", "--out", str(out))
     assert p.returncode == 1 and (out / "mine.txt").is_file()     # a folder it did not create is left alone
+
+
+def test_a_custom_ladder_shows_its_units_in_results_report_and_axes(tmp_path):
+    """Issue 15's "Done when": a suite with its own ladders (`levels:`) gives kb/s and dB in results.csv, in the
+    report's tables and on its plots' x axes."""
+    from bench import api
+    from reports.load import load_run
+    from reports.plots import x_axis
+    from reports.report import build_report
+
+    suite = tmp_path / "ladder.yaml"
+    suite.write_text("name: ladder\nconditions:\n"
+                     "  - {family: mp3, levels: [{bitrate: 32000}, {bitrate: 16000}, {bitrate: 8000}]}\n"
+                     "  - {name: hiss, family: white-noise, levels: [{snr_db: 25}, {snr_db: 12}]}\n")
+    res = api.run(str(suite), models=("aasist-l",), limit=4, device="cpu", workers=1, n_boot=20,
+                  out=str(tmp_path / "run"), progress=False)
+    r = res.results.set_index(["family", "severity"])
+    assert [r.loc[("mp3", s), "level_label"] for s in (1, 2, 3)] == ["32 kb/s", "16 kb/s", "8 kb/s"]
+    assert [r.loc[("hiss", s), "level_label"] for s in (1, 2)] == ["25 dB SNR", "12 dB SNR"]
+    assert json.loads(r.loc[("mp3", 2), "params"])["bitrate"] == 16000
+    run = load_run(tmp_path / "run")
+    mp3, hiss = x_axis(run.results, "mp3"), x_axis(run.results, "hiss")
+    assert "kb/s" in mp3.title and mp3.values == {1: 32.0, 2: 16.0, 3: 8.0} and mp3.log
+    assert "dB" in hiss.title and hiss.values == {1: 25.0, 2: 12.0}
+    rep = build_report(tmp_path / "run")
+    md = (rep.out / "report.md").read_text()
+    assert "16 kb/s" in md and "12 dB SNR" in md
+    svgs = sorted(p.name for p in (rep.out / "plots").glob("*.svg"))
+    assert any("mp3" in n for n in svgs) and any("hiss" in n for n in svgs)
+    assert "kb/s" in next(p for p in (rep.out / "plots").glob("*mp3*.svg")).read_text()

@@ -116,7 +116,7 @@ def test_work_in_flight_is_bounded_and_results_stream(cluster, suite_file, local
     assert len(pulled) == 2 * n_actors < 9     # 9 units exist; only the window was submitted
     assert first.unit in pulled and not first.problems
     want = local_run.scores.set_index(KEYS).score
-    got = {(m, f, s, u): sc for m, f, s, u, _l, sc, _p, _k in first.scores}
+    got = {(m, f, s, u): sc for m, f, s, u, _l, sc, *_rest in first.scores}   # rows: Store.add_scores
     assert len(got) == 2 and all(want[k] == v for k, v in got.items())
 
 

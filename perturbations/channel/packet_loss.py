@@ -67,11 +67,24 @@ class PacketLoss(Perturbation):
 
     def apply(self, wav, sr, rng, context=None):
         x = np.asarray(wav, dtype=np.float64)
-        n, F = x.size, self.frame_length(sr)
-        lost = self.lost_frames(n, sr, rng)
+        lost = self.lost_frames(x.size, sr, rng)
+        return self._conceal(x, sr, lost, np.copy, np.linspace).astype(np.float32)
+
+    def apply_torch(self, wav, sr, rng, context=None):
+        import torch
+
+        x = wav.double()
+        lost = self.lost_frames(x.numel(), sr, rng)   # the CPU path's draw
+        up_like = lambda a: torch.as_tensor(a, dtype=torch.float64, device=x.device)  # noqa: E731
+        lin = lambda a, b, n: torch.linspace(a, b, n, dtype=torch.float64, device=x.device)  # noqa: E731
+        return self._conceal(x, sr, lost, torch.clone, lin, up_like).float()
+
+    def _conceal(self, x, sr, lost, copy, linspace, as_array=np.asarray):
+        """The concealment over ``x`` (a numpy array or a torch tensor: the same statements serve both)."""
+        n, F = x.shape[0], self.frame_length(sr)
         xf = max(1, min(int(round(XFADE_MS * sr / 1000.0)), F // 2))
-        up = 0.5 - 0.5 * np.cos(np.pi * (np.arange(xf) + 0.5) / xf)  # 0 -> 1
-        out = x.copy()
+        up = as_array(0.5 - 0.5 * np.cos(np.pi * (np.arange(xf) + 0.5) / xf))  # 0 -> 1
+        out = copy(x)
         pre = src = None
         run = 0
         for i in np.flatnonzero(lost):
@@ -79,7 +92,7 @@ class PacketLoss(Perturbation):
             run = run + 1 if i > 0 and lost[i - 1] else 1
             if run == 1:
                 if self.concealment == "repeat" and a >= F + xf:
-                    pre, src = out[a - F - xf:a - F].copy(), out[a - F:a].copy()
+                    pre, src = copy(out[a - F - xf:a - F]), copy(out[a - F:a])
                     out[a - xf:a] = (1 - up) * out[a - xf:a] + up * pre       # glide into the copy
                 else:
                     pre = src = None
@@ -90,7 +103,7 @@ class PacketLoss(Perturbation):
             if src is None:
                 out[a:b] = 0.0
             else:
-                out[a:b] = src[:b - a] * np.linspace(g0, g1, b - a)
+                out[a:b] = src[:b - a] * linspace(g0, g1, b - a)
                 if b - a >= xf:                                                 # glide into the next copy
                     out[b - xf:b] = (1 - up) * out[b - xf:b] + up * pre * g1
             nxt_good = b < n and not lost[i + 1]
@@ -98,4 +111,4 @@ class PacketLoss(Perturbation):
                 m = min(xf, n - b)
                 cont = 0.0 if src is None else src[:m] * g1
                 out[b:b + m] = up[:m] * x[b:b + m] + (1 - up[:m]) * cont       # fade the good frame in
-        return out.astype(np.float32)
+        return out

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from math import gcd, isfinite
+from math import isfinite
 from typing import Callable, ClassVar
 
 import numpy as np

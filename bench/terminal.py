@@ -1,0 +1,52 @@
+"""What the commands print: strict JSON (null, never NaN) and rich tables. Shared by bench/cli.py and
+reports/cli.py, so neither imports the other for it."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Sequence
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with NaN/inf as None and numpy scalars as Python numbers: what a strict parser (jq,
+    JavaScript's JSON.parse) accepts."""
+    import math
+
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
+        obj = obj.item()   # numpy scalar
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    try:
+        import pandas as pd
+        if pd.isna(obj):
+            return None
+    except (ImportError, TypeError, ValueError):
+        pass
+    return str(obj)
+
+
+def strict_json(obj: Any, indent: int | None = 2) -> str:
+    """JSON text that every strict parser reads (no NaN, no Infinity: null)."""
+    return json.dumps(jsonable(obj), indent=indent, allow_nan=False)
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(strict_json(obj) + "\n")
+
+
+def table(rows: list[dict], columns: Sequence[str], title: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*["" if r.get(c) is None or r.get(c) != r.get(c) else str(r.get(c)) for c in columns])
+    Console().print(t)
