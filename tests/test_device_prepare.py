@@ -14,6 +14,7 @@ import torch
 
 from bench import api
 from perturbations import PERTURBATIONS, Context
+from resource_folders import write_resource_folders
 from perturbations._measure import snr_db
 
 DEMO = Path(__file__).resolve().parents[1] / "bench" / "data" / "demo"
@@ -30,23 +31,13 @@ def clips():
 
 @pytest.fixture(scope="module")
 def context(clips, tmp_path_factory):
-    root = tmp_path_factory.mktemp("res")
-    rng = np.random.default_rng(1)
-    (root / "noise").mkdir()
-    sf.write(root / "noise" / "n.wav", (0.1 * rng.standard_normal(3 * SR)).astype(np.float32), SR)
-    (root / "rir").mkdir()
-    for t60 in (0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.3, 1.6, 2.0, 2.5):
-        t = np.arange(int(1.2 * t60 * SR)) / SR
-        tail = rng.standard_normal(t.size) * 10 ** (-3 * t / t60)
-        h = np.concatenate([np.zeros(64), [1.0], tail / np.sqrt(np.sum(tail ** 2))])
-        sf.write(root / "rir" / f"{t60}.wav", (0.9 * h / np.abs(h).max()).astype(np.float32), SR, subtype="FLOAT")
+    resources = write_resource_folders(tmp_path_factory.mktemp("res"), seed=1)
 
     def pool(rng, n, exclude=""):
         cands = [w for u, w in clips if u != exclude]
         return [cands[i] for i in rng.choice(len(cands), size=n, replace=len(cands) < n)]
 
-    return lambda utt: Context(utt_id=utt, pool=pool,
-                               resources={"noise_dir": str(root / "noise"), "rir_dir": str(root / "rir")})
+    return lambda utt: Context(utt_id=utt, pool=pool, resources=resources)
 
 
 def test_the_device_families_include_the_issue_list():

@@ -24,6 +24,7 @@ from attacks import ATTACKS
 from attacks._budget import achieved_snr_db
 from models import ARCHITECTURES, CARDS, load_detector
 from models.base import Detector
+from resource_folders import write_resource_folders
 from perturbations import PERTURBATIONS, Context, Identity, Perturbation, SeverityError
 
 DEMO = Path(__file__).resolve().parents[1] / "bench" / "data" / "demo"
@@ -43,20 +44,7 @@ def speech():
 
 @pytest.fixture(scope="module")
 def resources(tmp_path_factory):
-    """Folders for the families that read files: noise recordings, and impulse responses whose T20 spans
-    0.1..2.5 s (exponential decays), so that every level's band holds one."""
-    root = tmp_path_factory.mktemp("resources")
-    rng = np.random.default_rng(0)
-    (root / "noise").mkdir()
-    sf.write(root / "noise" / "hum.wav", (0.1 * rng.standard_normal(3 * SR)).astype(np.float32), SR)
-    (root / "rir").mkdir()
-    for t60 in (0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.3, 1.6, 2.0, 2.5):
-        t = np.arange(int(1.2 * t60 * SR)) / SR
-        tail = rng.standard_normal(t.size) * 10 ** (-3 * t / t60)
-        h = np.concatenate([np.zeros(64), [1.0], tail / np.sqrt(np.sum(tail ** 2))])
-        sf.write(root / "rir" / f"t{t60}.wav", (0.9 * h / np.max(np.abs(h))).astype(np.float32), SR,
-                 subtype="FLOAT")
-    return {"noise_dir": str(root / "noise"), "rir_dir": str(root / "rir")}
+    return write_resource_folders(tmp_path_factory.mktemp("resources"))
 
 
 @pytest.fixture(scope="module")

@@ -206,3 +206,47 @@ class NeuralCodec(Perturbation):
         if not np.all(np.isfinite(x)):
             raise ValueError(f"{self.family}: the waveform has NaN or infinite samples")
         return torch.from_numpy(self._run([x], sr, device=str(wav.device))[0][0]).to(wav.device)
+
+
+@dataclass(frozen=True)
+class CodebookCodec(NeuralCodec):
+    """A neural codec whose levels keep the first ``n_codebooks`` residual codebooks (DAC, Mimi), with the
+    bitrate they give recorded as ``kbps`` (computed from ``KBPS_PER_CODEBOOK`` when left out, and checked
+    against the loaded model's own framing)."""
+
+    KBPS_PER_CODEBOOK: ClassVar[float] = 0.0
+
+    @classmethod
+    def at(cls, severity: int, **overrides):
+        if "n_codebooks" in overrides and "kbps" not in overrides:
+            overrides["kbps"] = None  # recomputed from the overridden number of codebooks
+        return super().at(severity, **overrides)
+
+    def __post_init__(self):
+        if self.kbps is None and isinstance(self.n_codebooks, (int, np.integer)):
+            object.__setattr__(self, "kbps", round(float(self.n_codebooks) * self.KBPS_PER_CODEBOOK, 6))
+
+    def validate(self) -> None:
+        super().validate()
+        k = self.n_codebooks
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 64:
+            raise ValueError(f"{self.family}: n_codebooks must be an integer in 1..64, got {k!r}")
+        if not isinstance(self.kbps, (int, float)) or isinstance(self.kbps, bool) or self.kbps <= 0:
+            raise ValueError(f"{self.family}: kbps must be a positive number, got {self.kbps!r}")
+
+    @staticmethod
+    def model_codebooks(model) -> int:
+        raise NotImplementedError
+
+    @classmethod
+    def frames_per_second(cls, model) -> float:
+        return cls.rate(model) / cls.hop(model)
+
+    def check_model(self, model) -> None:
+        have = self.model_codebooks(model)
+        if self.n_codebooks > have:
+            raise ValueError(f"{self.family}: n_codebooks {self.n_codebooks} exceeds the model's {have}")
+        got = self.n_codebooks * self.frames_per_second(model) * self.bits_per_code(model) / 1000
+        if abs(got - float(self.kbps)) > 1e-6 * max(1.0, got):
+            raise ValueError(f"{self.family}: {self.n_codebooks} codebooks of this model are {got:g} kb/s, not the "
+                             f"level's kbps {self.kbps:g}; give kbps={got:g} (or leave it out)")

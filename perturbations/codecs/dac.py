@@ -9,13 +9,11 @@ devices.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import ClassVar
 
 from foundation.weights import FolderCard
 from perturbations.base import register
-from perturbations.codecs._neural import CODEC_WEIGHTS, NeuralCodec
+from perturbations.codecs._neural import CODEC_WEIGHTS, CodebookCodec
 
 LEVELS = (
     {"n_codebooks": 12, "kbps": 6.0},
@@ -39,7 +37,7 @@ CODEC_WEIGHTS["dac"] = WEIGHTS
 
 @register
 @dataclass(frozen=True)
-class Dac(NeuralCodec):
+class Dac(CodebookCodec):
     """Descript Audio Codec 16 kHz round trip with the first ``n_codebooks`` codebooks."""
 
     family: ClassVar[str] = "dac"
@@ -52,31 +50,11 @@ class Dac(NeuralCodec):
     #: the bitrate those codebooks give (recorded; None: computed for the 16 kHz model's framing)
     kbps: float | None = None
 
-    @classmethod
-    def at(cls, severity: int, **overrides: Any):
-        if "n_codebooks" in overrides and "kbps" not in overrides:
-            overrides["kbps"] = None  # recomputed from the overridden number of codebooks
-        return super().at(severity, **overrides)
+    KBPS_PER_CODEBOOK: ClassVar[float] = KBPS_PER_CODEBOOK
 
-    def __post_init__(self):
-        if self.kbps is None and isinstance(self.n_codebooks, (int, np.integer)):
-            object.__setattr__(self, "kbps", round(float(self.n_codebooks) * KBPS_PER_CODEBOOK, 6))
-
-    def validate(self) -> None:
-        super().validate()
-        k = self.n_codebooks
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 64:
-            raise ValueError(f"dac: n_codebooks must be an integer in 1..64, got {k!r}")
-        if not isinstance(self.kbps, (int, float)) or isinstance(self.kbps, bool) or self.kbps <= 0:
-            raise ValueError(f"dac: kbps must be a positive number, got {self.kbps!r}")
-
-    def check_model(self, model) -> None:
-        if self.n_codebooks > model.config.n_codebooks:
-            raise ValueError(f"dac: n_codebooks {self.n_codebooks} exceeds the model's {model.config.n_codebooks}")
-        got = self.n_codebooks * self.rate(model) / self.hop(model) * self.bits_per_code(model) / 1000
-        if abs(got - float(self.kbps)) > 1e-6 * max(1.0, got):
-            raise ValueError(f"dac: {self.n_codebooks} codebooks of this model are {got:g} kb/s, not the level's "
-                             f"kbps {self.kbps:g}; give kbps={got:g} (or leave it out)")
+    @staticmethod
+    def model_codebooks(model) -> int:
+        return int(model.config.n_codebooks)
 
     @staticmethod
     def hop(model) -> int:

@@ -10,13 +10,11 @@ weights, rates, alignment and devices.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import ClassVar
 
 from foundation.weights import FolderCard
 from perturbations.base import register
-from perturbations.codecs._neural import CODEC_WEIGHTS, NeuralCodec
+from perturbations.codecs._neural import CODEC_WEIGHTS, CodebookCodec
 
 LEVELS = (
     {"n_codebooks": 32, "kbps": 4.4},
@@ -40,7 +38,7 @@ CODEC_WEIGHTS["mimi"] = WEIGHTS
 
 @register
 @dataclass(frozen=True)
-class Mimi(NeuralCodec):
+class Mimi(CodebookCodec):
     """Mimi 24 kHz neural codec round trip with the first ``n_codebooks`` codebooks."""
 
     family: ClassVar[str] = "mimi"
@@ -53,35 +51,19 @@ class Mimi(NeuralCodec):
     #: the bitrate those codebooks give (recorded; None: computed for the published model's framing)
     kbps: float | None = None
 
-    @classmethod
-    def at(cls, severity: int, **overrides: Any):
-        if "n_codebooks" in overrides and "kbps" not in overrides:
-            overrides["kbps"] = None  # recomputed from the overridden number of codebooks
-        return super().at(severity, **overrides)
-
-    def __post_init__(self):
-        if self.kbps is None and isinstance(self.n_codebooks, (int, np.integer)):
-            object.__setattr__(self, "kbps", round(float(self.n_codebooks) * KBPS_PER_CODEBOOK, 6))
-
-    def validate(self) -> None:
-        super().validate()
-        k = self.n_codebooks
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 64:
-            raise ValueError(f"mimi: n_codebooks must be an integer in 1..64, got {k!r}")
-        if not isinstance(self.kbps, (int, float)) or isinstance(self.kbps, bool) or self.kbps <= 0:
-            raise ValueError(f"mimi: kbps must be a positive number, got {self.kbps!r}")
+    KBPS_PER_CODEBOOK: ClassVar[float] = KBPS_PER_CODEBOOK
 
     @staticmethod
     def hop(model) -> int:
         return int(round(model.config.sampling_rate / model.config.frame_rate))
 
-    def check_model(self, model) -> None:
-        if self.n_codebooks > model.config.num_quantizers:
-            raise ValueError(f"mimi: n_codebooks {self.n_codebooks} exceeds the model's {model.config.num_quantizers}")
-        got = self.n_codebooks * float(model.config.frame_rate) * self.bits_per_code(model) / 1000
-        if abs(got - float(self.kbps)) > 1e-6 * max(1.0, got):
-            raise ValueError(f"mimi: {self.n_codebooks} codebooks of this model are {got:g} kb/s, not the level's "
-                             f"kbps {self.kbps:g}; give kbps={got:g} (or leave it out)")
+    @staticmethod
+    def model_codebooks(model) -> int:
+        return int(model.config.num_quantizers)
+
+    @classmethod
+    def frames_per_second(cls, model) -> float:
+        return float(model.config.frame_rate)
 
     def _codes(self, model, x):
         enc = model.encode(x, num_quantizers=int(self.n_codebooks))
