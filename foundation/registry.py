@@ -137,3 +137,16 @@ def load_plugins(group: str, register: Callable[[str, object], None], registry: 
             continue
         added.append(ep.name)
     return added
+
+
+def leveled_registrar(base: type, register: Callable[[type], object]) -> Callable[[str, object], None]:
+    """The plug-in check of perturbation families and attacks: a subclass of ``base`` whose declared name
+    (``registered_name()``) is the entry point's, registered with ``register``."""
+    def _register(name: str, cls: object) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise PluginError(f"{cls!r} is not a subclass of {base.__module__}.{base.__qualname__}")
+        declared = cls.registered_name()
+        if declared != name:
+            raise PluginError(f"the class declares the name {declared!r}; name the entry point {declared!r}")
+        register(cls)
+    return _register
