@@ -52,9 +52,10 @@ class LocalExecutor:
     name = "local"
 
     def __init__(self, workers: int, seed: int, sr: int, bonafide: Sequence[tuple[str, str]],
-                 resources: Mapping[str, str], prefetch: int = 64, cache_dir: str | None = None, **_: Any):
+                 resources: Mapping[str, str], prefetch: int = 64, cache_dir: str | None = None,
+                 codec_device: str | None = None, **_: Any):
         self.workers = int(workers)
-        self.init = (seed, sr, tuple(bonafide), dict(resources), cache_dir)
+        self.init = (seed, sr, tuple(bonafide), dict(resources), cache_dir, codec_device)
         self.prefetch = max(1, prefetch, 4 * self.workers)   # tasks in flight: enough to keep every worker busy
         self._pool: ProcessPoolExecutor | None = None
 

@@ -78,6 +78,7 @@ class WorkerContext:
     bonafide: tuple[tuple[str, str], ...] = ()
     resources: Mapping[str, str] = field(default_factory=dict)
     cache_dir: str | None = None
+    device: str | None = None     # where models inside perturbations (neural codecs) run: the scoring device
 
     def read_clean(self, path: str) -> np.ndarray:
         return read_clean(path, self.sr)
@@ -94,7 +95,7 @@ class WorkerContext:
         """The :class:`perturbations.Context` a perturbation of ``utt_id`` receives."""
         from perturbations import Context
 
-        return Context(utt_id=utt_id, pool=self.bonafide_pool, resources=dict(self.resources))
+        return Context(utt_id=utt_id, pool=self.bonafide_pool, resources=dict(self.resources), device=self.device)
 
     def cache_path(self, task: Task) -> Path | None:
         """Where the perturbed audio of a task is cached: keyed by (seed, utterance, file size and mtime,
@@ -169,10 +170,10 @@ _CONTEXT = WorkerContext()   # this process's context (replaced by init_worker)
 
 
 def init_worker(seed: int, sr: int, bonafide: Sequence[tuple[str, str]], resources: Mapping[str, str],
-                cache_dir: str | None = None) -> WorkerContext:
+                cache_dir: str | None = None, device: str | None = None) -> WorkerContext:
     """Sets this process's :class:`WorkerContext` (the pool initializer; also called in the main process)."""
     global _CONTEXT
-    _CONTEXT = WorkerContext(int(seed), int(sr), tuple(bonafide), dict(resources), cache_dir)
+    _CONTEXT = WorkerContext(int(seed), int(sr), tuple(bonafide), dict(resources), cache_dir, device)
     read_clean.cache_clear()
     return _CONTEXT
 

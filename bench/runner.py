@@ -156,9 +156,6 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
         # Under Ray the scoring device is the workers' (they resolve "auto" themselves); the driver only
         # loads the detectors on its CPU for provenance.
         device = resolve_device(cfg.device) if cfg.executor == "local" else cfg.device
-        if cfg.executor == "local":
-            # neural codecs in the (spawned) workers use the scoring device unless told otherwise
-            os.environ.setdefault("BENCH_CODEC_DEVICE", device)
         sr = _sample_rate(models)
         workers = cfg.workers if cfg.workers is not None else default_workers(device)
         on_device = cfg.executor == "local" and (
@@ -190,7 +187,8 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
         units = _units(cfg, conditions, dataset, store, models, on_device=on_device, split=split)
         with _Progress(show_progress, total, progress) as bar, make_executor(
                 cfg.executor, workers=workers, seed=cfg.seed, sr=sr, bonafide=bona,
-                resources=cfg.resources, scorer_spec=spec, address=cfg.address, cache_dir=cfg.cache_dir) as ex:
+                resources=cfg.resources, scorer_spec=spec, address=cfg.address, cache_dir=cfg.cache_dir,
+                codec_device=device if cfg.executor == "local" else None) as ex:
             seen: set[tuple] = set()
             # local: the detectors load while the workers start; Ray scores remotely and the driver's
             # copy (on its CPU) only gives the provenance

@@ -40,6 +40,8 @@ class Context:
     pool: Callable[..., list[np.ndarray]] | None = None
     resources: Mapping[str, str] = field(default_factory=dict)
     report: list[str] = field(default_factory=list)  # notes such as "level clamped", collected by the runner
+    #: the torch device a family with a model (a neural codec) runs on in this process; None: cuda if present
+    device: str | None = None
 
 
 @dataclass(frozen=True)

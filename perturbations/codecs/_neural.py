@@ -19,8 +19,8 @@ a save_pretrained folder) and its ``transformers`` class, and implements :meth:`
   when they are present.
 - Device: with ``--prepare-on device`` (the default when scoring on a GPU) the scorer runs the codec on
   its device (:meth:`apply_torch`, one model in the scorer's process); in preparation workers (chains
-  such as ``mp3+encodec``, or ``--prepare-on cpu``) CUDA when torch sees a GPU (``$BENCH_CODEC_DEVICE``
-  overrides; ``bench run`` sets it to the run's device), else the CPU with one thread per worker; one
+  such as ``mp3+encodec``, or ``--prepare-on cpu``) the ``Context.device`` they are given (``bench run``
+  passes its scoring device through the workers' context), else CUDA when torch sees a GPU, else the CPU with one thread per worker; one
   model per process and device (cached). :meth:`apply_batch` codes many clips in one batch; clips are grouped by length so
   that no clip's output depends on its batch mates (DAC's convolutions are not causal).
 - Deterministic: the models draw no randomness (eval mode, no dropout).
@@ -46,13 +46,13 @@ log = logging.getLogger(__name__)
 CODEC_WEIGHTS: dict[str, FolderCard] = {}
 
 
-def codec_device() -> str:
-    """``$BENCH_CODEC_DEVICE``, else ``cuda`` when torch sees a GPU, else ``cpu``."""
+def codec_device(context: Context | None = None) -> str:
+    """The context's ``device`` (the runner passes its scoring device), else ``cuda`` when torch sees a GPU,
+    else ``cpu``."""
+    if context is not None and context.device:
+        return str(context.device)
     import torch
 
-    dev = os.environ.get("BENCH_CODEC_DEVICE", "").strip()
-    if dev:
-        return dev
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -195,7 +195,7 @@ class NeuralCodec(Perturbation):
               context: Context | None = None) -> np.ndarray:
         if not np.all(np.isfinite(wav)):
             raise ValueError(f"{self.family}: the waveform has NaN or infinite samples")
-        return self._run([wav], sr)[0][0]
+        return self._run([wav], sr, device=codec_device(context))[0][0]
 
     def apply_torch(self, wav, sr: int, rng: np.random.Generator, context: Context | None = None):
         """The scoring device's path (``--prepare-on device``, the default on a GPU): the model runs on the
