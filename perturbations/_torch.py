@@ -91,3 +91,36 @@ def match_rms(y: torch.Tensor, reference: torch.Tensor, context=None, family: st
             context.report.append(f"{family}: output scaled down by {20 * np.log10(peak / 0.999):.1f} dB "
                                   "to avoid clipping")
     return y
+
+
+def resample(x: torch.Tensor, sr_from: int, sr_to: int) -> torch.Tensor:
+    """``scipy.signal.resample_poly`` (Kaiser window, beta 5; what ``foundation.audio.resample(method=
+    "polyphase")`` calls) on the device: the same filter, designed by scipy on the CPU, applied as
+    zero-stuffing, an FFT convolution and decimation, with scipy's padding and trimming."""
+    from math import gcd
+
+    from scipy.signal import firwin
+
+    x = x.double()
+    if sr_from == sr_to or x.numel() == 0:
+        return x.clone()
+    g = gcd(int(sr_from), int(sr_to))
+    up, down = int(sr_to) // g, int(sr_from) // g
+    n_in = x.numel()
+    n_out = n_in * up // down + bool(n_in * up % down)
+    half_len = 10 * max(up, down)
+    h = firwin(2 * half_len + 1, 1.0 / max(up, down), window=("kaiser", 5.0)) * up
+    n_pre_pad = down - half_len % down
+    n_pre_remove = (half_len + n_pre_pad) // down
+    n_post_pad = 0
+
+    def out_len(n_h: int) -> int:
+        return ((n_in - 1) * up + n_h - 1) // down + 1
+
+    while out_len(h.size + n_pre_pad + n_post_pad) < n_out + n_pre_remove:
+        n_post_pad += 1
+    h = np.concatenate((np.zeros(n_pre_pad), h, np.zeros(n_post_pad)))
+    stuffed = torch.zeros((n_in - 1) * up + 1, dtype=torch.float64, device=x.device)
+    stuffed[::up] = x
+    y = _fftconv(stuffed, tensor(h, x))[::down]
+    return y[n_pre_remove:n_pre_remove + n_out]

@@ -42,7 +42,7 @@ def context(clips, tmp_path_factory):
 
 def test_the_device_families_include_the_issue_list():
     assert {"white-noise", "pink-noise", "brown-noise", "babble", "background-noise", "room", "rir", "gain",
-            "clipping", "quantization", "packet-loss"} <= set(ON_DEVICE)
+            "clipping", "quantization", "packet-loss", "resample"} <= set(ON_DEVICE)
     assert not PERTURBATIONS.get("mp3").at(1).on_device          # codecs stay in the CPU workers
 
 
@@ -93,3 +93,19 @@ def test_a_run_prepared_on_the_device_scores_like_one_prepared_in_workers(tmp_pa
     with pytest.raises(ValueError, match="prepare-on"):
         api.run(str(suite), out=str(tmp_path / "bad"), prepare_on="gpu", **kw)
     assert isinstance(pd.read_csv(tmp_path / "dev" / "results.csv"), pd.DataFrame)
+
+
+@pytest.mark.parametrize("rates", [(16000, 8000), (8000, 16000), (16000, 11025), (44100, 16000), (16000, 3000)])
+def test_device_resampling_is_scipys_polyphase(rates):
+    from scipy.signal import resample_poly
+
+    from perturbations import _torch
+
+    a, b = rates
+    g = np.gcd(a, b)
+    for n in (2, 999, 16001):
+        x = np.random.default_rng(n).standard_normal(n)
+        want = resample_poly(x, b // g, a // g)
+        got = _torch.resample(torch.from_numpy(x), a, b).numpy()
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-9, rtol=0)

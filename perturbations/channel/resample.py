@@ -44,3 +44,16 @@ class Resample(Perturbation):
         low = _measure.resample(wav, sr, int(self.rate))
         y = _measure.resample(low, int(self.rate), sr)
         return np.pad(y, (0, max(0, n - y.size)))[:n].astype(np.float32)
+
+    def apply_torch(self, wav, sr, rng, context=None):
+        import torch
+
+        from perturbations import _torch
+
+        n = wav.numel()
+        if int(self.rate) >= int(sr):
+            if context is not None:
+                context.report.append(f"resample: input rate {sr} Hz <= {self.rate} Hz, unchanged")
+            return wav.clone()
+        y = _torch.resample(_torch.resample(wav, sr, int(self.rate)), int(self.rate), sr)
+        return torch.nn.functional.pad(y, (0, max(0, n - y.numel())))[:n].float()
