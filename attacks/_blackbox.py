@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Sequence
 
 import torch
 
-from attacks.base import Attack
+from attacks.base import Attack, check_inputs
 
 log = logging.getLogger(__name__)
 
@@ -132,14 +132,7 @@ class BlackBoxAttack(Attack):
     def prepare(self, detector, wav, label, generator):
         """Checks the inputs; returns (x float32 on the detector's device, sign, per-row generators)."""
         where = f"attack {self.name}"
-        if not isinstance(wav, torch.Tensor) or wav.dim() != 2 or not wav.is_floating_point():
-            raise ValueError(f"{where}: wav must be a float tensor [B, T], got "
-                             f"{getattr(wav, 'shape', type(wav).__name__)}")
-        label = torch.as_tensor(label)
-        if label.shape != (wav.shape[0],) or not bool(((label == 0) | (label == 1)).all()):
-            raise ValueError(f"{where}: label must be [B] = [{wav.shape[0]}] with 1 = bona fide, 0 = spoof")
-        if wav.numel() and (not bool(torch.isfinite(wav).all()) or float(wav.abs().amax()) > 1.0):
-            raise ValueError(f"{where}: wav must be finite and within [-1, 1] (float PCM); rescale the input")
+        label = check_inputs(where, wav, label)
         param = next(iter(detector.parameters()), None) if hasattr(detector, "parameters") else None
         device = param.device if param is not None else wav.device
         x = wav.detach().clone().to(device=device, dtype=torch.float32)

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import torch
 
 from attacks import _budget
-from attacks.base import Attack
+from attacks.base import Attack, check_inputs
 
 log = logging.getLogger(__name__)
 
@@ -180,16 +180,9 @@ class GradientAttack(Attack):
 
     def __call__(self, detector, wav, label, generator=None):
         where = f"attack {self.name}"
-        if not isinstance(wav, torch.Tensor) or wav.dim() != 2 or not wav.is_floating_point():
-            raise ValueError(f"{where}: wav must be a float tensor [B, T], got "
-                             f"{getattr(wav, 'shape', type(wav).__name__)}")
-        label = torch.as_tensor(label)
-        if label.shape != (wav.shape[0],) or not bool(((label == 0) | (label == 1)).all()):
-            raise ValueError(f"{where}: label must be [B] = [{wav.shape[0]}] with 1 = bona fide, 0 = spoof")
+        label = check_inputs(where, wav, label)
         if wav.numel() == 0:
             return wav.clone()
-        if not bool(torch.isfinite(wav).all()) or float(wav.abs().amax()) > 1.0:
-            raise ValueError(f"{where}: wav must be finite and within [-1, 1] (float PCM); rescale the input")
         param = next(detector.parameters(), None)
         device = param.device if param is not None else wav.device
         with torch.inference_mode(False):

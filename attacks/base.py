@@ -43,6 +43,22 @@ class Attack(Leveled):
         return ATTACKS.get(d["attack"]).from_params(int(d.get("severity", 0)), dict(d.get("params", {})))
 
 
+def check_inputs(where: str, wav, label):
+    """The contract's inputs, checked alike by every attack: ``wav`` a float tensor [B, T] that is finite and
+    within [-1, 1] (an empty batch passes), ``label`` [B] of 0/1. Returns ``label`` as a tensor."""
+    import torch
+
+    if not isinstance(wav, torch.Tensor) or wav.dim() != 2 or not wav.is_floating_point():
+        raise ValueError(f"{where}: wav must be a float tensor [B, T], got "
+                         f"{getattr(wav, 'shape', type(wav).__name__)}")
+    label = torch.as_tensor(label)
+    if label.shape != (wav.shape[0],) or not bool(((label == 0) | (label == 1)).all()):
+        raise ValueError(f"{where}: label must be [B] = [{wav.shape[0]}] with 1 = bona fide, 0 = spoof")
+    if wav.numel() and (not bool(torch.isfinite(wav).all()) or float(wav.abs().amax()) > 1.0):
+        raise ValueError(f"{where}: wav must be finite and within [-1, 1] (float PCM); rescale the input")
+    return label
+
+
 def register(cls: type[Attack]) -> type[Attack]:
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no attack name")

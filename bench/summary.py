@@ -48,25 +48,30 @@ def eer_cell(row: pd.Series, with_label: bool = True) -> str:
     return f"{text}\n{label}" if with_label and label and label != "clean" else text
 
 
-def eer_table(res, ctx: dict) -> Section | None:
-    """EER % [95% CI] per condition: one row per (model,) family, severity columns in order, each cell
-    with its level's label in the family's unit."""
-    r = res.results
-    if r.empty:
-        return None
+def _grid(r: pd.DataFrame, cell: Callable[[pd.Series], str],
+          clean_cell: Callable[[pd.Series], str], missing: str = "–") -> tuple[list[str], list[list[str]]]:
+    """Columns and rows of a per-condition table: one row per (model,) family, the clean cell, then the
+    severities in order, each cell ``cell(results row)``."""
     models = list(dict.fromkeys(r["model"]))
     sevs = sorted({int(s) for s in r["severity"] if int(s) != 0})
     clean = r[r["family"] == "clean"].set_index("model")
     rows = []
     for m in models:
         sub = r[(r["model"] == m) & (r["family"] != "clean")]
-        fams = list(dict.fromkeys(sub["family"])) or ["clean"]
-        for fam in fams:
+        for fam in list(dict.fromkeys(sub["family"])) or ["clean"]:
             g = sub[sub["family"] == fam].set_index("severity")
-            cells = [eer_cell(g.loc[s]) if s in g.index else "" for s in sevs]
-            c = eer_cell(clean.loc[m], with_label=False) if m in clean.index else "–"
+            cells = [cell(g.loc[s]) if s in g.index else "" for s in sevs]
+            c = clean_cell(clean.loc[m]) if m in clean.index else missing
             rows.append(([m] if len(models) > 1 else []) + [fam, c] + cells)
-    cols = (["model"] if len(models) > 1 else []) + ["family", "clean"] + [f"s{s}" for s in sevs]
+    return (["model"] if len(models) > 1 else []) + ["family", "clean"] + [f"s{s}" for s in sevs], rows
+
+
+def eer_table(res, ctx: dict) -> Section | None:
+    """EER % [95% CI] per condition: one row per (model,) family, severity columns in order, each cell
+    with its level's label in the family's unit."""
+    if res.results.empty:
+        return None
+    cols, rows = _grid(res.results, eer_cell, lambda row: eer_cell(row, with_label=False))
     data = ctx.get("data_name", "")
     note = " (demo set: a smoke test, not a benchmark)" if ctx.get("demo") else ""
     return Section(f"EER % [95% CI] by severity on {data}{note}", cols, rows)
@@ -104,18 +109,7 @@ def operating_point(res, ctx: dict) -> Section | None:
     r = res.results
     if r.empty or "far_at_clean_threshold" not in r or not r["far_at_clean_threshold"].notna().any():
         return None
-    models = list(dict.fromkeys(r["model"]))
-    sevs = sorted({int(s) for s in r["severity"] if int(s) != 0})
-    clean = r[r["family"] == "clean"].set_index("model")
-    rows = []
-    for m in models:
-        sub = r[(r["model"] == m) & (r["family"] != "clean")]
-        for fam in list(dict.fromkeys(sub["family"])) or ["clean"]:
-            g = sub[sub["family"] == fam].set_index("severity")
-            cells = [op_cell(g.loc[s]) if s in g.index else "" for s in sevs]
-            c = op_cell(clean.loc[m]) if m in clean.index else ""
-            rows.append(([m] if len(models) > 1 else []) + [fam, c] + cells)
-    cols = (["model"] if len(models) > 1 else []) + ["family", "clean"] + [f"s{s}" for s in sevs]
+    cols, rows = _grid(r, op_cell, op_cell, missing="")
     return Section("FAR % [95% CI] and FRR % at each model's clean EER threshold (the deployed operating point)",
                    cols, rows)
 
