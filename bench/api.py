@@ -63,16 +63,19 @@ def suites() -> list[dict[str, Any]]:
 
 
 def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None = None,
-                policy: str | None = None, device: str = "auto", batch_size: int = 8,
-                label_map: str | None = None) -> pd.DataFrame:
-    """Scores audio files (any rate, channels, common formats). Unreadable files get a NaN score and an error."""
+                policy: str | None = None, device: str = "auto", batch_size: int | str = "auto",
+                label_map: str | None = None, precision: str = "fp32", compile: str = "off") -> pd.DataFrame:
+    """Scores audio files (any rate, channels, common formats). Unreadable files get a NaN score and an error.
+    ``batch_size``, ``precision`` and ``compile`` as in :mod:`bench.inference`."""
     from foundation.audio import AudioError, load_audio
     from bench.policy import parse_policy, score_batch
     from models import load_detector
 
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"--batch-size must be an integer >= 1, got {batch_size!r}")
+    from bench.inference import Engine, InferenceOptions
+
+    options = InferenceOptions(batch_size, precision, compile)
     dev = resolve_device(device)
+    options.check_device(dev)
     ld = load_detector(model, checkpoint=checkpoint, device=dev, fast_inference=fast_inference_enabled(),
                        label_map=label_map)
     pol = parse_policy(policy or ld.card.input_policy)
@@ -84,8 +87,8 @@ def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None 
             rows.append({"path": str(f), "duration_s": info.duration_s, "orig_sr": info.orig_sr, "error": None})
         except AudioError as e:
             rows.append({"path": str(f), "duration_s": None, "orig_sr": None, "error": str(e)})
-    scores = iter(np.asarray(score_batch(ld.detector, wavs, pol, batch_size=batch_size, device=dev))
-                  if wavs else [])
+    engine = Engine(ld.detector, options, dev, ld.name)
+    scores = iter(np.asarray(score_batch(ld.detector, wavs, pol, engine=engine)) if wavs else [])
     for r in rows:
         r["score"] = float(next(scores)) if r["error"] is None else float("nan")
         r.update(model=ld.name, policy=str(pol), checkpoint_sha256=ld.sha256)
@@ -160,10 +163,11 @@ def check_lossless(dst: str | Path) -> None:
 
 def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",), checkpoint: str | None = None,
         data: str = "demo", out: str | Path | None = None, limit: int | None = None, seed: int = 0,
-        device: str = "auto", batch_size: int = 8, executor: str = "local", workers: int | None = None,
-        policy: str | None = None, shard_size: int = 32, n_boot: int = 1000, address: str | None = None,
+        device: str = "auto", batch_size: int | str = "auto", executor: str = "local", workers: int | None = None,
+        policy: str | None = None, shard_size: int | None = None, n_boot: int = 1000, address: str | None = None,
         cache_dir: str | None = None, resources: Mapping[str, str] | None = None, prepare_on: str = "auto",
         label_map: str | None = None, trust_code: bool = False, retry_problems: bool = False,
+        precision: str = "fp32", compile: str = "off",
         progress: bool | Callable[[int, int, str], None] = True) -> RunResult:
     """Python mirror of ``bench run``; returns a :class:`RunResult` (``.results`` DataFrame, ``.scores``,
     ``.problems``, ``.provenance``, ``.out`` the run folder).
@@ -176,9 +180,13 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
       data        demo (built in), a CSV manifest, asvspoof2019-la:ROOT, ..., or a folder
       out         run folder (default runs/<suite>-<models>-<data>-<hash>; the same call resumes)
       limit       use N utterances, stratified by label with the seed
-      seed, device ("auto", "cpu", "cuda:1"), batch_size, executor ("local" or "ray"), address (Ray)
+      seed, device ("auto", "cpu", "cuda:1"), batch_size (windows, or "auto"), executor ("local" or "ray"),
+      address (Ray)
+      precision   scoring arithmetic "fp32" (default), "bf16" or "fp16" (GPU); part of the run's identity
+      compile     "off" (default), "on" or a torch.compile mode, for scoring; checked against eager
       workers     audio preparation processes (default from the device; 0 = in this process)
-      policy      input policy overriding the suite's; shard_size (utterances per unit); n_boot (CI resamples)
+      policy      input policy overriding the suite's; shard_size (utterances per unit; default 32 on a CPU, 256 on a GPU, so
+                  GPU batches can fill); n_boot (CI resamples)
       cache_dir   perturbed-audio cache shared by runs; resources ({"noise_dir": ..., "rir_dir": ...})
       prepare_on  where perturbations run: "device" (the scoring GPU, where a family can), "cpu", or "auto"
       label_map   for hf: models whose labels are not recognised: "bonafide=LABEL,spoof=LABEL"
@@ -196,11 +204,14 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
     """
     if isinstance(models, str):
         models = tuple(m for m in models.split(",") if m)
+    from bench.inference import parse_batch_size
+
+    batch_size = parse_batch_size(batch_size)   # "8" from the command line becomes 8 in run.json
     cfg = RunConfig(suite=suite, models=tuple(models), checkpoint=checkpoint, data=data,
                     out=str(out) if out is not None else None, limit=limit, seed=seed, device=device,
                     batch_size=batch_size, executor=executor, workers=workers, policy=policy, shard_size=shard_size,
                     n_boot=n_boot, address=address, cache_dir=cache_dir, resources=dict(resources or {}),
                     prepare_on=prepare_on, label_map=label_map, trust_code=trust_code,
-                    retry_problems=retry_problems)
+                    retry_problems=retry_problems, precision=precision, compile=compile)
     callback = progress if callable(progress) else None
     return _run(cfg, show_progress=progress is True, progress=callback)

@@ -71,7 +71,8 @@ def cmd_score(a: argparse.Namespace) -> int:
 
     _check_label_map(a.label_map, [a.model])
     df = api.score_files(_remote(a.model, a.remote_output), a.files, checkpoint=a.checkpoint, policy=a.policy,
-                         device=a.device, batch_size=a.batch_size, label_map=a.label_map)
+                         device=a.device, batch_size=a.batch_size, label_map=a.label_map,
+                         precision=a.precision, compile=a.compile)
     rows = [{**r, "error": r["error"] if isinstance(r["error"], str) and r["error"] else None}
             for r in df.to_dict(orient="records")]   # a missing error may come back as NaN (truthy)
     for r in rows:
@@ -198,13 +199,32 @@ def cmd_run(a: argparse.Namespace) -> int:
                   seed=a.seed, device=a.device, batch_size=a.batch_size, executor=a.executor, address=a.address,
                   workers=a.workers, policy=a.policy, resources=_resources(a),
                   cache_dir=a.cache, prepare_on=a.prepare_on, label_map=a.label_map,
-                  trust_code=a.trust_code, retry_problems=a.retry_problems)
+                  trust_code=a.trust_code, retry_problems=a.retry_problems, precision=a.precision,
+                  compile=a.compile)
     render(res, {"data_name": res.provenance.get("data", {}).get("name", a.data), "demo": a.data == "demo"})
     return 0
 
 
 REMOTE_HELP = ("for http(s):// models: what the service answers, score (default) or decision (bona fide / spoof "
                "only; scores become +1 / -1); the same as ?output=decision on the spec")
+
+
+def add_inference_options(s: argparse.ArgumentParser) -> None:
+    from bench.inference import COMPILE_MODES, PRECISIONS
+
+    s.add_argument("--batch-size", default="auto", metavar="N|auto",
+                   help="windows scored per batch; auto (default): 8 on a CPU, on a GPU the largest power of two "
+                   "up to 256 that fits in 60%% of the free memory (measured by one probe batch); a batch that runs "
+                   "out of memory is split and the smaller size kept (checked with the other options, before any work)")
+    s.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="scoring arithmetic: fp32 (default, the reference), bf16 (autocast; CPU or GPU) or fp16 "
+                   "(GPU); changes the scores, so it is part of the run's identity; the first batch's difference "
+                   "to fp32 is measured and recorded in run.json. Attacks always craft in fp32")
+    s.add_argument("--compile", default="off", choices=COMPILE_MODES,
+                   help="torch.compile the detectors for scoring: off (default); on = CUDA graphs "
+                   "(reduce-overhead) on a GPU, inductor's default on a CPU (does not pay there); or a mode. "
+                   "The first batch is checked against eager scoring (max difference 1e-4 in fp32), else the run "
+                   "scores eagerly with a warning")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(whole utterance by windows), e.g. full:hop=32000,agg=mean, or whole (the clip as it is up to "
                    "the model's maximum, hf: models); default: the card's")
     s.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
-    s.add_argument("--batch-size", type=int, default=8)
+    add_inference_options(s)
     s.add_argument("--json", action="store_true", help="print a JSON array of {path, score, ...}")
     s.add_argument("files", nargs="+", metavar="FILE", help="wav, flac, mp3, ogg, m4a ... at any rate")
     s.set_defaults(func=cmd_score)
@@ -290,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, help="use N utterances, stratified by label with the seed")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
-    s.add_argument("--batch-size", type=int, default=8)
+    add_inference_options(s)
     s.add_argument("--executor", default="local", choices=["local", "ray"],
                    help="local (default) or ray (pip install 'deepfake-bench[ray]')")
     s.add_argument("--address", help="Ray cluster address for --executor ray (auto, HOST:PORT; default: "

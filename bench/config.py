@@ -18,11 +18,11 @@ class RunConfig:
     limit: int | None = None
     seed: int = 0
     device: str = "auto"
-    batch_size: int = 8
+    batch_size: int | str = "auto"             # windows per batch, or auto (bench/inference.py)
     executor: str = "local"
     workers: int | None = None
     policy: str | None = None                  # overrides the suite's input policy
-    shard_size: int = 32
+    shard_size: int | None = None              # utterances per unit; None: 32 on a CPU, 256 on a GPU
     n_boot: int = 1000
     address: str | None = None                 # Ray cluster address for --executor ray
     cache_dir: str | None = None               # perturbed-audio cache shared by runs and detectors
@@ -31,6 +31,8 @@ class RunConfig:
     label_map: str | None = None               # names hf: models' classes: "bonafide=LABEL,spoof=LABEL"
     trust_code: bool = False                   # allow `source: package.module:Class` in the suite file
     retry_problems: bool = False               # retry inputs that failed to read/perturb/score finitely before
+    precision: str = "fp32"                    # scoring arithmetic: fp32 | bf16 | fp16 (part of the identity)
+    compile: str = "off"                       # torch.compile for scoring (checked against eager; not identity)
 
     def validate(self) -> None:
         """Every option checked before any work: a bad value is one clear error naming the option."""
@@ -40,12 +42,17 @@ class RunConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be an integer {rng}, got {v!r}{hint}")
 
         integer("seed", self.seed, 0, 2**32 - 1, " (seeds are non-negative: they derive per-utterance generators)")
-        integer("batch_size", self.batch_size, 1)
+        from bench.inference import InferenceOptions
+
+        options = InferenceOptions(self.batch_size, self.precision, self.compile)   # each value checked
+        if self.precision == "fp16" and not re.fullmatch(r"auto|cuda(:\d+)?", str(self.device)):
+            options.check_device(self.device)
         if self.workers is not None:
             integer("workers", self.workers, 0, 1024, " (0 = prepare audio in this process)")
         if self.limit is not None:
             integer("limit", self.limit, 1, hint=" (omit it to use every utterance)")
-        integer("shard_size", self.shard_size, 1)
+        if self.shard_size is not None:
+            integer("shard_size", self.shard_size, 1)
         integer("n_boot", self.n_boot, 1)
         if self.prepare_on not in ("auto", "device", "cpu"):
             raise ValueError(f"--prepare-on {self.prepare_on!r}: choose device, cpu or auto")
@@ -82,6 +89,8 @@ class RunConfig:
                  "policy": self.policy, "resources": dict(self.resources)}
         if self.label_map:   # only when given, so other runs' identities (and folders) stay the same
             ident["label_map"] = self.label_map
+        if self.precision != "fp32":   # other arithmetic, other scores; fp32 runs keep their identities
+            ident["precision"] = self.precision
         return ident
 
 

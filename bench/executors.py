@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -58,6 +59,8 @@ class LocalExecutor:
         self.init = (seed, sr, tuple(bonafide), dict(resources), cache_dir, codec_device)
         self.prefetch = max(1, prefetch, 4 * self.workers)   # tasks in flight: enough to keep every worker busy
         self._pool: ProcessPoolExecutor | None = None
+        #: seconds the scorer waited for prepared audio, and spent scoring (run.json's ``timing``)
+        self.timing = {"waiting_for_preparation_s": 0.0, "scoring_s": 0.0}
 
     def __enter__(self) -> "LocalExecutor":
         init_worker(*self.init)
@@ -83,8 +86,17 @@ class LocalExecutor:
             scorer = scorer()
         if source is None:
             source = ((unit, [prepare(t) for t in unit.tasks]) for unit in units)
-        for unit, prepared in source:
-            yield scorer(unit, prepared)
+        items = iter(source)
+        while True:
+            t = time.perf_counter()
+            item = next(items, None)   # in-process preparation (workers=0) counts as waiting
+            if item is None:
+                return
+            t1 = time.perf_counter()
+            res = scorer(*item)
+            self.timing["waiting_for_preparation_s"] += t1 - t
+            self.timing["scoring_s"] += time.perf_counter() - t1
+            yield res
 
 
 class _Prefetch:
@@ -113,6 +125,7 @@ class _Prefetch:
                 return
             unit, futs = self.window.popleft()
             self.in_flight -= len(futs)
+            self.fill()   # the next units prepare while this one waits and is scored (no bubble for big units)
             yield unit, [f.result() for f in futs]
 
 

@@ -193,28 +193,30 @@ def _window_stream(wavs: Sequence[np.ndarray], policy: Policy, nb_samp: int
 
 
 def score_batch(detector: "Detector", wavs: Sequence[np.ndarray], policy: "str | Policy" = "official",
-                batch_size: int = 16, device: Any = None) -> np.ndarray:
+                batch_size: "int | str" = 16, device: Any = None, engine: Any = None) -> np.ndarray:
     """Scores utterances of any lengths: policy -> windows -> batches of ``batch_size`` windows ->
     ``detector.score`` -> one aggregated score per utterance (float64 array, in input order).
 
     ``wavs`` are mono float arrays at ``detector.sample_rate``. ``device`` defaults to the device of
     the detector's parameters. Windows of several utterances (of one length) share a batch; results do
-    not depend on ``batch_size`` beyond floating-point noise.
+    not depend on ``batch_size`` beyond floating-point noise. ``batch_size`` may be ``auto``; an
+    ``engine`` (:class:`bench.inference.Engine`, kept across calls by a run) brings its own batch size,
+    precision and compilation instead.
     """
     import torch
 
+    from bench.inference import Engine, InferenceOptions
+
     policy = Policy.parse(policy)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if engine is None:
+        engine = Engine(detector, InferenceOptions(batch_size=batch_size), device)
     nb_samp = policy.window_for(detector)
-    if device is None:
-        p = next(iter(detector.parameters()), None)
-        device = p.device if p is not None else "cpu"
+    device = engine.device
     per_utt: list[list[float]] = [[] for _ in wavs]
 
     def flush(owners: list[int], chunk: list[np.ndarray]) -> None:
         x = torch.from_numpy(np.stack(chunk).astype(np.float32, copy=False)).to(device)
-        s = detector.score(x).detach().float().cpu().numpy().reshape(-1)
+        s = engine.score(x).detach().float().cpu().numpy().reshape(-1)
         if len(s) != len(owners):
             raise RuntimeError(f"{type(detector).__name__}.score returned {len(s)} scores "
                                f"for {len(owners)} inputs; expected one per row of [B, T]")
@@ -226,7 +228,7 @@ def score_batch(detector: "Detector", wavs: Sequence[np.ndarray], policy: "str |
         owners, chunk = pending.setdefault(len(w), ([], []))
         owners.append(i)
         chunk.append(w)
-        if len(chunk) == batch_size:
+        if len(chunk) >= engine.batch_size(len(w)):
             flush(*pending.pop(len(w)))
     for owners, chunk in pending.values():
         flush(owners, chunk)

@@ -163,12 +163,16 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
         if cfg.prepare_on == "device" and not on_device:
             log.warning("--prepare-on device applies to the local executor; Ray's CPU tasks prepare the audio")
         spec = ScorerSpec(tuple(cfg.models), cfg.checkpoint, device, str(policy), cfg.batch_size, cfg.seed,
-                          label_map=cfg.label_map)
+                          label_map=cfg.label_map, precision=cfg.precision, compile=cfg.compile)
+        if cfg.executor == "local":
+            spec.inference.check_device(device)   # fp16 on a CPU: refused before the workers start
         prov: dict[str, Any] = {}
+        scorers: list[Scorer] = []
 
         def build_scorer() -> Scorer:
             """Loads the detectors; the local executor calls this once its workers are busy preparing."""
-            scorer = Scorer(spec if cfg.executor == "local" else replace(spec, device="cpu"))
+            scorer = Scorer(spec if cfg.executor == "local" else replace(spec, device="cpu", precision="fp32",
+                                                                           compile="off"))
             for ld in scorer.loaded:
                 if ld.detector.sample_rate != sr:
                     raise ValueError(f"model {ld.name}: its class declares sample_rate {sr} but the loaded "
@@ -177,14 +181,17 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
             prov.update(_provenance(cfg, suite, policy, dataset, scorer.loaded, device, out, workers),
                         perturbation_weights=list((resources_used or {}).values()))
             prov["config"]["resolved_prepare_on"] = "device" if on_device else "cpu"
+            prov["config"]["resolved_shard_size"] = size
             _write_json(out / "run.json", {**prov, "status": "running"})
+            scorers.append(scorer)
             log.info("%s: %d conditions x %d utterances x %d models; %d scores to compute", out,
                      len(conditions), len(dataset.utterances), len(scorer.loaded), total)
             return scorer
 
         bona = [(u.utt_id, str(u.path)) for u in dataset.utterances if u.label == "bonafide"]
         # lazy: memory does not grow with the set
-        units = _units(cfg, conditions, dataset, store, models, on_device=on_device, split=split)
+        size = cfg.shard_size or (256 if str(device).startswith("cuda") else 32)   # GPU batches can fill
+        units = _units(cfg, conditions, dataset, store, models, on_device=on_device, split=split, size=size)
         with _Progress(show_progress, total, progress) as bar, make_executor(
                 cfg.executor, workers=workers, seed=cfg.seed, sr=sr, bonafide=bona,
                 resources=cfg.resources, scorer_spec=spec, address=cfg.address, cache_dir=cfg.cache_dir,
@@ -205,10 +212,25 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
                 store.add_scores(res.scores, res.quality)
                 bar.describe(f"{cond.family}@{cond.severity}")
                 bar.advance(res.unit.n_scores)
+        if cfg.executor == "local" and scorers:   # what the engines chose and measured (Ray: in its actors)
+            prov["inference"] = scorers[0].inference_report()
+            prov["timing"] = _timing(ex.timing, prev.get("timing"))
         result = _finish(out, store, suite, conditions, cfg, {**prov, "status": "complete",
                                                               "elapsed_s": round(time.time() - started, 2)},
                          dataset, speakers)
     return result
+
+
+def _timing(now: Mapping[str, float], before: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Where this session's scoring time went (the scorer waiting for prepared audio vs scoring), added
+    to an earlier session's of the same folder; the share says whether preparation bounds the run."""
+    t = {k: round(float(v) + float((before or {}).get(k) or 0.0), 2) for k, v in now.items()}
+    busy = t["waiting_for_preparation_s"] + t["scoring_s"]
+    t["waiting_share"] = round(t["waiting_for_preparation_s"] / busy, 4) if busy > 0 else None
+    if t["waiting_share"] is not None and t["waiting_share"] > 0.5 and busy > 60:
+        log.warning("the scorer waited for prepared audio %.0f%% of the time: preparation bounds this run "
+                    "(more --workers, --prepare-on device, or --cache for repeated runs)", 100 * t["waiting_share"])
+    return t
 
 
 def check_resources(conditions) -> dict[str, Any]:
@@ -309,7 +331,7 @@ def _count_scores(conditions, dataset, store: Store, models: list[str], split=No
 
 
 def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str], on_device: bool = False,
-           split=None):
+           split=None, size: int | None = None):
     """Units for what the store still lacks, made as the executor asks for them (never all at once).
     With ``on_device``, a perturbation that can run on the scoring device gets tasks of kind ``device``:
     workers only read the clean audio and the scorer perturbs it there (see ``Scorer._perturb_on_device``).
@@ -324,8 +346,9 @@ def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str],
             cap = int(cond.build().train_clips)
             train = tuple(Task(u.utt_id, str(u.path), u.label, cond.key(), cond.spec, cond.kind)
                           for u in split[0][:cap])
-        for i in range(0, len(todo), cfg.shard_size):
-            shard = todo[i:i + cfg.shard_size]
+        size = size or cfg.shard_size or 32
+        for i in range(0, len(todo), size):
+            shard = todo[i:i + size]
             needs = tuple((m, ids) for m in models
                           if (ids := tuple(u.utt_id for u in shard if u.utt_id not in done[m])))
             tasks = tuple(Task(u.utt_id, str(u.path), u.label, cond.key(), cond.spec, kind) for u in shard)

@@ -44,9 +44,17 @@ class ScorerSpec:
     checkpoint: str | None
     device: str
     policy: str
-    batch_size: int
+    batch_size: int | str               # windows per batch, or "auto" (bench/inference.py)
     seed: int
     label_map: str | None = None        # names the classes of hf: models (models/hf.py); others ignore it
+    precision: str = "fp32"             # scoring arithmetic: fp32 | bf16 | fp16 (bench/inference.py)
+    compile: str = "off"                # torch.compile for scoring: off | on | a torch.compile mode
+
+    @property
+    def inference(self):
+        from bench.inference import InferenceOptions
+
+        return InferenceOptions(self.batch_size, self.precision, self.compile)
 
     def build(self) -> "Scorer":
         return Scorer(self)
@@ -69,8 +77,18 @@ class Scorer:
                                                fast_inference=self.fast, label_map=spec.label_map)
                                  for m in spec.models]
         self.by_name = {ld.name: ld for ld in self.loaded}
+        from bench.inference import Engine
+
+        options = spec.inference
+        options.check_device(spec.device)
+        self.attack_batch = options.attack_batch(spec.device)
+        self.engines = {ld.name: Engine(ld.detector, options, spec.device, ld.name) for ld in self.loaded}
         self._sources: dict[str, Any] = {}   # transfer sources that are not among the run's models
         self._universal: dict[tuple[str, str], tuple] = {}   # (source, condition key) -> (filter, queries)
+
+    def inference_report(self) -> dict[str, Any]:
+        """Per model: the batch sizes, precision and compilation its engine used, and what it measured."""
+        return {name: e.report() for name, e in self.engines.items()}
 
     def source(self, name: str):
         """The detector a transfer attack is crafted on: a run model, or loaded once (default checkpoint)."""
@@ -201,7 +219,7 @@ class Scorer:
         from bench.adversarial import attack_batch
 
         adv, queries = attack_batch(detector, cond, [wavs[u] for u in utt_ids], [labels[u] for u in utt_ids],
-                                    utt_ids, self.spec.seed, self.spec.batch_size, self.spec.device,
+                                    utt_ids, self.spec.seed, self.attack_batch, self.spec.device,
                                     universal=self._learned(name, detector, cond, unit), with_queries=True)
         return dict(zip(utt_ids, adv)), dict(zip(utt_ids, queries))
 
@@ -219,12 +237,11 @@ class Scorer:
 
             clean = dict(zip(utt_ids, wavs))
             wavs, queries = attack_batch(ld.detector, cond, wavs, labels, utt_ids, self.spec.seed,
-                                         self.spec.batch_size, self.spec.device,
+                                         self.attack_batch, self.spec.device,
                                          universal=self._learned(ld.name, ld.detector, cond, unit), with_queries=True)
             if quality is not None:
                 quality.extend(_attack_quality(ld.name, cond, clean, dict(zip(utt_ids, wavs)), ld.detector))
-        return np.asarray(score_batch(ld.detector, wavs, self.policy, batch_size=self.spec.batch_size,
-                                      device=self.spec.device)), queries
+        return np.asarray(score_batch(ld.detector, wavs, self.policy, engine=self.engines[ld.name])), queries
 
 
 def _attack_quality(model: str, cond, clean: dict, adversarial: dict, detector) -> list[tuple]:

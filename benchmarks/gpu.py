@@ -15,6 +15,9 @@ not fit in ``--budget-s`` is skipped and said so, and everything measured so far
    GFLOP/s from FlopCounterMode FLOPs per clip; fraction of the measured GEMM of that precision
    (TF32 for ``default``) and of the nominal peak; max |logit| difference to fp32 on a fixed batch and
    to the official release's logits (fixture aasist_parity.npz, keys wav0..2, logits_aasist[_l]);
+2b. engine: the product's scoring engine (bench/inference.py, benchmarks/_gpu_engine.py): the batch that
+   ``--batch-size auto`` chose and its clips/s and fraction of GEMM, ``--compile on`` (CUDA graphs: compile
+   time, the engine's own parity check, clips/s) and ``--precision bf16`` (recorded parity, clips/s);
 3. pgd: PGD-Linf (10 dB budget, 10 steps) on AASIST at batch 8/32: steps/s, clips/s, and the FLOPs
    fraction with backward taken as 2x forward (an estimate); doubles as a correctness check: share of
    clips whose score moved towards the other class, success against the clean batch's EER threshold;
@@ -59,6 +62,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._gpu_engine import sec_engine  # noqa: E402
 from benchmarks._gpu_prepare import sec_prepare  # noqa: E402
 from benchmarks._gpu_lib import (
     NOMINAL,
@@ -81,7 +85,7 @@ from benchmarks._gpu_lib import (
     timed,
 )
 
-PLAN = (("machine", 20), ("aasist", 90), ("pgd", 45), ("cuda-parity", 30), ("prepare", 20), ("pipeline", 150),
+PLAN = (("machine", 20), ("aasist", 90), ("engine", 90), ("pgd", 45), ("cuda-parity", 30), ("prepare", 20), ("pipeline", 150),
         ("aasist-l", 45), ("rawnet2", 40), ("nchw", 25), ("cudnn-benchmark", 30), ("compile", 150))
 
 
@@ -224,7 +228,7 @@ def sec_pipeline() -> None:
         out = Path(tempfile.mkdtemp(prefix="gpu-bench-")) / "run"
         t = time.perf_counter()
         res = run(RunConfig(suite="clean", models=("aasist",), device=str(S.dev), limit=S.a.pipeline_limit,
-                            out=str(out)), show_progress=False)
+                            batch_size=8, out=str(out)), show_progress=False)
         wall = time.perf_counter() - t
         a2 = pure()
         b32 = pure(32)
@@ -254,6 +258,8 @@ def sec_pipeline() -> None:
     p["compression"] = {"n_scores": n_c, "run_wall_s": wall, "scores_per_s": n_c / wall,
                         "pure_scores_per_s_batch32": pure_rate, "ratio": n_c / wall / pure_rate,
                         "workers": res.provenance.get("config", {}).get("resolved_workers"),
+                        "waiting_share": (res.provenance.get("timing") or {}).get("waiting_share"),
+                        "timing": res.provenance.get("timing"),
                         "cpus": os.cpu_count(), "n_problems": int(res.provenance.get("n_problems") or 0)}
     save()
     print(f"  compression suite, batch 32: {n_c} scores in {wall:.1f} s = {n_c / wall:.0f} scores/s against pure "
@@ -294,7 +300,7 @@ def sec_compile() -> None:
                 [max(S.batches)], tag="-compiled", compiled=comp)
 
 
-SECTIONS = {"machine": sec_machine, "aasist": lambda: sec_scoring("aasist"), "pgd": sec_pgd,
+SECTIONS = {"machine": sec_machine, "aasist": lambda: sec_scoring("aasist"), "engine": sec_engine, "pgd": sec_pgd,
             "cuda-parity": sec_cuda_parity, "prepare": sec_prepare, "pipeline": sec_pipeline,
             "aasist-l": lambda: sec_scoring("aasist-l"), "rawnet2": lambda: sec_scoring("rawnet2"),
             "nchw": sec_nchw, "cudnn-benchmark": sec_cudnn_benchmark, "compile": sec_compile}
@@ -319,12 +325,16 @@ def summary() -> None:
     for r in S.R["cuda_parity"]:
         print(f"cpu-vs-device {r['model']:9s} fp32 {r['max_abs_logit_fp32']:.2e} default "
               f"{r['max_abs_logit_default']:.2e} grad {r['grad_rel_max_diff']:.2e}")
+    for r in S.R.get("engine", []):
+        print(f"engine {r['case']:10s} b{r['batch']:<4d} {r['clips_per_s']:9.1f} clips/s {pct(r['of_gemm'])} of GEMM "
+              f"|dscore| vs fp32 {r['max_abs_score_vs_auto_fp32']:.2e} first call {r['first_call_s']} s")
     if S.R.get("pipeline"):
         print(f"pipeline: bench run at {S.R['pipeline']['ratio']:.0%} of pure scoring (target 85%)")
         c = S.R["pipeline"].get("compression")
         if c:
             print(f"pipeline, compression suite at batch 32: {c['scores_per_s']:.0f} scores/s = {c['ratio']:.0%} of "
-                  f"pure scoring, {c['workers']} preparation workers on {c['cpus']} CPUs")
+                  f"pure scoring, {c['workers']} preparation workers on {c['cpus']} CPUs; the scorer waited "
+                  f"{c.get('waiting_share')} of its time for prepared audio")
     for s in S.R["skipped"]:
         print(f"skipped: {s}")
     for e in S.R["errors"]:

@@ -106,3 +106,24 @@ def test_local_workers_prepare_while_the_detectors_load(tmp_path):
         out = list(ex.run([Unit(cond, tasks, (("x", tuple(u.utt_id for u in utts)),))], load_detectors))
     assert len(out) == 1 and recorder.seen == [[True, True]]
     assert len(list(Path(cache).rglob("*.npy"))) == 2
+
+
+def test_the_next_unit_is_submitted_before_the_current_one_is_scored(monkeypatch):
+    """A unit bigger than the prefetch window (GPU shards of 256) must not leave the workers idle while it
+    is scored: the next unit's tasks are in flight when the current one is handed out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench import executors
+    from bench.executors import _Prefetch
+    from bench.units import Unit
+
+    monkeypatch.setattr(executors, "prepare", lambda task: task)   # the bookkeeping, not the audio, is tested
+
+    units = [Unit(f"c{i}", tuple(range(4)), ()) for i in range(3)]
+    with ThreadPoolExecutor(2) as pool:
+        pre = _Prefetch(pool, units, prefetch=2)
+        it = iter(pre)
+        unit, _ = next(it)
+        assert unit.condition == "c0"
+        assert [u.condition for u, _ in pre.window] == ["c1"]
+        assert [u.condition for u, _ in it] == ["c1", "c2"]
