@@ -144,6 +144,7 @@ class RayExecutor:
         self._replacements = 0
         self._actor_cls = None
         self._init_ref = None
+        self._affinity: dict[str, int] = {}   # universal condition key -> the actor that learned its filter
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> "RayExecutor":
@@ -220,7 +221,15 @@ class RayExecutor:
         tasks = tuple(replace(t, path=_absolute(t.path)) for t in job.unit.tasks)
         chunks = [_prepare_chunk.remote(self.key, [self._init_ref], tasks[i:i + self.chunk_size])
                   for i in range(0, len(tasks), self.chunk_size)]
-        slot = min(range(len(self._actors)), key=lambda i: (load[i], i))
+        key = job.unit.condition.key() if job.unit.train else None
+        if key is not None and key in self._affinity:
+            # a universal attack's filter is learned once per actor (Scorer._learned caches it): every unit
+            # of the condition goes where it was learned, so it is not learned again on each actor
+            slot = self._affinity[key]
+        else:
+            slot = min(range(len(self._actors)), key=lambda i: (load[i], i))
+            if key is not None:
+                self._affinity[key] = slot
         job.slot, job.generation = slot, self._generation[slot]
         load[slot] += 1
         return self._actors[slot].score.remote(job.unit, *chunks)

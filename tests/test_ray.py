@@ -183,3 +183,29 @@ def test_an_address_nobody_answers_at_fails_fast_with_a_hint():
         _check_reachable(f"127.0.0.1:{port}")            # something listens: no error
     with pytest.raises(RuntimeError, match=r"ray start --head"):
         _check_reachable(f"127.0.0.1:{port}", timeout=5)  # closed now: refused
+
+
+def test_units_of_a_universal_attack_go_to_the_actor_that_learned_its_filter():
+    """Scorer._learned caches the filter per actor: without affinity every actor would learn it again."""
+    from bench.prepare import Task
+    from bench.ray_executor import RayExecutor, _Job
+    from bench.suite import load_suite
+    from bench.units import ScorerSpec, Unit
+
+    class Actor:
+        def __init__(self, name):
+            self.name, self.score = name, self
+
+        def remote(self, unit, *chunks):
+            return self.name
+
+    conds = load_suite("noise").expand()[:3]
+    spec = ScorerSpec(("aasist-l",), None, "cpu", "official", 1, 0)
+    ex = RayExecutor(workers=1, seed=0, sr=16000, bonafide=[], resources={}, scorer_spec=spec)
+    ex._actors, ex._generation = [Actor("a"), Actor("b")], [0, 0]
+    train = (Task("t", "t.wav", "bonafide", conds[0].key(), conds[0].spec, "attack"),)
+    load = [0, 0]
+    universal = [ex._submit(_Job(Unit(conds[0], (), (), train)), load) for _ in range(4)]
+    plain = [ex._submit(_Job(Unit(conds[1], (), ())), load) for _ in range(5)]
+    assert universal == ["a"] * 4                      # all where the first was placed, though "a" got busier
+    assert plain == ["b"] * 4 + ["a"]                  # other units balance by load (ties: the first actor)
