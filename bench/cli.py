@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "version) so re-runs and other detectors reuse it; or $BENCH_AUDIO_CACHE; default off")
     s.add_argument("--prepare-on", default="auto", choices=["auto", "device", "cpu"],
                    help="where perturbations that can run in torch (noise, rooms, impulse responses, gain, "
-                   "clipping, quantisation, packet loss, resampling) are applied: on the scoring device, or in the CPU workers; auto "
+                   "clipping, quantisation, packet loss, resampling, the telephone channel) are applied: on the scoring device, or in the CPU workers; auto "
                    "(default) = device when scoring on a GPU. Codecs always run in the CPU workers.")
     s.set_defaults(func=cmd_run)
 

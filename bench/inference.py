@@ -111,6 +111,7 @@ class Engine:
         self.device = torch.device(device)
         self._sizes: dict[int, int] = {}            # window length -> batch size in use
         self._compiled: Callable | None = None
+        self._per_sample: tuple[float, float] | None = None   # (free bytes, bytes per sample) from the probe
         self._compile_state = "off" if self.options.compile == "off" else "pending"
         self.report_: dict[str, Any] = {"options": self.options.to_dict(), "device": str(self.device)}
 
@@ -127,8 +128,13 @@ class Engine:
         return self._sizes[length]
 
     def _probe(self, length: int) -> int:
+        """One probe batch for the first window length; other lengths (the ``whole`` policy's) scale its
+        bytes per sample, so a run of clips of many lengths is not probed once per length."""
         import torch
 
+        if self._per_sample is not None:
+            free, per_sample = self._per_sample
+            return fit_batch(free, per_sample * length)
         torch.cuda.synchronize(self.device)
         free, _total = torch.cuda.mem_get_info(self.device)
         base = torch.cuda.memory_allocated(self.device)
@@ -137,6 +143,7 @@ class Engine:
         torch.cuda.synchronize(self.device)
         per_row = (torch.cuda.max_memory_allocated(self.device) - base) / PROBE_ROWS
         b = fit_batch(free, per_row)
+        self._per_sample = (free, per_row / length)
         self.report_.setdefault("probe", {})[str(length)] = {"free_bytes": int(free), "bytes_per_window": int(per_row)}
         return b
 

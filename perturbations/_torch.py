@@ -6,9 +6,12 @@ Random draws never move here: a family draws from its numpy ``rng`` exactly as o
 room geometry, which impulse response or noise file), so both paths consume the same generator stream and
 differ only by floating-point rounding (float64 throughout, measured within 1e-6 of the numpy path; see
 tests/test_device_prepare.py). What moves to the device is the heavy part: FFT shaping of coloured noise,
-FFT convolution with impulse responses and the cross-correlation that aligns them, SNR mixing.
+FFT convolution with impulse responses and the cross-correlation that aligns them, SNR mixing, polyphase
+resampling, and zero-phase IIR filtering (``sosfiltfilt``) as FFT convolutions with the truncated impulse response.
 """
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -124,3 +127,76 @@ def resample(x: torch.Tensor, sr_from: int, sr_to: int) -> torch.Tensor:
     stuffed[::up] = x
     y = _fftconv(stuffed, tensor(h, x))[::down]
     return y[n_pre_remove:n_pre_remove + n_out]
+
+
+_IMPULSE_TOL = 1e-12          # the truncated tail of an IIR impulse response, relative to its absolute sum
+_IMPULSE_MAX = 1 << 22        # the longest impulse response sosfiltfilt accepts (a filter that decays slower errs)
+
+
+@lru_cache(maxsize=64)
+def _sos_impulse(sos_bytes: bytes, n_sections: int) -> tuple[np.ndarray, np.ndarray]:
+    """The cascade's impulse response ``h`` (numpy ``sosfilt`` on a unit impulse), cut at the smallest power of
+    two ``L`` whose remaining absolute sum is below ``_IMPULSE_TOL`` of the whole, and its suffix sums
+    ``s[k] = h[k:].sum()`` (what a constant prefix contributes; see :func:`sosfiltfilt`)."""
+    from scipy.signal import sosfilt
+
+    sos = np.frombuffer(sos_bytes, dtype=np.float64).reshape(n_sections, 6).copy()
+    n = 4096
+    while n <= _IMPULSE_MAX:
+        impulse = np.zeros(n)
+        impulse[0] = 1.0
+        h = sosfilt(sos, impulse)
+        a = np.abs(h)
+        if not np.all(np.isfinite(a)):
+            break
+        tail = np.cumsum(a[::-1])[::-1]          # tail[k] = sum |h[k:]|
+        total = tail[0]
+        L = 1
+        while L <= n // 2 and tail[L] >= _IMPULSE_TOL * total:  # L <= n/2: the tail past L was measured over L
+            L *= 2
+        if L <= n // 2:
+            h = h[:L]
+            return h, np.cumsum(h[::-1])[::-1]
+        n *= 2
+    raise ValueError(f"sosfiltfilt: the filter's impulse response does not decay below {_IMPULSE_TOL:g} of its "
+                     f"sum within {_IMPULSE_MAX} samples (unstable or too close to the unit circle); "
+                     "use scipy.signal.sosfiltfilt on the CPU")
+
+
+def _filter_from_steady_state(x: torch.Tensor, h: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
+    """``sosfilt(sos, x, zi=sosfilt_zi(sos) * x[0])``: the filter in its steady state for a constant ``x[0]``,
+    i.e. ``x`` preceded by an (effectively infinite) constant ``x[0]`` prefix -- the FFT convolution with ``h``
+    plus what the prefix adds, ``x[0] * h[n+1:].sum()`` at output ``n``."""
+    y = _fftconv(x, h)[:x.numel()]
+    m = min(x.numel(), h.numel() - 1)
+    if m > 0:
+        y[:m] += x[0] * suffix[1:m + 1]
+    return y
+
+
+def sosfiltfilt(x: torch.Tensor, sos) -> torch.Tensor:
+    """``scipy.signal.sosfiltfilt(sos, x)`` with its defaults (odd extension of ``3 * ntaps`` samples, each
+    pass started from ``sosfilt_zi`` times its first sample) on the device, without a per-sample loop: each
+    pass is an FFT convolution with the cascade's impulse response (computed once on the CPU, truncated where
+    its tail is below 1e-12 of its absolute sum), the steady-state start being the contribution of a constant
+    prefix. Float64; within ~1e-12 of scipy (tests/test_device_prepare.py)."""
+    sos = np.ascontiguousarray(np.atleast_2d(np.asarray(sos, dtype=np.float64)))
+    if sos.ndim != 2 or sos.shape[1] != 6:
+        raise ValueError(f"sosfiltfilt: sos must have shape (n_sections, 6), got {sos.shape}")
+    x = x.double()
+    if x.ndim != 1:
+        raise ValueError(f"sosfiltfilt: expected a 1-D tensor, got shape {tuple(x.shape)}")
+    n_sections = sos.shape[0]
+    ntaps = 2 * n_sections + 1 - min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
+    edge = 3 * ntaps
+    if x.numel() <= edge:
+        raise ValueError(f"The length of the input vector x must be greater than padlen, which is {edge}.")
+    h_np, suffix_np = _sos_impulse(sos.tobytes(), n_sections)
+    h, suffix = tensor(h_np, x), tensor(suffix_np, x)
+    if edge > 0:   # scipy's odd extension
+        head = 2 * x[0] - torch.flip(x[1:edge + 1], (0,))
+        tail = 2 * x[-1] - torch.flip(x[-edge - 1:-1], (0,))
+        x = torch.cat((head, x, tail))
+    y = _filter_from_steady_state(x, h, suffix)
+    y = torch.flip(_filter_from_steady_state(torch.flip(y, (0,)), h, suffix), (0,))
+    return y[edge:y.numel() - edge] if edge > 0 else y

@@ -42,7 +42,7 @@ def context(clips, tmp_path_factory):
 
 def test_the_device_families_include_the_issue_list():
     assert {"white-noise", "pink-noise", "brown-noise", "babble", "background-noise", "room", "rir", "gain",
-            "clipping", "quantization", "packet-loss", "resample"} <= set(ON_DEVICE)
+            "clipping", "quantization", "packet-loss", "resample", "telephone"} <= set(ON_DEVICE)
     assert not PERTURBATIONS.get("mp3").at(1).on_device          # codecs stay in the CPU workers
 
 
@@ -109,3 +109,42 @@ def test_device_resampling_is_scipys_polyphase(rates):
         got = _torch.resample(torch.from_numpy(x), a, b).numpy()
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, atol=1e-9, rtol=0)
+
+
+def _filters():
+    from scipy.signal import butter, ellip
+
+    from perturbations.channel.telephone import Telephone
+
+    tel = Telephone.at(5)
+    return {"telephone@8k": tel._sos(8000), "telephone@16k": tel._sos(16000),
+            "lowpass-2": butter(2, 0.2, output="sos"), "highpass-8": butter(8, 0.01, btype="high", output="sos"),
+            "elliptic-band": ellip(6, 0.5, 60, [0.1, 0.3], btype="band", output="sos")}
+
+
+@pytest.mark.parametrize("name", list(_filters()))
+def test_device_sosfiltfilt_is_scipys(name):
+    from scipy.signal import sosfiltfilt
+
+    from perturbations import _torch
+
+    sos = _filters()[name]
+    padlen = 3 * (2 * len(sos) + 1 - min((sos[:, 2] == 0).sum(), (sos[:, 5] == 0).sum()))
+    for n in (padlen + 1, padlen + 7, 1000, 16001):
+        x = 0.5 + 0.3 * np.random.default_rng(n).standard_normal(n)   # an offset: the steady-state start matters
+        want = sosfiltfilt(sos, x)
+        got = _torch.sosfiltfilt(torch.from_numpy(x), sos)
+        assert got.dtype == torch.float64 and got.shape == want.shape
+        np.testing.assert_allclose(got.numpy(), want, atol=1e-9, rtol=0, err_msg=f"{name} n={n}")
+    with pytest.raises(ValueError, match="padlen"):
+        sosfiltfilt(sos, np.ones(padlen))
+    with pytest.raises(ValueError, match=f"padlen, which is {padlen}"):
+        _torch.sosfiltfilt(torch.ones(padlen, dtype=torch.float64), sos)
+
+
+def test_device_sosfiltfilt_refuses_a_filter_that_does_not_decay():
+    from perturbations import _torch
+
+    unstable = np.array([[1.0, 0.0, 0.0, 1.0, -1.001, 0.0]])   # a pole outside the unit circle
+    with pytest.raises(ValueError, match="does not decay"):
+        _torch.sosfiltfilt(torch.ones(100, dtype=torch.float64), unstable)
