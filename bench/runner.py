@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,6 +24,7 @@ import pandas as pd
 from bench.config import RunConfig
 from bench.executors import make_executor
 from bench.identity import by_content as _by_content, check_identity as _check_identity
+from bench.provenance import data_digest, run_provenance, timing_summary
 from bench.prepare import Task
 from bench.progress import Progress as _Progress
 from bench.store import RunLock, Store
@@ -79,7 +80,7 @@ def run(cfg: RunConfig, show_progress: bool = True, progress=None) -> RunResult:
         raise ValueError(f"data set {cfg.data!r} has no usable utterances"
                          + (f" ({len(dataset.problems)} listed inputs missing, e.g. {dataset.problems[0][0]})"
                             if dataset.problems else ""))
-    ident = cfg.identity(suite.sha256, _data_digest(dataset), model_ids)
+    ident = cfg.identity(suite.sha256, data_digest(dataset), model_ids)
     out = Path(cfg.out) if cfg.out else default_out(cfg, ident)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
@@ -178,7 +179,7 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
                     raise ValueError(f"model {ld.name}: its class declares sample_rate {sr} but the loaded "
                                      f"detector runs at {ld.detector.sample_rate} Hz; declare the rate as the "
                                      "class attribute `sample_rate`")
-            prov.update(_provenance(cfg, suite, policy, dataset, scorer.loaded, device, out, workers),
+            prov.update(run_provenance(cfg, suite, policy, dataset, scorer.loaded, device, out, workers),
                         perturbation_weights=list((resources_used or {}).values()))
             prov["config"]["resolved_prepare_on"] = "device" if on_device else "cpu"
             prov["config"]["resolved_shard_size"] = size
@@ -214,23 +215,11 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
                 bar.advance(res.unit.n_scores)
         if cfg.executor == "local" and scorers:   # what the engines chose and measured (Ray: in its actors)
             prov["inference"] = scorers[0].inference_report()
-            prov["timing"] = _timing(ex.timing, prev.get("timing"))
+            prov["timing"] = timing_summary(ex.timing, prev.get("timing"))
         result = _finish(out, store, suite, conditions, cfg, {**prov, "status": "complete",
                                                               "elapsed_s": round(time.time() - started, 2)},
                          dataset, speakers)
     return result
-
-
-def _timing(now: Mapping[str, float], before: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Where this session's scoring time went (the scorer waiting for prepared audio vs scoring), added
-    to an earlier session's of the same folder; the share says whether preparation bounds the run."""
-    t = {k: round(float(v) + float((before or {}).get(k) or 0.0), 2) for k, v in now.items()}
-    busy = t["waiting_for_preparation_s"] + t["scoring_s"]
-    t["waiting_share"] = round(t["waiting_for_preparation_s"] / busy, 4) if busy > 0 else None
-    if t["waiting_share"] is not None and t["waiting_share"] > 0.5 and busy > 60:
-        log.warning("the scorer waited for prepared audio %.0f%% of the time: preparation bounds this run "
-                    "(more --workers, --prepare-on device, or --cache for repeated runs)", 100 * t["waiting_share"])
-    return t
 
 
 def check_resources(conditions) -> dict[str, Any]:
@@ -280,14 +269,6 @@ def _sample_rate(models: list[str]) -> int:
     if len(set(rates.values())) != 1:
         raise ValueError(f"models with different sample rates in one run are not supported: {rates}")
     return next(iter(rates.values()))
-
-
-def _data_digest(dataset) -> str:
-    """Digest of the selected utterances (id, label, path): a changed data set is not resumed into."""
-    h = hashlib.sha256()
-    for u in sorted(dataset.utterances, key=lambda u: u.utt_id):
-        h.update(f"{u.utt_id}\t{u.label}\t{u.path}\n".encode())
-    return h.hexdigest()
 
 
 def _speakers(dataset) -> dict[str, str] | None:
@@ -353,20 +334,6 @@ def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str],
                           if (ids := tuple(u.utt_id for u in shard if u.utt_id not in done[m])))
             tasks = tuple(Task(u.utt_id, str(u.path), u.label, cond.key(), cond.spec, kind) for u in shard)
             yield Unit(cond, tasks, needs, train)
-
-
-def _provenance(cfg, suite, policy, dataset, loaded, device, out, workers) -> dict[str, Any]:
-    from bench.provenance import git_revision, numerics, versions
-
-    return {"config": {**asdict(cfg), "out": str(out), "resolved_device": device, "resolved_workers": workers},
-            "suite": suite.to_dict(), "policy": policy.to_dict(), "seed": cfg.seed,
-            "data": {"spec": cfg.data, "name": dataset.name, "n_utterances": len(dataset.utterances),
-                     "n_bonafide": sum(u.label == "bonafide" for u in dataset.utterances),
-                     "n_problems": len(dataset.problems), "sha256": _data_digest(dataset)},
-            "models": [{"name": ld.name, "card": ld.card.to_dict(), "checkpoint": ld.checkpoint,
-                        "sha256": ld.sha256} for ld in loaded],
-            "versions": versions(), "numerics": numerics(device), "git_revision": git_revision(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 class RunFailed(RuntimeError):
