@@ -87,6 +87,11 @@ class InferenceOptions:
         return asdict(self)
 
 
+def _has_parameters(detector: Any) -> bool:
+    params = getattr(detector, "parameters", None)
+    return params is not None and next(iter(params()), None) is not None
+
+
 def fit_batch(free_bytes: float, per_row_bytes: float, cap: int = AUTO_CAP, share: float = MEMORY_SHARE) -> int:
     """The largest power of two ``b <= cap`` with ``b * per_row_bytes <= share * free_bytes`` (at least 1)."""
     if per_row_bytes <= 0:
@@ -109,11 +114,23 @@ class Engine:
             p = next(iter(detector.parameters()), None) if hasattr(detector, "parameters") else None
             device = p.device if p is not None else "cpu"
         self.device = torch.device(device)
+        if (self.options.precision != "fp32" or self.options.compile != "off") and not _has_parameters(detector):
+            # a served model (http://) computes elsewhere: autocast and compilation have nothing to act on here
+            log.warning("%s has no parameters in this process (a served model?): --precision %s and --compile %s "
+                        "do not apply; scoring as it is", self.name, self.options.precision, self.options.compile)
+            from dataclasses import replace
+
+            self.options = replace(self.options, precision="fp32", compile="off")
+            self.report_note = "precision and compile not applicable: the detector has no parameters here"
+        else:
+            self.report_note = ""
         self._sizes: dict[int, int] = {}            # window length -> batch size in use
         self._compiled: Callable | None = None
         self._per_sample: tuple[float, float] | None = None   # (free bytes, bytes per sample) from the probe
         self._compile_state = "off" if self.options.compile == "off" else "pending"
         self.report_: dict[str, Any] = {"options": self.options.to_dict(), "device": str(self.device)}
+        if self.report_note:
+            self.report_["note"] = self.report_note
 
     # ---- batch size --------------------------------------------------------------------------
     def batch_size(self, length: int) -> int:
@@ -124,8 +141,16 @@ class Engine:
                 b = self._probe(length) if self.device.type == "cuda" else CPU_BATCH
                 log.info("%s: batch size %d for windows of %d samples on %s", self.name, b, length, self.device)
             self._sizes[length] = int(b)
-            self.report_.setdefault("batch_size", {})[str(length)] = int(b)
+            self._record_size(length)
         return self._sizes[length]
+
+    def _record_size(self, length: int) -> None:
+        """Into the report, for the first 16 window lengths (the ``whole`` policy meets one per clip length)."""
+        sizes = self.report_.setdefault("batch_size", {})
+        if str(length) in sizes or len(sizes) < 16:
+            sizes[str(length)] = self._sizes[length]
+        else:
+            self.report_["more_window_lengths"] = len(self._sizes) - len(sizes)
 
     def _probe(self, length: int) -> int:
         """One probe batch for the first window length; other lengths (the ``whole`` policy's) scale its
@@ -161,7 +186,7 @@ class Engine:
             half = (n + 1) // 2
             length = int(x.shape[1])
             self._sizes[length] = min(self._sizes.get(length, n), half)
-            self.report_.setdefault("batch_size", {})[str(length)] = self._sizes[length]
+            self._record_size(length)
             self.report_["out_of_memory_splits"] = self.report_.get("out_of_memory_splits", 0) + 1
             log.warning("%s: out of device memory at a batch of %d windows; going on with %d", self.name, n, half)
             if self.device.type == "cuda":

@@ -187,3 +187,35 @@ def test_cli_refuses_bad_inference_options_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
     assert main(["score", "--batch-size", "0", "x.wav"]) == 1
     assert "--batch-size must be auto or an integer >= 1, got 0" in capsys.readouterr().err
+
+
+class NoParameters(Detector):
+    """Like a served model: the scores come from elsewhere, nothing here to autocast or compile."""
+    nb_samp = 800
+
+    @classmethod
+    def from_config(cls, config):
+        return cls()
+
+    def forward(self, wav):
+        return wav.mean(dim=1)
+
+
+def test_precision_and_compile_do_not_apply_to_a_detector_without_parameters(caplog):
+    det = NoParameters()
+    with caplog.at_level(logging.WARNING, logger="bench.inference"):
+        eng = Engine(det, InferenceOptions(batch_size=4, precision="bf16", compile="on"), "cpu", "served")
+    assert eng.options.precision == "fp32" and eng.options.compile == "off"
+    assert "do not apply" in caplog.text and "not applicable" in eng.report()["note"]
+    x = torch.from_numpy(np.stack(_clips(3)))
+    assert torch.equal(eng.score(x), det.score(x))
+
+
+def test_the_report_stays_small_when_every_clip_has_its_own_length():
+    det = Small().eval()
+    wavs = [w[:100 + i] for i, w in enumerate(_clips(20))]         # the whole policy: one window length per clip
+    eng = Engine(det, InferenceOptions(batch_size="auto"), "cpu")
+    got = score_batch(det, wavs, "whole", engine=eng)
+    np.testing.assert_allclose(got, [float(det.score(torch.from_numpy(w)[None])[0]) for w in wavs], atol=1e-6)
+    rep = eng.report()
+    assert len(rep["batch_size"]) == 16 and rep["more_window_lengths"] == 4
