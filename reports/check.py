@@ -111,6 +111,19 @@ def same_inputs(new: Run, base: Run) -> list[str]:
     return out
 
 
+def scoring_differences(new: Run, base: Run) -> list[str]:
+    """How the two runs scored, where it differs (arithmetic, input policy): said, not refused, since checking
+    e.g. a bf16 run against its fp32 baseline is a legitimate question."""
+    def how(run: Run) -> dict[str, str]:
+        cfg = run.meta.get("config") if isinstance(run.meta.get("config"), dict) else {}
+        pol = run.meta.get("policy") if isinstance(run.meta.get("policy"), dict) else {}
+        return {"precision": str(cfg.get("precision") or "fp32"), "input policy": str(pol.get("name") or "")}
+
+    hn, hb = how(new), how(base)
+    return [f"the runs differ in {k}: {hn[k]} (new) vs {hb[k]} (baseline)" for k in hn
+            if hn[k] != hb[k] and hn[k] and hb[k]]
+
+
 def _scores_by_group(run: Run) -> dict[tuple[str, str, int], pd.DataFrame]:
     sc = run.scores
     if sc is None:
@@ -243,6 +256,7 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
     if unknown:
         raise RunError(f"family {', '.join(map(repr, unknown))} is in neither run; their families: "
                        f"{', '.join(sorted(known))}")
+    notes += scoring_differences(new, base)
     pairs, pn = pair_models(new.models, base.models)
     notes += pn
     if not pairs:

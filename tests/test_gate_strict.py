@@ -193,3 +193,17 @@ def test_ci_resamples_whole_speakers_when_scores_name_them(tmp_path):
     by_utt = check_runs(tmp_path / "b2", tmp_path / "a2", 0.5).rows.set_index("family").loc["mp3"]
     assert by_utt["ci_kind"] == "paired" and by_utt["increase"] == pytest.approx(by_spk["increase"])
     assert by_spk["ci_high"] - by_spk["ci_low"] > by_utt["ci_high"] - by_utt["ci_low"]
+
+
+def test_a_check_across_precisions_says_so(tmp_path, capsys):
+    import json
+
+    base = run(tmp_path, "base", MP3)
+    new = run(tmp_path, "new", MP3)
+    meta = json.loads((new / "run.json").read_text())
+    meta["config"]["precision"] = "bf16"
+    (new / "run.json").write_text(json.dumps(meta))
+    assert bench_main(["check", str(new), "--baseline", str(base), "--max-eer-increase", "0.5"]) == 0
+    assert "the runs differ in precision: bf16 (new) vs fp32 (baseline)" in capsys.readouterr().out
+    assert bench_main(["check", str(base), "--baseline", str(base), "--max-eer-increase", "0.5"]) == 0
+    assert "differ in precision" not in capsys.readouterr().out
