@@ -45,7 +45,7 @@ class RunConfig:
         from bench.inference import InferenceOptions
 
         options = InferenceOptions(self.batch_size, self.precision, self.compile)   # each value checked
-        if self.precision == "fp16" and not re.fullmatch(r"auto|cuda(:\d+)?", str(self.device)):
+        if self.device != "auto":   # auto is resolved later; the runner checks again then
             options.check_device(self.device)
         if self.workers is not None:
             integer("workers", self.workers, 0, 1024, " (0 = prepare audio in this process)")

@@ -24,9 +24,9 @@ import pandas as pd
 from bench.config import RunConfig
 from bench.executors import make_executor
 from bench.identity import by_content as _by_content, check_identity as _check_identity
-from bench.provenance import data_digest, run_provenance, timing_summary
 from bench.prepare import Task
 from bench.progress import Progress as _Progress
+from bench.provenance import data_digest, run_provenance, timing_summary
 from bench.store import RunLock, Store
 from bench.units import Scorer, ScorerSpec, Unit
 from foundation.device import resolve_device
