@@ -114,6 +114,7 @@ class Engine:
             p = next(iter(detector.parameters()), None) if hasattr(detector, "parameters") else None
             device = p.device if p is not None else "cpu"
         self.device = torch.device(device)
+        note = ""
         if (self.options.precision != "fp32" or self.options.compile != "off") and not _has_parameters(detector):
             # a served model (http://) computes elsewhere: autocast and compilation have nothing to act on here
             log.warning("%s has no parameters in this process (a served model?): --precision %s and --compile %s "
@@ -121,16 +122,14 @@ class Engine:
             from dataclasses import replace
 
             self.options = replace(self.options, precision="fp32", compile="off")
-            self.report_note = "precision and compile not applicable: the detector has no parameters here"
-        else:
-            self.report_note = ""
+            note = "precision and compile not applicable: the detector has no parameters here"
         self._sizes: dict[int, int] = {}            # window length -> batch size in use
         self._compiled: Callable | None = None
         self._per_sample: tuple[float, float] | None = None   # (free bytes, bytes per sample) from the probe
         self._compile_state = "off" if self.options.compile == "off" else "pending"
         self.report_: dict[str, Any] = {"options": self.options.to_dict(), "device": str(self.device)}
-        if self.report_note:
-            self.report_["note"] = self.report_note
+        if note:
+            self.report_["note"] = note
 
     # ---- batch size --------------------------------------------------------------------------
     def batch_size(self, length: int) -> int:
