@@ -16,7 +16,7 @@ objective is the mean score of the training spoofs (higher = more bona fide); on
 per training clip; ``queries`` is the budget per training clip (the clean scores are the first).
 Randomness: the generator passed to :meth:`learn`.
 
-Inside ``bench run`` (see bench/adversarial.py and ARCHITECTURE.md): learned once per source model and
+Inside ``bench run`` (see bench/run/adversarial.py and ARCHITECTURE.md): learned once per source model and
 severity on a deterministic half of the utterances, the other half filtered and scored by every model.
 Called as a plain attack on a batch, it learns on the batch's own spoofs and filters them (a per-batch
 universal filter; no held-out clips).

@@ -8,8 +8,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from bench.runner import RunConfig, RunResult
-from bench.runner import run as _run
+from bench.run.runner import RunConfig, RunResult
+from bench.run.runner import run as _run
 from foundation.device import fast_inference_enabled, resolve_device
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def perturbations() -> list[dict[str, Any]]:
 
 
 def suites() -> list[dict[str, Any]]:
-    from bench.suite import builtin_names, load_suite
+    from bench.suites.suite import builtin_names, load_suite
 
     out = []
     for name in builtin_names():
@@ -66,19 +66,17 @@ def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None 
                 policy: str | None = None, device: str = "auto", batch_size: int | str = "auto",
                 label_map: str | None = None, precision: str = "fp32", compile: str = "off") -> pd.DataFrame:
     """Scores audio files (any rate, channels, common formats). Unreadable files get a NaN score and an error.
-    ``batch_size``, ``precision`` and ``compile`` as in :mod:`bench.inference`."""
+    ``batch_size``, ``precision`` and ``compile`` as in :mod:`bench.scoring.engine`."""
     from foundation.audio import AudioError, load_audio
-    from bench.policy import parse_policy, score_batch
+    from foundation.device import check_inference_options
     from models import load_detector
 
-    from bench.inference import Engine, InferenceOptions
+    from bench.scoring.score import score_clips
 
-    options = InferenceOptions(batch_size, precision, compile)
     dev = resolve_device(device)
-    options.check_device(dev)
+    check_inference_options(batch_size, precision, compile, dev)
     ld = load_detector(model, checkpoint=checkpoint, device=dev, fast_inference=fast_inference_enabled(),
                        label_map=label_map)
-    pol = parse_policy(policy or ld.card.input_policy)
     wavs, rows = [], []
     for f in files:
         try:
@@ -87,8 +85,10 @@ def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None 
             rows.append({"path": str(f), "duration_s": info.duration_s, "orig_sr": info.orig_sr, "error": None})
         except AudioError as e:
             rows.append({"path": str(f), "duration_s": None, "orig_sr": None, "error": str(e)})
-    engine = Engine(ld.detector, options, dev, ld.name)
-    scores = iter(np.asarray(score_batch(ld.detector, wavs, pol, engine=engine)) if wavs else [])
+    # one pass through the scoring part: windows -> batches -> scores
+    values, pol = score_clips(ld.detector, wavs, policy or ld.card.input_policy, batch_size=batch_size,
+                              precision=precision, compile=compile, device=dev, name=ld.name)
+    scores = iter(values)
     for r in rows:
         r["score"] = float(next(scores)) if r["error"] is None else float("nan")
         r.update(model=ld.name, policy=str(pol), checkpoint_sha256=ld.sha256)
@@ -109,7 +109,7 @@ def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, s
     overrides the level's parameters (``bench perturb --param NAME=VALUE``).
     """
     from foundation.audio import load_audio, save_audio
-    from bench.prepare import WorkerContext
+    from bench.run.prepare import WorkerContext
     from foundation.seeding import rng_for
     from perturbations import make
 
@@ -140,7 +140,7 @@ def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, s
         log.warning("the output peaks at %.2f; it is scaled down by that factor for the file", peak)
         out = out / peak
     save_audio(dst, out, sample_rate)
-    from bench.labels import level_label
+    from bench.suites.labels import level_label
 
     spec = pert.to_dict()
     return {"in": str(src), "out": str(dst), "perturbation": spec, "sample_rate": sample_rate,
@@ -196,7 +196,7 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
       progress    True: a progress bar on a terminal, log lines otherwise; False: quiet; or a function
                   ``progress(done, total, condition)`` called after every unit of work.
 
-    Every option is validated before any work. Raises :class:`bench.runner.RunFailed` (the tables written)
+    Every option is validated before any work. Raises :class:`bench.run.runner.RunFailed` (the tables written)
     when nothing could be scored for a model.
 
     Safe at the top level of a script: the worker processes it spawns do not re-run your script, so no
@@ -204,7 +204,7 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
     """
     if isinstance(models, str):
         models = tuple(m for m in models.split(",") if m)
-    from bench.inference import parse_batch_size
+    from bench.scoring.engine import parse_batch_size
 
     batch_size = parse_batch_size(batch_size)   # "8" from the command line becomes 8 in run.json
     cfg = RunConfig(suite=suite, models=tuple(models), checkpoint=checkpoint, data=data,

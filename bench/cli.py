@@ -7,7 +7,6 @@ import os
 import sys
 from typing import Any, Sequence
 
-from bench.config import check_label_map as _check_label_map
 from bench.terminal import print_json as _print_json, strict_json, table as _table
 
 log = logging.getLogger("bench")
@@ -69,7 +68,10 @@ def _remote(models: str, output: str | None) -> str:
 def cmd_score(a: argparse.Namespace) -> int:
     from bench import api
 
-    _check_label_map(a.label_map, [a.model])
+    if a.label_map:   # models.hf imports torch: only when there is a map to check
+        from models.hf import check_label_map
+
+        check_label_map(a.label_map, [a.model])
     df = api.score_files(_remote(a.model, a.remote_output), a.files, checkpoint=a.checkpoint, policy=a.policy,
                          device=a.device, batch_size=a.batch_size, label_map=a.label_map,
                          precision=a.precision, compile=a.compile)
@@ -194,7 +196,10 @@ def cmd_run(a: argparse.Namespace) -> int:
     from bench.summary import render
 
     models = tuple(m.strip() for m in _remote(a.model, a.remote_output).split(",") if m.strip())
-    _check_label_map(a.label_map, models)
+    if a.label_map:   # models.hf imports torch, which a finished run given again never needs
+        from models.hf import check_label_map
+
+        check_label_map(a.label_map, models)
     res = api.run(a.suite, models=models, checkpoint=a.checkpoint, data=a.data, out=a.out, limit=a.limit,
                   seed=a.seed, device=a.device, batch_size=a.batch_size, executor=a.executor, address=a.address,
                   workers=a.workers, policy=a.policy, resources=_resources(a),
@@ -210,7 +215,7 @@ REMOTE_HELP = ("for http(s):// models: what the service answers, score (default)
 
 
 def add_inference_options(s: argparse.ArgumentParser) -> None:
-    from bench.inference import COMPILE_MODES, PRECISIONS
+    from bench.scoring.engine import COMPILE_MODES, PRECISIONS
 
     s.add_argument("--batch-size", default="auto", metavar="N|auto",
                    help="windows scored per batch; auto (default): 8 on a CPU, on a GPU the largest power of two "
@@ -337,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default) = device when scoring on a GPU. Codecs always run in the CPU workers.")
     s.set_defaults(func=cmd_run)
 
-    from bench.serve_cli import add_parser as add_serve_parser
+    from bench.serve.cli import add_parser as add_serve_parser
 
     add_serve_parser(sub, LABEL_MAP_HELP)
 

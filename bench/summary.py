@@ -131,8 +131,8 @@ def files_and_next_step(res, ctx: dict) -> Section:
 
 #: the summary's items, in order; each is one function of (result, context)
 def competence(res, ctx: dict) -> Section | None:
-    """Models at chance on this data, or with an inverted orientation (bench/competence.py): never silent."""
-    from bench.competence import flagged
+    """Models at chance on this data, or with an inverted orientation (bench/metrics/competence.py): never silent."""
+    from bench.metrics.competence import flagged
 
     flags = flagged(res.results)
     return Section(notes=[f"competence check: {msg}" for msg in flags.values()]) if flags else None

@@ -1,7 +1,7 @@
-"""Section ``engine`` of benchmarks/gpu.py: the product's scoring path (bench/inference.py) on the device.
+"""Section ``engine`` of benchmarks/gpu.py: the product's scoring path (bench/scoring/engine.py) on the device.
 
 What ``bench run --batch-size auto [--compile on] [--precision bf16]`` does, measured through
-``bench.policy.score_batch`` with an :class:`bench.inference.Engine` on AASIST:
+``bench.scoring.windows.score_batch`` with an :class:`bench.scoring.engine.Engine` on AASIST:
 
 - ``auto``: the batch the probe chose, clips/s over enough clips to fill several batches, GFLOP/s as a
   fraction of the measured GEMM (TF32: torch's defaults run cuDNN convolutions in TF32);
@@ -20,8 +20,8 @@ from benchmarks._gpu_lib import S, left, load_cpu, on_device, pct, peaks, precis
 
 
 def sec_engine() -> None:
-    from bench.inference import Engine, InferenceOptions
-    from bench.policy import score_batch
+    from bench.scoring.engine import Engine, InferenceOptions
+    from bench.scoring.score import score_batch
 
     torch = S.torch
     S.R.setdefault("engine", [])

@@ -100,7 +100,7 @@ def peaks(prec: str) -> tuple[float | None, float | None]:
 # ------------------------------------------------------------------------------------ data, models
 def clips() -> None:
     """S.pbatch (parity rows: the fixture's 3 clips, then demo clips) and S.demo (clips, labels)."""
-    from bench.policy import fix_length
+    from bench.scoring.windows import fix_length
 
     n = 8
     try:

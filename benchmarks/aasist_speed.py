@@ -37,7 +37,7 @@ os.environ.setdefault("BENCH_WEIGHTS_DIR", str(ROOT.parent / "shared" / "weights
 sys.path.insert(0, str(ROOT))
 
 import models
-from bench.policy import fix_length
+from bench.scoring.windows import fix_length
 from benchmarks import _speed
 
 

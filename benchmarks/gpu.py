@@ -15,7 +15,7 @@ not fit in ``--budget-s`` is skipped and said so, and everything measured so far
    GFLOP/s from FlopCounterMode FLOPs per clip; fraction of the measured GEMM of that precision
    (TF32 for ``default``) and of the nominal peak; max |logit| difference to fp32 on a fixed batch and
    to the official release's logits (fixture aasist_parity.npz, keys wav0..2, logits_aasist[_l]);
-2b. engine: the product's scoring engine (bench/inference.py, benchmarks/_gpu_engine.py): the batch that
+2b. engine: the product's scoring engine (bench/scoring/engine.py, benchmarks/_gpu_engine.py): the batch that
    ``--batch-size auto`` chose and its clips/s and fraction of GEMM, ``--compile on`` (CUDA graphs: compile
    time, the engine's own parity check, clips/s) and ``--precision bf16`` (recorded parity, clips/s);
 3. pgd: PGD-Linf (10 dB budget, 10 steps) on AASIST at batch 8/32: steps/s, clips/s, and the FLOPs
@@ -26,7 +26,7 @@ not fit in ``--budget-s`` is skipped and said so, and everything measured so far
    gradient of the attack objective (RawNet2's GRU without cuDNN in eval mode, see models/rawnet2.py);
 5. prepare: device-side preparation (``--prepare-on device``) of every family with ``apply_torch`` against
    its numpy path: max |diff| and time per clip (benchmarks/_gpu_prepare.py);
-6. pipeline: ``bench.runner.run`` (suite clean, model aasist, --limit 96; then the compression suite at
+6. pipeline: ``bench.run.runner.run`` (suite clean, model aasist, --limit 96; then the compression suite at
    batch 32, whose codecs the CPU workers prepare) in process against pure
    ``score_batch`` of the same clips (batch 8, shards of 32), alternated a b a;
 7. the rest: AASIST-L and RawNet2 scoring, AASIST without channels_last, cudnn.benchmark on,
@@ -210,8 +210,8 @@ def sec_cuda_parity() -> None:
 # ------------------------------------------------------------------------------------- pipeline
 def sec_pipeline() -> None:
     import models
-    from bench.policy import score_batch
-    from bench.runner import RunConfig, run
+    from bench.scoring.score import score_batch
+    from bench.run.runner import RunConfig, run
     from benchmarks.pipeline import prepared_inputs
 
     det = models.load_detector("aasist", device=str(S.dev)).detector.eval()

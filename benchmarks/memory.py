@@ -4,7 +4,7 @@
 
 Writes a few tiny real audio files and a CSV manifest of N rows pointing at them under different
 utt_ids (the runner does not dedupe by path), makes a checkpoint for the trivially cheap
-``benchmarks.tiny_detector:TinyDetector``, and runs ``bench.runner.run`` on a suite of clean plus
+``benchmarks.tiny_detector:TinyDetector``, and runs ``bench.run.runner.run`` on a suite of clean plus
 ``--severities`` levels of ``gain`` (default 3: four conditions, so per-condition bookkeeping shows)
 in a fresh child process per size. The child reports its own peak RSS (the runner's process: getrusage
 RUSAGE_SELF), its peak before the results step (VmHWM when ``_finish`` starts: reading, scoring and
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import json, os, resource, sys, threading, time
 sys.path.insert(0, {root!r})
-import bench.runner as runner
+import bench.run.runner as runner
 
 def hwm_mb(pid="self"):
     with open(f"/proc/{{pid}}/status") as f:

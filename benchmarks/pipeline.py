@@ -3,7 +3,7 @@
     python benchmarks/pipeline.py [--limit 96] [--suite benchmarks/suites/pipeline.yaml] [--workers 1]
 
 (a) pure scoring: the suite's inputs (demo clips x conditions) are read and perturbed first, untimed,
-    then scored by ``bench.policy.score_batch`` exactly as the runner calls it (same detector, policy
+    then scored by ``bench.scoring.windows.score_batch`` exactly as the runner calls it (same detector, policy
     and batch size): scores per second of scoring alone;
 (b) ``bench run --suite S --limit N --workers W --out <new folder>`` as a subprocess: scores per
     second of the whole command (start-up, model load, reading, perturbing, scoring, storing,
@@ -36,8 +36,8 @@ DEFAULT_SUITE = str(Path(__file__).resolve().parent / "suites" / "pipeline.yaml"
 def prepared_inputs(suite_spec: str, limit: int, seed: int, sr: int):
     """All (condition x utterance) waveforms the run will score, prepared in this process."""
     from bench.data import load_dataset
-    from bench.prepare import Task, init_worker, prepare
-    from bench.suite import load_suite
+    from bench.run.prepare import Task, init_worker, prepare
+    from bench.suites.suite import load_suite
 
     suite = load_suite(suite_spec)
     ds = load_dataset("demo", limit=limit, seed=seed)
@@ -55,7 +55,7 @@ def prepared_inputs(suite_spec: str, limit: int, seed: int, sr: int):
 def pure_scoring(det, wavs, policy: str, batch_size: int) -> tuple[float, float]:
     """(scores per second, CPU seconds per score) of ``score_batch`` alone, in the runner's shards
     of 32 utterances."""
-    from bench.policy import score_batch
+    from bench.scoring.score import score_batch
 
     t, c = time.perf_counter(), time.process_time()
     for i in range(0, len(wavs), 32):

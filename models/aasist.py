@@ -300,7 +300,7 @@ class AASIST(Detector):
             raise ValueError(f"AASIST expects a batch of mono waveforms [B, T], got shape {tuple(wav.shape)}")
         if wav.size(1) < self.min_samples:
             raise ValueError(f"AASIST needs at least {self.min_samples} samples per clip, got {wav.size(1)}; "
-                             f"apply an input policy first (bench.policy: 'official' tiles to {self.nb_samp})")
+                             f"apply an input policy first (bench.scoring.windows: 'official' tiles to {self.nb_samp})")
 
     @torch.inference_mode()
     def infer(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,7 +19,7 @@ goes through ``foundation.audio.resample``, see :meth:`HFDetector.prepare`) and,
 for AntiDeepfake, their ``F.layer_norm``). No padding and no attention mask: every row is one
 whole input.
 
-Input policy (``bench.policy``): ``whole`` by default, i.e. the clip as it is up to
+Input policy (``bench.scoring.windows``): ``whole`` by default, i.e. the clip as it is up to
 ``max_samples`` (``MAX_SECONDS`` = 30 s, or ``max_seconds`` in the config), longer clips by windows
 of that length, scores averaged; ``official`` (the first ``nb_samp`` samples, short clips tiled) and
 ``full`` on request. ``nb_samp`` is the extractor's ``max_length`` when it declares one, else 64600
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -49,6 +49,15 @@ HF_EPS = 1e-7
 
 def _norm_label(s: Any) -> str:
     return " ".join(str(s).strip().lower().replace("_", " ").split())
+
+
+def check_label_map(label_map: str | None, models: Sequence[str]) -> None:
+    """--label-map is checked before any work: well formed, and some model is an hf: model."""
+    if not label_map:
+        return
+    parse_label_map(label_map)
+    if not any(m.startswith("hf:") for m in models):
+        raise ValueError(f"--label-map names the classes of hf: models; none of {', '.join(models)} is one")
 
 
 def parse_label_map(spec: "str | Mapping[str, Any] | None") -> dict[str, str] | None:

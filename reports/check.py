@@ -14,7 +14,7 @@ Two modes (always named in the output): ``threshold`` (default) compares the poi
 ``significant`` fails only when the lower bound of the paired bootstrap's 95% CI of the increase
 exceeds the threshold (a +25-point rise with a CI of [0, 75] on 16 clips is then not a failure).
 The CI is always shown: a paired bootstrap when both runs scored the same utterances (scores.csv), over
-whole speakers when scores.csv names at least ``bench.results.MIN_SPEAKERS`` of them (as the runner's
+whole speakers when scores.csv names at least ``bench.run.results.MIN_SPEAKERS`` of them (as the runner's
 CIs), else over utterances; otherwise independent bootstraps of the two runs (``unpaired``).
 
 The runs must have used the same data (run.json data digest, else spec and counts) and the same suite
@@ -146,7 +146,7 @@ def _paired_speakers(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame | None:
     """Both sides' (label, score a, score b, speaker) by utt_id when they scored the same utterances (finite
     scores, same labels) and scores.csv names a speaker for every one of at least MIN_SPEAKERS speakers:
     then the CIs resample whole speakers, the same ones on both sides, as the runner's CIs do."""
-    from bench.results import MIN_SPEAKERS
+    from bench.run.results import MIN_SPEAKERS
 
     if "speaker" not in a or "speaker" not in b:
         return None

@@ -136,7 +136,7 @@ def compare_runs(dirs: Sequence[str | Path], force: bool = False, n_boot: int = 
                 rows.append(row)
     table = pd.DataFrame(rows, columns=COLUMNS)
     labels = list(dict.fromkeys(table["label"]))
-    from bench.competence import exclusion_note, flagged
+    from bench.metrics.competence import exclusion_note, flagged
 
     excluded = {f"{m}@{name}": msg for r, name in zip(runs, names) for m, msg in flagged(r.results).items()}
     notes += [f"Competence check ({lab.rsplit('@', 1)[1]}): {msg}" for lab, msg in excluded.items()]

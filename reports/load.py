@@ -28,7 +28,7 @@ TEXT_RESULTS = ("model", "family", "suite", "kind", "params", "level_label")
 NUMERIC_RESULTS = ("eer", "eer_ci_low", "eer_ci_high", "auc", "eer_threshold", "n_bonafide", "n_spoof",
                    "clean_threshold", "far_at_clean_threshold", "far_ci_low", "far_ci_high", "frr_at_clean_threshold",
                    "frr_ci_low", "frr_ci_high", "cllr", "actdcf", "min_dcf")
-#: the condition's structure (bench.suite.Condition.columns); results.csv files older than these columns
+#: the condition's structure (bench.suites.suite.Condition.columns); results.csv files older than these columns
 #: get them from run.json's suite (see :func:`_legacy_condition_columns`)
 CONDITION_COLUMNS = ("adv_attack", "source", "through")
 REQUIRED_SCORES = ("utt_id", "model", "family", "severity", "label", "score")
@@ -191,9 +191,9 @@ def load_run(folder: str | Path) -> Run:
 
 def _legacy_condition_columns(results: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
     """A results.csv written before the condition columns existed: each attack condition's label is rebuilt
-    from the suite recorded in run.json (``bench.suite.attack_label``: built from the fields, never parsed
+    from the suite recorded in run.json (``bench.suites.suite.attack_label``: built from the fields, never parsed
     back), and its columns looked up by that label. Perturbation rows get empty columns."""
-    from bench.suite import attack_label
+    from bench.suites.suite import attack_label
 
     by_label: dict[str, dict[str, str]] = {}
     for c in (meta.get("suite") or {}).get("conditions", []):
@@ -241,7 +241,7 @@ def level_params(results: pd.DataFrame, family: str) -> dict[int, dict[str, Any]
 
 def level_labels(results: pd.DataFrame, family: str) -> dict[int, str]:
     """severity -> the level's label (results.csv's level_label, else derived from params)."""
-    from bench.labels import level_labels as derive
+    from bench.suites.labels import level_labels as derive
 
     sub = results[results["family"] == family]
     have = {}

@@ -73,8 +73,8 @@ def budget_labels(results: pd.DataFrame, family: str) -> tuple[list[str], str]:
 
 
 def x_axis(results: pd.DataFrame, family: str):
-    """The family's physical axis (:class:`bench.labels.Axis`) or None (plot by severity)."""
-    from bench.labels import family_axis
+    """The family's physical axis (:class:`bench.suites.labels.Axis`) or None (plot by severity)."""
+    from bench.suites.labels import family_axis
 
     lv = {s: p for s, p in level_params(results, family).items() if s != 0}
     sevs = [s for _, (_, s) in severity_labels(results, family)[1:]]

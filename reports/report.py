@@ -289,7 +289,7 @@ def _competent(res: pd.DataFrame, models: list[str], reference: str | None,
                rep: Report) -> tuple[pd.DataFrame, str | None]:
     """The results the cross-model aggregates use (at-chance and inverted models left out, with notes), and
     the reference model of the mCE (the first competent model unless a competent one was asked for)."""
-    from bench.competence import exclusion_note, flagged
+    from bench.metrics.competence import exclusion_note, flagged
 
     flags = flagged(res)
     rep.notes.extend(f"Competence check: {msg}" for msg in flags.values())

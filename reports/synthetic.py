@@ -1,7 +1,7 @@
 """Synthetic run folders (results.csv, scores.csv, problems.csv, run.json) from Gaussian scores.
 
 For tests and examples of the reports: no audio and no detector; the tables come from the real
-:func:`bench.results.results_table`, so their columns are those of a real run. Every utterance has a
+:func:`bench.run.results.results_table`, so their columns are those of a real run. Every utterance has a
 latent difficulty shared by all models and conditions, so paired comparisons between models/runs
 behave like real ones; each severity step moves bona fide and spoof scores towards each other.
 """
@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from bench.suite import Condition
+from bench.suites.suite import Condition
 
 DEFAULT_FAMILIES: Mapping[str, tuple[str, Sequence[int]]] = {
     "mp3": ("perturbation", (1, 2, 3)),
@@ -73,8 +73,8 @@ def make_scores(models: Sequence[str], conds: Sequence[Condition], n_bonafide: i
 def write_run(folder: str | Path, scores: pd.DataFrame, conds: Sequence[Condition], data_spec: str = "demo",
               n_boot: int = 50, seed: int = 0, suite: str = "synthetic",
               problems: pd.DataFrame | None = None) -> Path:
-    """Write a run folder from a scores table (results.csv through bench.results.results_table)."""
-    from bench.results import by_attack_table, results_table, write_tables
+    """Write a run folder from a scores table (results.csv through bench.run.results.results_table)."""
+    from bench.run.results import by_attack_table, results_table, write_tables
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import models
-from bench.policy import Policy, fix_length, score_batch
+from bench.scoring.windows import Policy, fix_length
+from bench.scoring.score import score_batch
 from foundation.weights import WeightsError, read_state_dict, sha256_file
 from models.aasist import AASIST, sinc_bank
 from models.base import CheckpointMismatch

@@ -143,7 +143,7 @@ def test_hsja_starts_from_a_clip_of_the_other_class(data):
 
 
 def test_level_labels_show_both_budgets():
-    from bench.labels import family_axis, level_labels
+    from bench.suites.labels import family_axis, level_labels
 
     levels = {i + 1: dict(p) for i, p in enumerate(ATTACKS.get("square-linf").LEVELS)}
     assert level_labels(levels, "attack")[5] == "ε = 10 dB SNR, 1000 queries"

@@ -8,11 +8,11 @@ import pytest
 
 from _served import Served
 from bench import api
-from bench.universal import universal_split
+from bench.suites.universal import universal_split
 from bench.cli import main
 from bench.data import load_dataset
-from bench.results import read_scores_csv
-from bench.store import Store
+from bench.run.results import read_scores_csv
+from bench.run.store import Store
 
 TINY = "benchmarks.tiny_detector:TinyDetector"
 SUITE = """name: blackbox-fast
@@ -95,7 +95,7 @@ def test_store_from_before_the_queries_column_still_reads(tmp_path):
         df = st.scores().set_index("family")
         assert pd.isna(df.loc["clean", "queries"]) and df.loc["square-linf", "queries"] == 100
         assert st.group_queries("m", "clean", 0) == [] and st.group_queries("m", "square-linf", 1) == [100]
-        from bench.results import write_tables
+        from bench.run.results import write_tables
         write_tables(tmp_path, pd.DataFrame(), st.iter_scores(), st.problems())
     back = read_scores_csv(tmp_path / "scores.csv").set_index("family")
     assert back.loc["square-linf", "queries"] == 100 and pd.isna(back.loc["clean", "queries"])

@@ -328,7 +328,7 @@ def test_report_aggregates_leave_out_at_chance_models(tmp_path):
 
 
 def test_compare_means_leave_out_at_chance_models(tmp_path):
-    from bench.competence import check
+    from bench.metrics.competence import check
     from reports.compare import compare_runs, summary
     from reports.synthetic import make_run
 
@@ -342,7 +342,8 @@ def test_compare_means_leave_out_at_chance_models(tmp_path):
 
 
 def test_whole_policy_scores_long_clips_by_windows_of_the_maximum(tmp_path):
-    from bench.policy import Policy, score_batch
+    from bench.scoring.windows import Policy
+    from bench.scoring.score import score_batch
 
     ld = load_detector(f"hf:{_tiny('wav2vec2', ('spoof', 'bonafide'), tmp_path / 'm')}", config={"max_seconds": 0.5})
     det = ld.detector

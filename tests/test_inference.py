@@ -1,4 +1,4 @@
-"""Scoring engine (bench/inference.py): batch size (auto, out-of-memory splits), precision, compilation.
+"""Scoring engine (bench/scoring/engine.py): batch size (auto, out-of-memory splits), precision, compilation.
 
 A GPU does not exist here: the device's out-of-memory error is raised by a detector that refuses big
 batches (the one stand-in), the probe's arithmetic is tested as a function, and compilation runs on the
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.inference import AUTO_CAP, CPU_BATCH, Engine, InferenceOptions, fit_batch, parse_batch_size
-from bench.policy import score_batch
+from bench.scoring.engine import AUTO_CAP, CPU_BATCH, Engine, InferenceOptions, fit_batch, parse_batch_size
+from bench.scoring.score import score_batch
 from models.base import Detector
 
 
@@ -105,7 +105,7 @@ def test_out_of_memory_splits_the_batch_and_keeps_the_smaller_size(caplog):
     wavs = _clips(11)
     ref = score_batch(Small().eval(), wavs, "official", batch_size=1)
     eng = Engine(det, InferenceOptions(batch_size=8), "cpu", "refuser")
-    with caplog.at_level(logging.WARNING, logger="bench.inference"):
+    with caplog.at_level(logging.WARNING, logger="bench.scoring.engine"):
         got = score_batch(det, wavs, "official", engine=eng)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6)
     assert eng.batch_size(800) == 2            # 8 -> 4 -> 2 rows, kept for the rest of the run
@@ -153,7 +153,7 @@ def test_compiled_scores_that_differ_from_eager_are_refused(caplog):
     det = DiffersWhenCompiled().eval()
     wavs = _clips(6)
     eng = Engine(det, InferenceOptions(batch_size=4, compile="default"), "cpu", "liar")
-    with caplog.at_level(logging.WARNING, logger="bench.inference"):
+    with caplog.at_level(logging.WARNING, logger="bench.scoring.engine"):
         got = score_batch(det, wavs, "official", engine=eng)
     np.testing.assert_allclose(got, score_batch(Small().eval(), wavs, "official", batch_size=4), atol=1e-6)
     rep = eng.report()["compile"]
@@ -203,7 +203,7 @@ class NoParameters(Detector):
 
 def test_precision_and_compile_do_not_apply_to_a_detector_without_parameters(caplog):
     det = NoParameters()
-    with caplog.at_level(logging.WARNING, logger="bench.inference"):
+    with caplog.at_level(logging.WARNING, logger="bench.scoring.engine"):
         eng = Engine(det, InferenceOptions(batch_size=4, precision="bf16", compile="on"), "cpu", "served")
     assert eng.options.precision == "fp32" and eng.options.compile == "off"
     assert "do not apply" in caplog.text and "not applicable" in eng.report()["note"]

@@ -4,6 +4,8 @@ import pandas as pd
 import pytest
 
 from bench import metrics as M
+from bench.metrics import bootstrap as bootstrap_module
+from bench.metrics.bootstrap import _eer_rows
 
 
 def official_eer_loop(bona, spoof):
@@ -117,7 +119,7 @@ def test_bootstrap_engine_equals_official_eer_per_resample():
             b, s = allsc[it][isb[it]], allsc[it][~isb[it]]
             expect.append(M.eer(b, s)[0] if b.size and s.size else np.nan)
         items = np.array(items)
-        got = M._eer_rows(np.array(rows), rank[items], isb[items], 6)
+        got = _eer_rows(np.array(rows), rank[items], isb[items], 6)
         np.testing.assert_allclose(got, expect)
 
 
@@ -140,7 +142,7 @@ def test_bootstrap_resamples_do_not_depend_on_the_memory_bound(monkeypatch):
     b, s = rng.normal(1, 1, 70), rng.normal(-1, 1, 90)
     spk = (np.arange(70) % 7, np.arange(90) % 9)
     whole = [M.bootstrap_eers(b, s, n_boot=40, seed=3), M.bootstrap_eers(b, s, n_boot=40, seed=3, groups=spk)]
-    monkeypatch.setattr(M, "_CHUNK_ITEMS", 3 * 160 + 1)   # 3 resamples per pass instead of all 40
+    monkeypatch.setattr(bootstrap_module, "_CHUNK_ITEMS", 3 * 160 + 1)   # 3 resamples per pass instead of all 40
     np.testing.assert_array_equal(whole[0], M.bootstrap_eers(b, s, n_boot=40, seed=3))
     np.testing.assert_array_equal(whole[1], M.bootstrap_eers(b, s, n_boot=40, seed=3, groups=spk))
 

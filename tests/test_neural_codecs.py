@@ -278,7 +278,7 @@ def test_device_path_gives_the_cpu_paths_audio(weights, monkeypatch, tmp_path):
 
 
 def test_a_chain_step_takes_params(weights, tmp_path):
-    from bench.suite import load_suite
+    from bench.suites.suite import load_suite
 
     ck = str(weights / "encodec_24khz")
     (tmp_path / "s.yaml").write_text("name: s\nconditions:\n  - {name: mp3+encodec, chain: [mp3, {family: encodec, "

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import costs as C
+from bench.metrics import costs as C
 from bench import metrics as M
-from bench.results import MIN_SPEAKERS, results_table
+from bench.run.results import MIN_SPEAKERS, results_table
 from reports.synthetic import conditions_for
 
 
@@ -96,7 +96,7 @@ def test_speaker_clusters_used_when_the_data_names_enough_speakers():
 
 def test_runner_uses_speaker_clusters_when_the_data_has_them():
     from bench.data import load_dataset
-    from bench.runner import _speakers
+    from bench.run.runner import _speakers
 
     full = load_dataset("demo")
     sp = _speakers(full)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.labels import family_axis, level_label, level_labels
-from bench.results import by_attack_table, condition_labels
+from bench.suites.labels import family_axis, level_label, level_labels
+from bench.run.results import by_attack_table, condition_labels
 from reports.synthetic import conditions_for, make_run, make_scores
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +59,7 @@ def test_results_carry_params_and_labels_and_by_attack_has_one_row_per_generator
     conds = conditions_for({"mp3": ("perturbation", (1, 2)), "pgd-linf": ("attack", (1,))})
     assert condition_labels(conds)[("mp3", 2)] == "32 kb/s"
     scores = make_scores(["m"], conds, 30, 45, np.random.default_rng(0))
-    from bench.results import results_table
+    from bench.run.results import results_table
 
     res = results_table(scores, "s", conds, n_boot=20)
     row = res[(res["family"] == "mp3") & (res["severity"] == 1)].iloc[0]
@@ -128,7 +128,7 @@ def test_summary_has_ci_cells_in_severity_order_a_small_class_warning_and_the_ne
 def test_progress_is_one_line_of_80_columns_with_log_lines_above_it():
     from rich.console import Console
 
-    from bench.runner import _Progress
+    from bench.run.runner import _Progress
 
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=80, color_system=None)
@@ -218,7 +218,7 @@ def test_api_run_is_documented_and_safe_in_an_unguarded_script(tmp_path):
 
     from dataclasses import fields
 
-    from bench.runner import RunConfig
+    from bench.run.runner import RunConfig
 
     params = inspect.signature(api.run).parameters
     assert {"models", "data", "limit", "out", "workers", "progress"} <= set(params)

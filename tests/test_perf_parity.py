@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import models
-from bench.policy import fix_length
+from bench.scoring.windows import fix_length
 from models import _aasist_fast
 
 TOL = 1e-4  # the fixture's tolerance, on logits and embeddings

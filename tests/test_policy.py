@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.policy import Policy, fix_length, parse_policy, score_batch
+from bench.scoring.windows import Policy, fix_length, parse_policy
+from bench.scoring.score import score_batch
 from models.base import Detector
 
 

@@ -67,7 +67,7 @@ def test_columns_follow_the_ladder_and_fall_with_severity(run):
 
 
 def test_replay_quality_falls_with_severity():
-    from bench.quality import measure
+    from bench.metrics.quality import measure
     from foundation.audio import load_audio
     from perturbations import make
 
@@ -77,9 +77,9 @@ def test_replay_quality_falls_with_severity():
 
 
 def test_resume_measures_only_what_it_scores(run, monkeypatch):
-    import bench.quality
+    import bench.metrics.quality
     from bench import api
-    from bench.store import Store
+    from bench.run.store import Store
 
     res, tmp, model, ckpt = run
     with Store(res.out / "store.sqlite") as st:
@@ -88,8 +88,8 @@ def test_resume_measures_only_what_it_scores(run, monkeypatch):
             st.db.execute("DELETE FROM scores WHERE family='white-noise' AND severity=5")
             st.db.execute("DELETE FROM quality WHERE family='white-noise' AND severity=5")
     calls = []
-    real = bench.quality.measure
-    monkeypatch.setattr(bench.quality, "measure", lambda *a, **k: calls.append(a[-1]) or real(*a, **k))
+    real = bench.metrics.quality.measure
+    monkeypatch.setattr(bench.metrics.quality, "measure", lambda *a, **k: calls.append(a[-1]) or real(*a, **k))
     again = api.run(str(tmp / "suite.yaml"), models=(model,), checkpoint=ckpt, limit=6, out=str(res.out),
                     workers=0, device="cpu", n_boot=10)
     assert len(calls) == 6    # the six clips of the one condition that was missing, nothing else
@@ -101,9 +101,9 @@ def test_resume_measures_only_what_it_scores(run, monkeypatch):
 
 
 def test_a_store_from_before_the_quality_table_stays_readable(tmp_path):
-    from bench.results import results_from_store
-    from bench.store import Store
-    from bench.suite import Condition
+    from bench.run.results import results_from_store
+    from bench.run.store import Store
+    from bench.suites.suite import Condition
 
     db = sqlite3.connect(tmp_path / "store.sqlite")
     db.executescript("""
@@ -126,7 +126,7 @@ def test_a_store_from_before_the_quality_table_stays_readable(tmp_path):
 
 
 def test_pesq_subset_is_deterministic(monkeypatch):
-    from bench import quality
+    from bench.metrics import quality
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal(32000) * 0.1

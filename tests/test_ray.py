@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from bench import api
-from bench.executors import make_executor
+from bench.run.executors import make_executor
 
 ray = pytest.importorskip("ray")  # a guard only: CI installs the [ray] extra so these tests run
 
@@ -79,9 +79,9 @@ def test_ray_run_scores_equal_local_run(cluster, local_run, suite_file, tmp_path
 
 def _units(suite_file, shard: int):
     from bench.data import load_dataset
-    from bench.prepare import Task
-    from bench.suite import load_suite
-    from bench.units import Unit
+    from bench.run.prepare import Task
+    from bench.suites.suite import load_suite
+    from bench.run.units import Unit
 
     conds = load_suite(str(suite_file)).expand()
     utts = load_dataset("demo", limit=6, seed=0).utterances
@@ -94,7 +94,7 @@ def _units(suite_file, shard: int):
 
 def test_work_in_flight_is_bounded_and_results_stream(cluster, suite_file, local_run):
     from bench.data import load_dataset
-    from bench.units import ScorerSpec
+    from bench.run.units import ScorerSpec
 
     pulled = []
 
@@ -166,7 +166,7 @@ def test_killed_scorer_is_replaced_and_the_cli_run_completes(cluster, local_run,
 
 def test_without_ray_the_error_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)               # import ray -> ImportError
-    monkeypatch.delitem(sys.modules, "bench.ray_executor", raising=False)
+    monkeypatch.delitem(sys.modules, "bench.run.ray_executor", raising=False)
     with pytest.raises(RuntimeError, match=r"pip install 'deepfake-bench\[ray\]'"):
         make_executor("ray", workers=1, seed=0, sr=16000, bonafide=[], resources={}, scorer_spec=None)
 
@@ -174,7 +174,7 @@ def test_without_ray_the_error_says_how_to_install(monkeypatch):
 def test_an_address_nobody_answers_at_fails_fast_with_a_hint():
     import socket
 
-    from bench.ray_executor import _check_reachable
+    from bench.run.ray_executor import _check_reachable
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -187,10 +187,10 @@ def test_an_address_nobody_answers_at_fails_fast_with_a_hint():
 
 def test_units_of_a_universal_attack_go_to_the_actor_that_learned_its_filter():
     """Scorer._learned caches the filter per actor: without affinity every actor would learn it again."""
-    from bench.prepare import Task
-    from bench.ray_executor import RayExecutor, _Job
-    from bench.suite import load_suite
-    from bench.units import ScorerSpec, Unit
+    from bench.run.prepare import Task
+    from bench.run.ray_executor import RayExecutor, _Job
+    from bench.suites.suite import load_suite
+    from bench.run.units import ScorerSpec, Unit
 
     class Actor:
         def __init__(self, name):

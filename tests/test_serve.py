@@ -123,7 +123,7 @@ def test_spec_options_are_checked():
 
 def test_loopback_is_the_default_and_other_hosts_warn():
     from bench.cli import build_parser
-    from bench.serve import is_loopback
+    from bench.serve.app import is_loopback
 
     assert build_parser().parse_args(["serve"]).host == "127.0.0.1"
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
@@ -132,7 +132,7 @@ def test_loopback_is_the_default_and_other_hosts_warn():
 
 
 def test_binding_elsewhere_is_logged_as_an_explicit_choice(caplog):
-    from bench.serve import serve
+    from bench.serve.app import serve
 
     with pytest.raises(Exception, match="no-such-model"):   # the warning comes first, then the model fails
         serve("no-such-model", host="0.0.0.0", port=1, device="cpu")
@@ -148,7 +148,7 @@ def test_busy_service_answers_503_and_the_client_retries():
     import uvicorn
 
     from _served import free_port
-    from bench.serve import Service, create_app
+    from bench.serve.app import Service, create_app
     from models import LoadedDetector
     from models.base import Card, Detector
     from models.remote import RemoteDetector, wav_bytes

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from bench.store import RunBusy, RunLock, Store
+from bench.run.store import RunBusy, RunLock, Store
 
 
 def test_scores_survive_reopen_and_done_sets(tmp_path):
@@ -22,7 +22,7 @@ def test_scores_survive_reopen_and_done_sets(tmp_path):
 
 def test_second_writer_is_refused_with_a_clear_message(tmp_path):
     with RunLock(tmp_path):
-        code = ("import sys; from bench.store import RunLock, RunBusy\n"
+        code = ("import sys; from bench.run.store import RunLock, RunBusy\n"
                 f"try:\n    RunLock(r'{tmp_path}').__enter__()\nexcept RunBusy as e:\n"
                 "    print(e); sys.exit(3)\n")
         p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

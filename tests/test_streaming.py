@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.results import read_scores_csv, results_from_store, results_table, write_tables
-from bench.store import Store
-from bench.suite import load_suite
+from bench.run.results import read_scores_csv, results_from_store, results_table, write_tables
+from bench.run.store import Store
+from bench.suites.suite import load_suite
 
 
 @pytest.fixture()
@@ -54,7 +54,7 @@ def test_scores_csv_streamed_in_chunks_equals_the_whole_table(filled_store, tmp_
 
 
 def test_units_are_made_lazily_and_counted_exactly(tmp_path):
-    from bench import runner
+    from bench.run import runner
     from bench.data import load_dataset
 
     conds = load_suite("compression").expand()[:3]
@@ -77,9 +77,9 @@ def test_units_are_made_lazily_and_counted_exactly(tmp_path):
 
 def test_local_workers_prepare_while_the_detectors_load(tmp_path):
     from bench.data import load_dataset
-    from bench.executors import LocalExecutor
-    from bench.prepare import Task
-    from bench.units import Scorer, Unit, UnitResult
+    from bench.run.executors import LocalExecutor
+    from bench.run.prepare import Task
+    from bench.run.units import Scorer, Unit, UnitResult
 
     cond = next(c for c in load_suite("noise").expand() if c.family == "white-noise")
     utts = load_dataset("demo", limit=2, seed=0).utterances
@@ -113,9 +113,9 @@ def test_the_next_unit_is_submitted_before_the_current_one_is_scored(monkeypatch
     is scored: the next unit's tasks are in flight when the current one is handed out."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from bench import executors
-    from bench.executors import _Prefetch
-    from bench.units import Unit
+    from bench.run import executors
+    from bench.run.executors import _Prefetch
+    from bench.run.units import Unit
 
     monkeypatch.setattr(executors, "prepare", lambda task: task)   # the bookkeeping, not the audio, is tested
 

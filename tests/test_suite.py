@@ -1,7 +1,7 @@
 """Suites: parsing, validation before any audio, expansion with clean first."""
 import pytest
 
-from bench.suite import SuiteError, builtin_names, load_suite
+from bench.suites.suite import SuiteError, builtin_names, load_suite
 
 CONTRACT_SUITES = {"clean", "compression", "reverb", "noise", "channel", "realworld", "all"}
 

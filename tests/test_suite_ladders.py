@@ -3,7 +3,7 @@
 `version`/`metrics` validated, attack parameters bounded."""
 import pytest
 
-from bench.suite import SuiteError, load_suite
+from bench.suites.suite import SuiteError, load_suite
 
 
 def suite(tmp_path, body: str, name: str = "s.yaml"):

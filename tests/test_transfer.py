@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from bench import api
-from bench.adversarial import attack_summary, transfer_matrix
-from bench.suite import SuiteError, load_suite
+from bench.run.adversarial import attack_summary, transfer_matrix
+from bench.suites.suite import SuiteError, load_suite
 
 SUITE = """name: transfer
 conditions:
@@ -17,7 +17,7 @@ conditions:
 
 @pytest.fixture(scope="module")
 def transfer_run(tmp_path_factory):
-    import bench.adversarial as adv
+    import bench.run.adversarial as adv
 
     folder = tmp_path_factory.mktemp("transfer")
     (folder / "s.yaml").write_text(SUITE)
@@ -116,7 +116,7 @@ def test_conditions_carry_attack_source_and_through_as_columns(transfer_run, tmp
 def test_through_wrapper_forward_is_detector_of_perturbed_and_gradient_flows():
     from attacks._through import Through
     from bench.data import load_dataset
-    from bench.policy import fix_length
+    from bench.scoring.windows import fix_length
     from models import load_detector
     from perturbations import PERTURBATIONS
 
@@ -209,7 +209,7 @@ def test_transfer_matrix_on_a_hand_built_table():
 
 
 def test_scorer_loads_a_source_outside_the_run():
-    from bench.units import Scorer, ScorerSpec
+    from bench.run.units import Scorer, ScorerSpec
 
     sc = Scorer(ScorerSpec(("aasist-l",), None, "cpu", "official", 1, 0))
     assert sc.source("aasist-l") is sc.by_name["aasist-l"]

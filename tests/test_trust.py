@@ -249,7 +249,7 @@ def test_non_utf8_manifest_names_file_and_line(tmp_path):
 
 
 def test_corrupted_store_is_a_clear_error(tmp_path):
-    from bench.store import Store, StoreError
+    from bench.run.store import Store, StoreError
 
     (tmp_path / "store.sqlite").write_bytes(os.urandom(4096))
     with pytest.raises(StoreError, match="store.sqlite is not a readable run store"):
@@ -356,8 +356,8 @@ def test_every_json_output_passes_a_strict_parser(tmp_path, monkeypatch):
 
 
 def test_a_folder_bound_to_a_checkpoint_path_by_an_older_version_is_refused(tmp_path):
-    from bench.runner import _check_identity
-    from bench.store import Store
+    from bench.run.runner import _check_identity
+    from bench.run.store import Store
 
     legacy = {"suite": "clean", "models": ["aasist"], "checkpoint": "/old/new.pth", "seed": 0}
     with Store(tmp_path / "store.sqlite") as st:
@@ -369,9 +369,9 @@ def test_a_folder_bound_to_a_checkpoint_path_by_an_older_version_is_refused(tmp_
 def test_an_older_folder_of_built_in_models_on_their_card_files_resumes(tmp_path):
     """Card files are pinned by the cards' sha256 (checked on loading), so an identity written by an earlier
     version without --checkpoint is re-bound and resumed; anything else in it must still match."""
-    from bench.identity import model_identity
-    from bench.runner import _check_identity
-    from bench.store import Store
+    from bench.run.identity import model_identity
+    from bench.run.runner import _check_identity
+    from bench.run.store import Store
 
     legacy = {"suite": "clean", "models": ["aasist"], "checkpoint": None, "seed": 0}
     new = {"suite": "clean", "models": [model_identity("aasist", None)], "seed": 0}

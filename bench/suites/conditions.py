@@ -1,6 +1,6 @@
 """The data model of a suite's conditions: what a suite file declares (:class:`ConditionSpec`) and one
 (family, severity) cell of the results built from it (:class:`Condition`, with its structure as columns).
-bench/suite.py reads YAML into these."""
+bench/suites/suite.py reads YAML into these."""
 from __future__ import annotations
 
 import json

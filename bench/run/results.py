@@ -9,7 +9,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from bench.store import Store
+from bench.run.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ RESULT_COLUMNS = ["model", "suite", "family", "severity", "n_bonafide", "n_spoof
                   "cllr", "actdcf", "min_dcf",
                   # black-box attacks: the median of the detector calls spent per utterance
                   "queries"]
-#: a condition's structure (bench.suite.Condition.columns), in results.csv and scores.csv
+#: a condition's structure (bench.suites.suite.Condition.columns), in results.csv and scores.csv
 CONDITION_COLUMNS = ["adv_attack", "source", "through"]
 #: fewer distinct speakers than this and CIs resample utterances (a cluster bootstrap needs many clusters)
 MIN_SPEAKERS = 10
@@ -37,8 +37,8 @@ BY_ATTACK_COLUMNS = ["model", "suite", "family", "severity", "level_label", "att
 
 def condition_labels(conditions: Sequence) -> dict[tuple[str, int], str]:
     """(family, severity) -> the level's human label (``16 kb/s``, ``10 dB SNR``; ``clean`` for clean),
-    each family's ladder labelled together (see :mod:`bench.labels`)."""
-    from bench.labels import level_labels
+    each family's ladder labelled together (see :mod:`bench.suites.labels`)."""
+    from bench.suites.labels import level_labels
 
     ladders: dict[str, dict[int, Any]] = {}
     kinds: dict[str, str] = {}
@@ -96,8 +96,9 @@ def _clean_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
 
 def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: int, seed: int,
            speakers: Mapping[str, str] | None, clean_thr: Mapping[str, float]) -> pd.DataFrame:
-    from bench import costs, metrics
-    from bench.quality import medians
+    from bench import metrics
+    from bench.metrics import costs
+    from bench.metrics.quality import medians
 
     if speakers is not None and len(set(speakers.values())) < MIN_SPEAKERS:
         log.info("only %d speakers: bootstrap CIs resample utterances, not speakers", len(set(speakers.values())))

@@ -21,14 +21,14 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from bench.config import RunConfig
-from bench.executors import make_executor
-from bench.identity import by_content as _by_content, check_identity as _check_identity
-from bench.prepare import Task
-from bench.progress import Progress as _Progress
-from bench.provenance import data_digest, run_provenance, timing_summary
-from bench.store import RunLock, Store
-from bench.units import Scorer, ScorerSpec, Unit
+from bench.run.config import RunConfig
+from bench.run.executors import make_executor
+from bench.run.identity import by_content as _by_content, check_identity as _check_identity
+from bench.run.prepare import Task
+from bench.run.progress import Progress as _Progress
+from bench.run.provenance import data_digest, run_provenance, timing_summary
+from bench.run.store import RunLock, Store
+from bench.run.units import Scorer, ScorerSpec, Unit
 from foundation.device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class RunResult:
     @property
     def scores(self) -> pd.DataFrame:
         """scores.csv, read when asked for (a large run's scores are not held in memory)."""
-        from bench.results import read_scores_csv
+        from bench.run.results import read_scores_csv
 
         return read_scores_csv(self.out / "scores.csv")
 
@@ -61,15 +61,15 @@ def run(cfg: RunConfig, show_progress: bool = True, progress=None) -> RunResult:
     """Runs (or resumes) ``cfg``. ``progress(done, total, condition)`` is called after every unit of work.
     A run that fails before it stored any score removes the folder it created."""
     from bench.data import load_dataset
-    from bench.policy import parse_policy
-    from bench.suite import load_suite
+    from bench.scoring.windows import parse_policy
+    from bench.suites.suite import load_suite
 
-    from bench.identity import models_identity
+    from bench.run.identity import models_identity
 
     cfg.validate()
     _check_suite_name(cfg.suite)
     suite = load_suite(cfg.suite, trust_code=cfg.trust_code)
-    from bench.universal import universal_conditions
+    from bench.suites.universal import universal_conditions
 
     conditions = universal_conditions(suite.expand(), cfg.models)   # universal attacks: one per source model
     resources_used = check_resources(conditions)   # e.g. a neural codec's weights: refused before any audio is read
@@ -95,7 +95,7 @@ def run(cfg: RunConfig, show_progress: bool = True, progress=None) -> RunResult:
 
 def _check_suite_name(name: str) -> None:
     """A misspelt built-in suite name is refused with the closest names (a path is left to load_suite)."""
-    from bench.suite import SuiteError, builtin_names
+    from bench.suites.suite import SuiteError, builtin_names
     from foundation.registry import did_you_mean
 
     p = Path(name)
@@ -134,7 +134,7 @@ def _remove_if_empty(out: Path) -> None:
 
 def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident, show_progress: bool,
             progress, resources_used: Mapping[str, Any] | None = None) -> RunResult:
-    from bench.universal import universal_training_split
+    from bench.suites.universal import universal_training_split
 
     started = time.time()
     split = universal_training_split(conditions, dataset)
@@ -273,7 +273,7 @@ def _sample_rate(models: list[str]) -> int:
 
 def _speakers(dataset) -> dict[str, str] | None:
     """utt_id -> speaker when the data names speakers (then CIs resample whole speakers), else None."""
-    from bench.results import MIN_SPEAKERS
+    from bench.run.results import MIN_SPEAKERS
 
     sp = {u.utt_id: u.speaker for u in dataset.utterances}
     known = {s for s in sp.values() if s and s != "-"}
@@ -291,7 +291,7 @@ def _speakers(dataset) -> dict[str, str] | None:
 def _todo(conditions, dataset, store: Store, models: list[str], split=None):
     """Per condition: the utterances some model still lacks, and what each model has (from the store).
     Utterances that failed to read or perturb are not retried; a universal attack scores only the held-out half."""
-    from bench.universal import is_universal
+    from bench.suites.universal import is_universal
 
     bad_read = store.failed("read")
     for cond in conditions:
@@ -317,8 +317,8 @@ def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str],
     With ``on_device``, a perturbation that can run on the scoring device gets tasks of kind ``device``:
     workers only read the clean audio and the scorer perturbs it there (see ``Scorer._perturb_on_device``).
     A universal attack's units carry its training clips (``Unit.train``, see
-    :func:`bench.universal.universal_training_split`)."""
-    from bench.universal import is_universal
+    :func:`bench.suites.universal.universal_training_split`)."""
+    from bench.suites.universal import is_universal
 
     for cond, todo, done in _todo(conditions, dataset, store, models, split):
         kind = "device" if on_device and cond.kind != "attack" and cond.build().on_device else cond.kind
@@ -342,7 +342,7 @@ class RunFailed(RuntimeError):
 
 def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: dict, dataset,
             speakers: Mapping[str, str] | None = None) -> RunResult:
-    from bench.results import (by_attack_from_store, results_from_store, utterance_info, with_condition_columns,
+    from bench.run.results import (by_attack_from_store, results_from_store, utterance_info, with_condition_columns,
                                with_info, write_tables)
 
     problems = store.problems()

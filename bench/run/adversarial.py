@@ -17,7 +17,7 @@ other utterances share its batch.
 Black-box attacks (attacks/_blackbox.py: ``square-linf``, ``hsja``) report the queries each utterance
 cost; the scorer stores them (``queries`` in scores.csv, the median in results.csv). A universal attack
 (``universal-filter``) is learned once per source model and condition on the training half of the
-utterances (bench/universal.py, :func:`learn_universal`) and applied unchanged to the held-out half,
+utterances (bench/suites/universal.py, :func:`learn_universal`) and applied unchanged to the held-out half,
 the only utterances scored under it; its rows record the queries the learning cost.
 
 The achieved SNR of each perturbation (``attacks._budget.achieved_snr_db``, adversarial crop against
@@ -40,7 +40,7 @@ from foundation.seeding import rng_for, torch_generator_for
 log = logging.getLogger(__name__)
 
 def _contexts(utt_ids: Sequence[str]) -> list:
-    from bench.prepare import worker_context
+    from bench.run.prepare import worker_context
 
     ctx = worker_context()
     return [ctx.perturbation_context(u) for u in utt_ids]
@@ -50,8 +50,8 @@ def _starts(utt_ids: Sequence[str], labels: Sequence[str], seed: int, key: str, 
     """Starting points of decision-based attacks: for each spoof, another bona fide clip of the data set (the
     run's pool, chosen by ``rng_for(seed, utt, key + "#start")``) in the detector's input form; None for bona
     fide utterances (their attack starts from noise) or when the set has no other bona fide clip."""
-    from bench.policy import fix_length
-    from bench.prepare import worker_context
+    from bench.scoring.windows import fix_length
+    from bench.run.prepare import worker_context
 
     ctx, out = worker_context(), []
     for u, lab in zip(utt_ids, labels):
@@ -71,7 +71,7 @@ def craft(detector, cond, wavs: Sequence[np.ndarray], labels: Sequence[str], utt
     a universal attack applies unchanged (:func:`learn_universal`)."""
     from attacks import _budget
     from attacks._through import Through
-    from bench.policy import fix_length
+    from bench.scoring.windows import fix_length
 
     attack = cond.build()
     pert = cond.build_through()
@@ -129,7 +129,7 @@ def attack_batch(detector, cond, wavs: Sequence[np.ndarray], labels: Sequence[st
 
 
 # ------------------------------------------------------------------------------------ universal
-# which conditions are universal and how the utterances split: bench/universal.py (no torch there)
+# which conditions are universal and how the utterances split: bench/suites/universal.py (no torch there)
 def learn_universal(detector, cond, utt_ids: Sequence[str], wavs: Sequence[np.ndarray], labels: Sequence[str],
                     seed: int, device: str) -> tuple[np.ndarray, int]:
     """Learns a universal attack's filter on the training clips against ``detector``: ``(filter, queries)``.
@@ -138,7 +138,7 @@ def learn_universal(detector, cond, utt_ids: Sequence[str], wavs: Sequence[np.nd
     same model behind ``bench serve`` learn the same filter)."""
     import json
 
-    from bench.policy import fix_length
+    from bench.scoring.windows import fix_length
 
     attack = cond.build()
     if not utt_ids:

@@ -1,9 +1,9 @@
-"""`bench serve`: its options and handler (the service itself is bench/serve.py)."""
+"""`bench serve`: its options and handler (the service itself is bench/serve/app.py)."""
 from __future__ import annotations
 
 import argparse
 
-from bench.serve import DEFAULT_MAX_BYTES, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_QUEUE
+from bench.serve.app import DEFAULT_MAX_BYTES, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_QUEUE
 
 
 def add_parser(sub, label_map_help: str) -> None:
@@ -44,8 +44,8 @@ def add_parser(sub, label_map_help: str) -> None:
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
-    from bench.config import check_label_map as _check_label_map
-    from bench.serve import serve
+    from models.hf import check_label_map as _check_label_map
+    from bench.serve.app import serve
 
     _check_label_map(a.label_map, [a.model])
     serve(a.model, checkpoint=a.checkpoint, host=a.host, port=a.port, policy=a.policy, device=a.device,

@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS quality (
 """
 # ``quality`` (added later; created in older run folders when they are opened, left empty for what
 # they had already scored): the measured quality of a condition's audio against its clean input
-# (bench/quality.py); model "" for perturbations (one audio for every model), the scored model for
+# (bench/metrics/quality.py); model "" for perturbations (one audio for every model), the scored model for
 # white-box attacks.
 
 
@@ -62,8 +62,8 @@ class RunLock:
     fcntl directly rather than the ``filelock`` package: the refusal must name the holder's pid (read from
     the locked file), and the lock must vanish with its process (a killed run never leaves it held)."""
 
-    def __init__(self, folder: Path):
-        self.path = Path(folder) / "run.lock"
+    def __init__(self, folder: Path, name: str = "run.lock"):
+        self.path = Path(folder) / name
         self._fd: int | None = None
 
     def __enter__(self) -> "RunLock":

@@ -30,18 +30,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from models.base import Detector
 
 log = logging.getLogger(__name__)
 
 POLICY_NAMES = ("official", "full", "whole")
 AGGREGATES = ("mean", "max", "min", "median")
-_AGG_FUNCS = {"mean": np.mean, "max": np.max, "min": np.min, "median": np.median}
+AGGREGATE_FUNCS = {"mean": np.mean, "max": np.max, "min": np.min, "median": np.median}
 
 
 @dataclass(frozen=True)
@@ -138,7 +135,7 @@ class Policy:
 
     def iter_windows(self, wav: np.ndarray, nb_samp: int) -> Iterator[np.ndarray]:
         """The inputs one utterance becomes, one ``nb_samp`` array at a time (views where possible)."""
-        wav = _as_mono(wav)
+        wav = as_mono(wav)
         if len(wav) <= nb_samp:
             yield wav if self.name == "whole" else fix_length(wav, nb_samp)
             return
@@ -149,8 +146,23 @@ class Policy:
         """All inputs of one utterance as an array [n_windows, nb_samp]."""
         return np.stack(list(self.iter_windows(wav, nb_samp)))
 
+    def cut(self, wavs: Sequence[np.ndarray], nb_samp: int) -> tuple[list[int], list[np.ndarray]]:
+        """Every window of every clip, in order: ``(owners, windows)``, ``owners[k]`` the clip of window k
+        (views of the clips where possible, so this costs no copy of long audio)."""
+        owners: list[int] = []
+        windows: list[np.ndarray] = []
+        for i, wav in enumerate(wavs):
+            try:
+                as_mono(wav)
+            except ValueError as e:
+                raise ValueError(f"utterance {i} of the batch: {e}") from None
+            for w in self.iter_windows(wav, nb_samp):
+                owners.append(i)
+                windows.append(w)
+        return owners, windows
+
     def aggregate(self, window_scores: np.ndarray) -> float:
-        return float(_AGG_FUNCS[self.agg](np.asarray(window_scores, dtype=np.float64)))
+        return float(AGGREGATE_FUNCS[self.agg](np.asarray(window_scores, dtype=np.float64)))
 
 
 def parse_policy(spec: "str | Policy") -> Policy:
@@ -163,13 +175,13 @@ def fix_length(wav: np.ndarray, nb_samp: int) -> np.ndarray:
 
     Unlike the release's training crop (``pad_random``), a clip of exactly ``nb_samp`` is fine.
     """
-    wav = _as_mono(wav)
+    wav = as_mono(wav)
     if len(wav) >= nb_samp:
         return wav[:nb_samp]
     return np.tile(wav, nb_samp // len(wav) + 1)[:nb_samp]
 
 
-def _as_mono(wav: np.ndarray, where: str = "waveform") -> np.ndarray:
+def as_mono(wav: np.ndarray, where: str = "waveform") -> np.ndarray:
     wav = np.asarray(wav)
     if wav.ndim != 1:
         raise ValueError(f"{where} has shape {wav.shape}; expected mono 1-D samples (mix down first)")
@@ -179,57 +191,3 @@ def _as_mono(wav: np.ndarray, where: str = "waveform") -> np.ndarray:
         raise ValueError(f"{where} has dtype {wav.dtype}; expected float samples in [-1, 1] "
                          "(read audio as float, or divide 16-bit integers by 32768)")
     return wav
-
-
-def _window_stream(wavs: Sequence[np.ndarray], policy: Policy, nb_samp: int
-                   ) -> Iterator[tuple[int, np.ndarray]]:
-    for i, wav in enumerate(wavs):
-        try:
-            _as_mono(wav)
-        except ValueError as e:
-            raise ValueError(f"utterance {i} of the batch: {e}") from None
-        for w in policy.iter_windows(wav, nb_samp):
-            yield i, w
-
-
-def score_batch(detector: "Detector", wavs: Sequence[np.ndarray], policy: "str | Policy" = "official",
-                batch_size: "int | str" = 16, device: Any = None, engine: Any = None) -> np.ndarray:
-    """Scores utterances of any lengths: policy -> windows -> batches of ``batch_size`` windows ->
-    ``detector.score`` -> one aggregated score per utterance (float64 array, in input order).
-
-    ``wavs`` are mono float arrays at ``detector.sample_rate``. ``device`` defaults to the device of
-    the detector's parameters. Windows of several utterances (of one length) share a batch; results do
-    not depend on ``batch_size`` beyond floating-point noise. ``batch_size`` may be ``auto``; an
-    ``engine`` (:class:`bench.inference.Engine`, kept across calls by a run) brings its own batch size,
-    precision and compilation instead.
-    """
-    import torch
-
-    from bench.inference import Engine, InferenceOptions
-
-    policy = Policy.parse(policy)
-    if engine is None:
-        engine = Engine(detector, InferenceOptions(batch_size=batch_size), device)
-    nb_samp = policy.window_for(detector)
-    device = engine.device
-    per_utt: list[list[float]] = [[] for _ in wavs]
-
-    def flush(owners: list[int], chunk: list[np.ndarray]) -> None:
-        x = torch.from_numpy(np.stack(chunk).astype(np.float32, copy=False)).to(device)
-        s = engine.score(x).detach().float().cpu().numpy().reshape(-1)
-        if len(s) != len(owners):
-            raise RuntimeError(f"{type(detector).__name__}.score returned {len(s)} scores "
-                               f"for {len(owners)} inputs; expected one per row of [B, T]")
-        for i, v in zip(owners, s, strict=True):
-            per_utt[i].append(float(v))
-
-    pending: dict[int, tuple[list[int], list[np.ndarray]]] = {}   # by window length
-    for i, w in _window_stream(wavs, policy, nb_samp):
-        owners, chunk = pending.setdefault(len(w), ([], []))
-        owners.append(i)
-        chunk.append(w)
-        if len(chunk) >= engine.batch_size(len(w)):
-            flush(*pending.pop(len(w)))
-    for owners, chunk in pending.values():
-        flush(owners, chunk)
-    return np.array([policy.aggregate(v) for v in per_utt], dtype=np.float64)

@@ -5,7 +5,7 @@ import logging
 import time
 from typing import Any
 
-log = logging.getLogger("bench.runner")
+log = logging.getLogger("bench.run.runner")
 
 
 class Progress:

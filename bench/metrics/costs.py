@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bench.metrics import _scores, det_curve
+from bench.metrics.detection import _scores, det_curve
 
 #: ASVspoof 5 (track 1) detection cost parameters, as in its evaluation package (calculate_metrics.py)
 DCF_COSTS = {"Pspoof": 0.05, "Cmiss": 1.0, "Cfa": 10.0}

@@ -36,7 +36,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from bench.conditions import Condition, ConditionSpec, SuiteError, attack_label  # noqa: F401 (the suite's API)
+from bench.suites.conditions import Condition, ConditionSpec, SuiteError, attack_label  # noqa: F401 (the suite's API)
 
 
 @dataclass(frozen=True)

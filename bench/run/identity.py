@@ -3,7 +3,7 @@
 A run folder is bound to the *content* of what scores: each model's checkpoint digest (sha256), and
 for a user's own class (``package.module:Class``) the module's file path and digest too. Giving the
 same command after a checkpoint file was overwritten with other weights is then refused, never
-resumed into (see :func:`bench.runner._check_identity`).
+resumed into (see :func:`bench.run.runner._check_identity`).
 """
 from __future__ import annotations
 

@@ -40,7 +40,7 @@ class Prepared:
     error: str | None = None
     stage: str = ""
     note: str | None = None      # a warning about a usable input (recorded in problems.csv, stage "level")
-    #: (snr_db, pesq, stoi) of ``wav`` against the clean input (bench/quality.py); None when not measured
+    #: (snr_db, pesq, stoi) of ``wav`` against the clean input (bench/metrics/quality.py); None when not measured
     quality: tuple[float, float, float] | None = None
 
 
@@ -153,11 +153,11 @@ class WorkerContext:
 
 
 def quality_of(task: Task, clean: np.ndarray, wav: np.ndarray, sr: int) -> tuple[float, float, float] | None:
-    """The degraded audio's quality against its clean input (bench/quality.py): None for the identity
+    """The degraded audio's quality against its clean input (bench/metrics/quality.py): None for the identity
     (severity 0), and when the measurement itself fails (the score is still worth having)."""
     if int(task.spec.get("severity", 0)) == 0 or task.spec.get("family") == "clean":
         return None
-    from bench.quality import measure
+    from bench.metrics.quality import measure
 
     try:
         return measure(clean, wav, sr, task.utt_id)

@@ -3,7 +3,7 @@
 The local executor prepares audio (read + perturb) in a pool of spawned worker processes and
 scores in this process on the run's device, preparing the next units while the current one is
 scored, with a bounded number of tasks in flight so memory does not grow with the manifest.
-Every executor yields :class:`bench.units.UnitResult` objects; the runner is the single writer.
+Every executor yields :class:`bench.run.units.UnitResult` objects; the runner is the single writer.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from bench.prepare import init_pool_worker, init_worker, prepare
-from bench.units import Scorer, Unit, UnitResult
+from bench.run.prepare import init_pool_worker, init_worker, prepare
+from bench.run.units import Scorer, Unit, UnitResult
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class _WorkersSkipMain:
 
     A spawned child normally re-imports the parent's main script, so ``api.run(...)`` at the top of a
     script without an ``if __name__ == "__main__":`` guard would run again in every worker and fail.
-    Our workers need only importable modules (:mod:`bench.prepare`), so the main module's path and
+    Our workers need only importable modules (:mod:`bench.run.prepare`), so the main module's path and
     name are left out of the children's preparation data.
     """
 
@@ -134,7 +134,7 @@ def make_executor(name: str, **kwargs: Any):
         return LocalExecutor(**kwargs)
     if name == "ray":
         try:
-            from bench.ray_executor import RayExecutor
+            from bench.run.ray_executor import RayExecutor
         except ImportError as e:
             raise RuntimeError(f"the ray executor needs Ray ({e}): pip install 'deepfake-bench[ray]' "
                                "(or pip install 'ray[default]')") from None

@@ -1,7 +1,7 @@
 """Universal attacks inside a run (``universal-filter``): which conditions they are, how the utterances split.
 
 No torch here (the runner consults it before anything is scored). Learning and applying the filter:
-:func:`bench.adversarial.learn_universal` and the scorer (bench/units.py). See ARCHITECTURE.md, Decisions.
+:func:`bench.run.adversarial.learn_universal` and the scorer (bench/run/units.py). See ARCHITECTURE.md, Decisions.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def universal_split(utterances: Sequence) -> tuple[list, list]:
 def universal_conditions(conditions, models) -> list:
     """A universal attack without ``source`` (``{attack: universal-filter}``) becomes one condition per model
     of the run, ``universal-filter<-MODEL``: learned on that model, scored by every model (transfer)."""
-    from bench.suite import Condition, attack_label
+    from bench.suites.suite import Condition, attack_label
 
     out = []
     for cond in conditions:

@@ -47,7 +47,7 @@ class Service:
     def __init__(self, loaded, policy: str | None = None, device: str = "cpu", batch_size: int = 8,
                  output: str = "score", threshold: float = 0.0, max_bytes: int = DEFAULT_MAX_BYTES,
                  max_concurrent: int = DEFAULT_MAX_CONCURRENT, max_queue: int = DEFAULT_MAX_QUEUE):
-        from bench.policy import parse_policy
+        from bench.scoring.windows import parse_policy
 
         if output not in OUTPUTS:
             raise ValueError(f"--output must be one of {', '.join(OUTPUTS)}, got {output!r}")
@@ -70,7 +70,7 @@ class Service:
 
     def score_bytes(self, body: bytes) -> float:
         """Decodes one audio file (bytes) and scores it; raises ``foundation.audio.AudioError`` for bad audio."""
-        from bench.policy import score_batch
+        from bench.scoring.score import score_batch
         from foundation.audio import AudioError, load_audio
 
         fd, tmp = tempfile.mkstemp(prefix="bench-serve-", suffix=".audio")

@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from bench.prepare import Prepared, Task
+from bench.run.prepare import Prepared, Task
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Unit:
-    condition: Any                                  # bench.suite.Condition
+    condition: Any                                  # bench.suites.suite.Condition
     tasks: tuple[Task, ...]
     needs: tuple[tuple[str, tuple[str, ...]], ...]  # (model, utterance ids still to score)
     train: tuple[Task, ...] = ()                    # universal attacks: the clips the filter is learned on
@@ -44,15 +44,15 @@ class ScorerSpec:
     checkpoint: str | None
     device: str
     policy: str
-    batch_size: int | str               # windows per batch, or "auto" (bench/inference.py)
+    batch_size: int | str               # windows per batch, or "auto" (bench/scoring/engine.py)
     seed: int
     label_map: str | None = None        # names the classes of hf: models (models/hf.py); others ignore it
-    precision: str = "fp32"             # scoring arithmetic: fp32 | bf16 | fp16 (bench/inference.py)
+    precision: str = "fp32"             # scoring arithmetic: fp32 | bf16 | fp16 (bench/scoring/engine.py)
     compile: str = "off"                # torch.compile for scoring: off | on | a torch.compile mode
 
     @property
     def inference(self):
-        from bench.inference import InferenceOptions
+        from bench.scoring.engine import InferenceOptions
 
         return InferenceOptions(self.batch_size, self.precision, self.compile)
 
@@ -62,7 +62,7 @@ class ScorerSpec:
 
 class Scorer:
     def __init__(self, spec: ScorerSpec, loaded: list | None = None):
-        from bench.policy import parse_policy
+        from bench.scoring.windows import parse_policy
         from foundation.device import fast_inference_enabled, resolve_device
         from models import load_detector
 
@@ -77,7 +77,7 @@ class Scorer:
                                                fast_inference=self.fast, label_map=spec.label_map)
                                  for m in spec.models]
         self.by_name = {ld.name: ld for ld in self.loaded}
-        from bench.inference import Engine
+        from bench.scoring.engine import Engine
 
         options = spec.inference
         options.check_device(spec.device)
@@ -171,7 +171,7 @@ class Scorer:
         (``rng_for(seed, utt, key)``, as in the CPU workers); a failure is that utterance's problem."""
         import torch
 
-        from bench.prepare import quality_of, worker_context
+        from bench.run.prepare import quality_of, worker_context
         from foundation.seeding import rng_for
 
         pert, key, ctx = cond.build(), cond.key(), worker_context()
@@ -194,14 +194,14 @@ class Scorer:
 
     def _learned(self, name: str, detector, cond, unit: Unit):
         """A universal attack's (filter, queries) against ``name``, learned once on the unit's training clips."""
-        from bench.adversarial import learn_universal
-        from bench.universal import is_universal
+        from bench.run.adversarial import learn_universal
+        from bench.suites.universal import is_universal
 
         if not is_universal(cond):
             return None
         key = (name, cond.key())
         if key not in self._universal:
-            from bench.prepare import read_clean
+            from bench.run.prepare import read_clean
 
             ids, wavs, labels = [], [], []
             for t in unit.train:
@@ -216,7 +216,7 @@ class Scorer:
         return self._universal[key]
 
     def _craft(self, name, detector, cond, utt_ids, wavs, labels, unit) -> tuple[dict, dict]:
-        from bench.adversarial import attack_batch
+        from bench.run.adversarial import attack_batch
 
         adv, queries = attack_batch(detector, cond, [wavs[u] for u in utt_ids], [labels[u] for u in utt_ids],
                                     utt_ids, self.spec.seed, self.attack_batch, self.spec.device,
@@ -229,11 +229,11 @@ class Scorer:
         transfer condition arrives already crafted, see ``__call__``), and its quality measured into
         ``quality`` (rows for this model). Also the queries a black-box attack spent per utterance (None
         when not crafted here)."""
-        from bench.policy import score_batch
+        from bench.scoring.score import score_batch
 
         queries = None
         if cond.kind == "attack" and not getattr(cond, "source", None):
-            from bench.adversarial import attack_batch
+            from bench.run.adversarial import attack_batch
 
             clean = dict(zip(utt_ids, wavs))
             wavs, queries = attack_batch(ld.detector, cond, wavs, labels, utt_ids, self.spec.seed,
@@ -247,8 +247,8 @@ class Scorer:
 def _attack_quality(model: str, cond, clean: dict, adversarial: dict, detector) -> list[tuple]:
     """Quality rows of crafted audio against the clean crop it was crafted from (the detector's
     official-length input); ``model`` is the scored model for white-box attacks, "" for transfer."""
-    from bench.policy import fix_length
-    from bench.quality import measure
+    from bench.scoring.windows import fix_length
+    from bench.metrics.quality import measure
 
     rows = []
     sr = int(getattr(detector, "sample_rate", 16000))

@@ -5,9 +5,9 @@ driver process stays the single writer to the run's store.
 
 * Audio preparation (read + perturb, i.e. codec and room work) runs in CPU tasks
   (``num_cpus=1``), a few utterances per task. Each worker process calls
-  :func:`bench.prepare.init_worker` once, keyed by a digest of the run's init arguments.
-* Scoring runs in long-lived actors, each holding a :class:`bench.units.Scorer` built from the
-  run's :class:`bench.units.ScorerSpec`; an actor asks for a GPU when the detector runs on CUDA.
+  :func:`bench.run.prepare.init_worker` once, keyed by a digest of the run's init arguments.
+* Scoring runs in long-lived actors, each holding a :class:`bench.run.units.Scorer` built from the
+  run's :class:`bench.run.units.ScorerSpec`; an actor asks for a GPU when the detector runs on CUDA.
 * At most ``inflight_per_scorer`` units per actor are in flight, so memory does not grow with
   the manifest; results are yielded as they complete (``ray.wait``), in any order.
 * An actor or worker that dies mid-unit costs only that unit's attempt: the actor is replaced
@@ -37,8 +37,8 @@ except ImportError as e:  # Ray is an optional extra; make_executor turns this i
     raise ImportError(f"{e}. The ray executor needs Ray: pip install 'deepfake-bench[ray]' "
                       "(or pip install 'ray[default]')") from e
 
-from bench.prepare import Prepared, Task, init_worker, prepare
-from bench.units import Scorer, ScorerSpec, Unit, UnitResult
+from bench.run.prepare import Prepared, Task, init_worker, prepare
+from bench.run.units import Scorer, ScorerSpec, Unit, UnitResult
 
 log = logging.getLogger(__name__)
 

@@ -34,29 +34,16 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
+from foundation.device import COMPILE_MODES, PRECISIONS, parse_batch_size  # noqa: F401 (the engine's options)
+
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-COMPILE_MODES = ("off", "on", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CPU_BATCH = 8          # ``auto`` on a CPU
 AUTO_CAP = 256         # ``auto`` on a GPU never goes above this many windows per batch
 MEMORY_SHARE = 0.6     # ... nor above this share of the free device memory (activations measured by a probe)
 PROBE_ROWS = 4         # rows of the probe batch
 PARITY_TOL = 1e-4      # compiled vs eager scores on the first batch, fp32
 ATTACK_BATCH = {"cpu": 8, "cuda": 32}   # attacks under ``auto`` (their graphs hold activations for backward)
-
-
-def parse_batch_size(value: Any) -> int | str:
-    """``auto`` or a whole number >= 1 (as given on the command line or in Python)."""
-    if isinstance(value, str):
-        v = value.strip().lower()
-        if v == "auto":
-            return "auto"
-        if v.isdigit():
-            value = int(v)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"--batch-size must be auto or an integer >= 1, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -74,9 +61,9 @@ class InferenceOptions:
 
     def check_device(self, device: str) -> None:
         """fp16 autocast is a GPU feature; on a CPU say so before any work."""
-        if self.precision == "fp16" and not str(device).startswith("cuda"):
-            raise ValueError(f"--precision fp16 needs a CUDA device (the run scores on {device}); "
-                             "use --precision bf16 on a CPU")
+        from foundation.device import check_precision
+
+        check_precision(self.precision, device)
 
     def attack_batch(self, device: str) -> int:
         if isinstance(self.batch_size, int):
@@ -172,6 +159,33 @@ class Engine:
         return b
 
     # ---- scoring -----------------------------------------------------------------------------
+    def score_windows(self, windows: list[Any]) -> list[float]:
+        """Scores mono windows (numpy arrays, any mix of lengths) in batches: windows of one length share a
+        batch of :meth:`batch_size` for that length. One score per window, in window order."""
+        import numpy as np
+        import torch
+
+        out = [0.0] * len(windows)
+        pending: dict[int, list[int]] = {}   # window length -> indices of windows waiting for a batch
+
+        def flush(idx: list[int]) -> None:
+            x = torch.from_numpy(np.stack([windows[k] for k in idx]).astype(np.float32, copy=False)).to(self.device)
+            s = self.score(x).detach().float().cpu().numpy().reshape(-1)
+            if len(s) != len(idx):
+                raise RuntimeError(f"{type(self.detector).__name__}.score returned {len(s)} scores for {len(idx)} "
+                                   "inputs; expected one per row of [B, T]")
+            for k, v in zip(idx, s, strict=True):
+                out[k] = float(v)
+
+        for k, w in enumerate(windows):
+            idx = pending.setdefault(len(w), [])
+            idx.append(k)
+            if len(idx) >= self.batch_size(len(w)):
+                flush(pending.pop(len(w)))
+        for idx in pending.values():
+            flush(idx)
+        return out
+
     def score(self, x: Any) -> Any:
         """Scores of a ``[B, T]`` batch (any B); splits it when the device runs out of memory."""
         import torch

@@ -1,11 +1,11 @@
 """What a run is asked to do (:class:`RunConfig`): every option checked before any work, and the part
-of it that determines the scores (the run's identity, see :mod:`bench.identity`)."""
+of it that determines the scores (the run's identity, see :mod:`bench.run.identity`)."""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class RunConfig:
     limit: int | None = None
     seed: int = 0
     device: str = "auto"
-    batch_size: int | str = "auto"             # windows per batch, or auto (bench/inference.py)
+    batch_size: int | str = "auto"             # windows per batch, or auto (bench/scoring/engine.py)
     executor: str = "local"
     workers: int | None = None
     policy: str | None = None                  # overrides the suite's input policy
@@ -42,7 +42,7 @@ class RunConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be an integer {rng}, got {v!r}{hint}")
 
         integer("seed", self.seed, 0, 2**32 - 1, " (seeds are non-negative: they derive per-utterance generators)")
-        from bench.inference import InferenceOptions
+        from bench.scoring.engine import InferenceOptions
 
         options = InferenceOptions(self.batch_size, self.precision, self.compile)   # each value checked
         if self.device != "auto":   # auto is resolved later; the runner checks again then
@@ -92,14 +92,3 @@ class RunConfig:
         if self.precision != "fp32":   # other arithmetic, other scores; fp32 runs keep their identities
             ident["precision"] = self.precision
         return ident
-
-
-def check_label_map(label_map: str | None, models: Sequence[str]) -> None:
-    """--label-map is checked before any work: well formed, and some model is an hf: model."""
-    if not label_map:
-        return
-    from models.hf import parse_label_map
-
-    parse_label_map(label_map)
-    if not any(m.startswith("hf:") for m in models):
-        raise ValueError(f"--label-map names the classes of hf: models; none of {', '.join(models)} is one")

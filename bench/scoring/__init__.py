@@ -1,0 +1,9 @@
+"""Scoring: how a detector turns clips into scores, in one direction.
+
+``windows`` (the input policies: a clip becomes fixed-length windows, no torch) -> ``engine`` (windows of one length
+become batches on the device: batch size, precision, compilation) -> ``score`` (:func:`score_batch`: the two together,
+window scores reduced to one score per clip). Callers (``bench score``, the runner's scorer, the service, training's
+dev evaluation) enter through ``score``.
+
+May import: numpy, torch and ``models.base`` (for types); nothing else of ``bench``.
+"""
