@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
 
+from bench.train.recipes import (RECIPES, Recipe, get_recipe, optimizer_for, recipe_for_architecture,
+                                 scheduler_for, steps_per_epoch)
 from bench.train.schedule import SCHEDULES, build_scheduler, crop, first_window, lr_factor, warmup_steps_for
 
 
@@ -125,3 +129,93 @@ def test_crop_refuses_bad_input():
     with pytest.raises(TypeError, match="Generator"):
         crop(np.zeros(10), 5, np.random.RandomState(0))
     assert math.isclose(lr_factor("cosine", 0, total_steps=4, min_ratio=0.05), 1.0)
+
+
+def test_every_official_recipe_is_valid_cites_its_files_and_round_trips_through_json():
+    assert set(RECIPES) == {"aasist", "aasist-l", "ssl-aasist", "rawnet2", "hf", "darts"}
+    repos = {"aasist": "clovaai/aasist", "aasist-l": "clovaai/aasist", "ssl-aasist": "TakHemlata/SSL_Anti-spoofing",
+             "rawnet2": "asvspoof-challenge/2021", "hf": "huggingface/transformers",
+             "darts": "eurecom-asp/raw-pc-darts-anti-spoofing"}
+    for name, recipe in RECIPES.items():
+        assert recipe.name == name
+        assert recipe.source.startswith(repos[name] + ": ")
+        assert re.search(r"\w+\.(py|conf|yaml|md)\b", recipe.source), recipe.source  # names a file
+        again = Recipe.from_dict(json.loads(json.dumps(recipe.to_dict())))
+        assert again == recipe and hash(again) == hash(recipe)
+        assert get_recipe(name) is recipe
+
+
+def test_recipes_for_architectures():
+    for arch in ("aasist", "rawnet2", "ssl-aasist", "hf", "darts", "aasist-l"):
+        assert recipe_for_architecture(arch).name == arch
+    with pytest.raises(ValueError, match="no training recipe for architecture 'remote'.*--recipe"):
+        recipe_for_architecture("remote")
+    with pytest.raises(ValueError, match="unknown --recipe 'aasist2'"):
+        get_recipe("aasist2")
+
+
+def test_aasist_recipe_drives_the_per_batch_cosine_to_its_floor():
+    recipe = get_recipe("aasist").replace(epochs=2)
+    opt = optimizer_for(recipe, [torch.nn.Parameter(torch.zeros(2))])
+    assert isinstance(opt, torch.optim.Adam) and not isinstance(opt, torch.optim.AdamW)
+    assert opt.defaults["betas"] == (0.9, 0.999) and opt.defaults["weight_decay"] == 1e-4
+    seen = lrs_of(scheduler_for(recipe, opt, batches_per_epoch=5), opt, 10)
+    assert seen[0] == pytest.approx(1e-4) and seen[5] < seen[4]  # still decaying inside the second epoch
+    assert opt.param_groups[0]["lr"] == pytest.approx(5e-6)
+
+
+def test_hf_recipe_schedule_matches_the_trainer_with_accumulation():
+    from transformers import get_linear_schedule_with_warmup
+
+    recipe = get_recipe("hf").replace(epochs=2)
+    batches = 10  # 32-clip batches; 4 per optimiser step -> 3 steps an epoch (the last one partial)
+    assert steps_per_epoch(recipe, batches) == 3
+    opt = optimizer_for(recipe, [torch.nn.Parameter(torch.zeros(2))])
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["weight_decay"] == 0.0
+    ref_opt = optimizer(recipe.lr)
+    ref = get_linear_schedule_with_warmup(ref_opt, num_warmup_steps=math.ceil(6 * 0.1), num_training_steps=6)
+    np.testing.assert_allclose(lrs_of(scheduler_for(recipe, opt, batches), opt, 6), lrs_of(ref, ref_opt, 6),
+                               rtol=1e-12)
+
+
+def test_constant_and_per_epoch_recipes():
+    ssl = get_recipe("ssl-aasist")
+    opt = optimizer_for(ssl, [torch.nn.Parameter(torch.zeros(2))])
+    assert set(lrs_of(scheduler_for(ssl, opt, 3), opt, 9)) == {1e-6}
+    darts = get_recipe("darts").replace(epochs=4)
+    opt = optimizer_for(darts, [torch.nn.Parameter(torch.zeros(2))])
+    seen = lrs_of(scheduler_for(darts, opt, 3), opt, 12)
+    assert seen[0] == seen[1] == seen[2] > seen[3]  # one value per epoch
+    assert opt.param_groups[0]["lr"] == pytest.approx(2e-5)
+    with pytest.raises(ValueError, match="--batch-size 14"):
+        steps_per_epoch(ssl, 0)
+
+
+@pytest.mark.parametrize("overrides, option", [
+    ({"lr": 0}, "--lr"), ({"lr": float("nan")}, "--lr"), ({"epochs": 0}, "--epochs"),
+    ({"epochs": 2.5}, "--epochs"), ({"batch_size": 0}, "--batch-size"), ({"rawboost": 9}, "--rawboost"),
+    ({"class_weights": (-0.1, 0.9)}, "--class-weights"), ({"class_weights": (0.1,)}, "--class-weights"),
+    ({"class_weights": None}, "--class-weights"), ({"optimizer": "sgd"}, "--optimizer"),
+    ({"schedule": "step"}, "--schedule"), ({"loss": "focal"}, "--loss"), ({"min_lr": 1.0}, "--min-lr"),
+    ({"warmup": 0.1}, "--warmup"), ({"crop": "middle"}, "--crop"), ({"crop_samples": 0}, "--crop-samples"),
+    ({"betas": (0.9, 1.5)}, "--betas"), ({"max_grad_norm": -1.0}, "--max-grad-norm"), ({"swa": "yes"}, "--swa"),
+    ({"loss": "p2sgrad"}, "--class-weights"), ({"accumulate": 0}, "--accumulate"),
+])
+def test_replace_validates_and_names_the_option(overrides, option):
+    with pytest.raises(ValueError, match=re.escape(option)):
+        get_recipe("aasist").replace(**overrides)
+
+
+def test_replace_keeps_the_original_and_refuses_unknown_options():
+    base = get_recipe("ssl-aasist")
+    tuned = base.replace(lr=2e-6, epochs=3, rawboost=None, class_weights=[0.5, 0.5])
+    assert (tuned.lr, tuned.epochs, tuned.rawboost, tuned.class_weights) == (2e-6, 3, None, (0.5, 0.5))
+    assert (base.lr, base.epochs, base.rawboost) == (1e-6, 100, 5)
+    with pytest.raises(ValueError, match="unknown recipe option.*--learning-rate"):
+        base.replace(learning_rate=1e-3)
+    with pytest.raises(ValueError, match="unknown recipe option.*--foo"):
+        Recipe.from_dict({**base.to_dict(), "foo": 1})
+    data = base.to_dict()
+    del data["lr"]
+    with pytest.raises(ValueError, match="misses --lr"):
+        Recipe.from_dict(data)
