@@ -33,6 +33,8 @@ def option(field: str) -> str:
 
 @dataclass(frozen=True)
 class Recipe:
+    """One training set-up; validated on construction, so a bad `replace(--option=...)` fails before training."""
+
     name: str
     optimizer: str
     lr: float
