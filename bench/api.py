@@ -14,7 +14,7 @@ from foundation.device import fast_inference_enabled, resolve_device
 
 log = logging.getLogger(__name__)
 
-__all__ = ["models", "perturbations", "suites", "score_files", "perturb_file", "run", "RunConfig", "RunResult"]
+__all__ = ["models", "perturbations", "suites", "score_files", "perturb_file", "run", "train", "RunConfig", "RunResult"]
 
 
 def models() -> pd.DataFrame:
@@ -215,3 +215,14 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
                     retry_problems=retry_problems, precision=precision, compile=compile)
     callback = progress if callable(progress) else None
     return _run(cfg, show_progress=progress is True, progress=callback)
+
+
+def train(model: str, data: str, out: str | Path, *, progress: bool = True, **options: Any) -> pd.DataFrame:
+    """``bench train``: trains or fine-tunes ``model`` on ``data`` into the folder ``out`` and returns metrics.csv
+    (one row per epoch: ``epoch``, ``train_loss``, ``dev_eer``, ``lr``, ``seconds``, ...). ``options`` are
+    :class:`bench.train.config.TrainConfig`'s fields (``epochs``, ``augment``, ``rawboost``, ``adversarial``,
+    ``dev``, ``limit``, ``seed``, ...); the same call on the same folder resumes an interrupted training."""
+    from bench.train.config import TrainConfig
+    from bench.train.trainer import train as _train
+
+    return _train(TrainConfig(model=model, data=str(data), out=str(out), **options), progress=progress)

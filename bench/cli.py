@@ -346,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serve_parser(sub, LABEL_MAP_HELP)
 
+    from bench.train.cli import add_parser as add_train_parser
+
+    add_train_parser(sub)
+
     from reports.cli import add_parser as add_report_parser
 
     for name in ("report", "compare", "check"):

@@ -82,6 +82,10 @@ def declared_sample_rate(name: str) -> int:
     of the checkpoint's feature extractor."""
     if (prefixed := spec_prefix(name)) is not None:
         return int(getattr(prefixed[1], "sample_rate", 16000))
+    from models.trained import architecture_class, is_training_folder
+
+    if is_training_folder(name):
+        return int(getattr(architecture_class(name), "sample_rate", 16000))
     if name.startswith(HF_PREFIX):
         from models.hf import declared_sample_rate as hf_rate
 
@@ -113,7 +117,12 @@ def load_detector(name: str, checkpoint: str | Path | None = None, device: str =
                              "not apply (give hf:FOLDER instead)")
         det, card, folder, digest = load_hf(name, device=device, label_map=label_map, config=config)
         return LoadedDetector(name=name, detector=det, card=card, checkpoint=folder, sha256=digest)
-    if ":" in name:
+    from models.trained import architecture_class, card_for, is_training_folder, weights_path
+
+    if is_training_folder(name):   # a bench train folder: its architecture, configuration and best weights
+        cls, card = architecture_class(name), card_for(name)
+        checkpoint = weights_path(name, checkpoint)
+    elif ":" in name:
         cls = _user_class(name)
         card = Card(name=name, architecture=name, config=dict(config or {}), description="user model")
         if checkpoint is None:

@@ -40,6 +40,13 @@ def _module_file(module: str) -> Path | None:
     return Path(origin) if origin and Path(origin).is_file() else None
 
 
+def _is_training_folder(name: str) -> bool:
+    try:
+        return Path(name).expanduser().is_dir() and (Path(name).expanduser() / "train.json").is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def model_identity(name: str, checkpoint: str | None) -> dict[str, Any]:
     """``{"model", "checkpoint", "checkpoint_sha256"[, "class_file", "class_sha256"]}``, computed without
     importing torch or the user's module (a finished run given again stays cheap).
@@ -49,6 +56,14 @@ def model_identity(name: str, checkpoint: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {"model": name}
     if name.startswith(("http://", "https://")):
         return out   # a remote detector: its weights are the server's
+    if _is_training_folder(name):   # a bench train folder: its weights and its record, by content
+        folder = Path(name).expanduser()
+        weights = Path(checkpoint) if checkpoint is not None else folder / "best.safetensors"
+        if not weights.is_file():
+            raise ValueError(f"{weights} does not exist: the training in {folder} has not finished an epoch yet")
+        out.update(checkpoint=str(weights.resolve()), checkpoint_sha256=_digest_path(weights),
+                   training_folder=str(folder.resolve()), training_sha256=_digest_path(folder / "train.json"))
+        return out
     if name.startswith("hf:"):
         ref = name[3:].split("@", 1)[0]
         p = Path(ref)
@@ -74,7 +89,8 @@ def models_identity(models: tuple[str, ...] | list[str], checkpoint: str | None)
     return [model_identity(m, checkpoint) for m in models]
 
 
-_PATHS = ("checkpoint", "class_file")   # where a model's files were: recorded for messages, not compared
+#: where a model's files were: recorded for messages, not compared
+_PATHS = ("checkpoint", "class_file", "training_folder")
 
 
 def by_content(ident: Mapping[str, Any]) -> dict[str, Any]:
