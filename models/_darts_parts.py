@@ -60,6 +60,9 @@ def merge_config(name: str, config: Mapping[str, Any], defaults: Mapping[str, An
     for key, allowed in (("frontend", FRONTENDS), ("head", HEADS), ("sinc_scale", SINC_SCALES)):
         if cfg[key] not in allowed:
             raise ValueError(f"{name} config: {key} must be one of {', '.join(allowed)}, got {cfg[key]!r}")
+    if cfg["ssl_layer"] is not None and (isinstance(cfg["ssl_layer"], bool) or not isinstance(cfg["ssl_layer"], int)):
+        raise ValueError(f"{name} config: ssl_layer must be an index into the hidden states (0 = the feature "
+                         f"projection, -1 = the last layer) or null, got {cfg['ssl_layer']!r}")
     if cfg["init_channels"] % 2:
         raise ValueError(f"{name} config: init_channels must be even (the cells halve it), got {cfg['init_channels']}")
     return cfg

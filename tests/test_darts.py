@@ -132,6 +132,10 @@ def test_bad_config_is_explained():
         DARTS({**TINY, "frontend": "lfcc"})
     with pytest.raises(ValueError, match="init_channels must be even"):
         DARTS({**TINY, "init_channels": 7})
+    with pytest.raises(ValueError, match="ssl_layer must be an index"):
+        DARTS({**TINY, "ssl_layer": "last"})
+    with pytest.raises(ValueError, match="darts config needs frontend_path"):
+        DARTS({**TINY, "frontend": "ssl"})
 
 
 # ------------------------------------------------------------------------------ official layout and numbers
