@@ -114,11 +114,12 @@ def _transformers():
     return transformers
 
 
-def build_frontend(config: Mapping[str, Any]) -> nn.Module:
-    """The transformers SSL model named by ``frontend``, from ``frontend_path`` or ``frontend_config``."""
+def build_frontend(config: Mapping[str, Any], owner: str = "ssl-aasist") -> nn.Module:
+    """The transformers SSL model named by ``frontend``, from ``frontend_path`` or ``frontend_config``;
+    ``owner`` (the model name) starts its error messages."""
     kind = config.get("frontend", "wav2vec2")
     if kind not in FRONTENDS:
-        raise ValueError(f"ssl-aasist config: unknown frontend {kind!r}; choose one of {', '.join(FRONTENDS)}")
+        raise ValueError(f"{owner} config: unknown frontend {kind!r}; choose one of {', '.join(FRONTENDS)}")
     tf = _transformers()
     cfg_cls, model_cls = (getattr(tf, n) for n in FRONTENDS[kind])
     # fairseq was called with mask=False: no SpecAugment masking, not even in training
@@ -129,7 +130,7 @@ def build_frontend(config: Mapping[str, Any]) -> nn.Module:
         try:
             model = model_cls.from_pretrained(path, local_files_only=local_only, **overrides)
         except (OSError, ValueError) as e:
-            raise ValueError(f"ssl-aasist config: cannot load frontend_path {path!r} as a {model_cls.__name__} "
+            raise ValueError(f"{owner} config: cannot load frontend_path {path!r} as a {model_cls.__name__} "
                              f"({type(e).__name__}: {e}). Give an HF-format folder (config.json + weights) or "
                              "a model already in the hub cache"
                              + ("" if not local_only else ", or set allow_download: true to fetch it")) from e
@@ -137,10 +138,10 @@ def build_frontend(config: Mapping[str, Any]) -> nn.Module:
     if config.get("frontend_config") is not None:
         fc = config["frontend_config"]
         if not isinstance(fc, Mapping):
-            raise ValueError(f"ssl-aasist config: frontend_config must be a mapping of {cfg_cls.__name__} "
+            raise ValueError(f"{owner} config: frontend_config must be a mapping of {cfg_cls.__name__} "
                              f"fields, got {type(fc).__name__}")
         return model_cls(cfg_cls(**{**dict(fc), **overrides})).float()
-    raise ValueError("ssl-aasist config needs frontend_path (an HF-format folder or hub name) or "
+    raise ValueError(f"{owner} config needs frontend_path (an HF-format folder or hub name) or "
                      "frontend_config (a transformers config dict, e.g. models.ssl_aasist.XLSR_300M)")
 
 

@@ -18,7 +18,7 @@ def bench(*args, timeout=300):
 
 def test_listings_are_json_with_the_contract_names():
     models = json.loads(bench("models", "--json").stdout)
-    assert {"aasist", "aasist-l", "rawnet2", "ssl-aasist"} <= {m["name"] for m in models}
+    assert {"aasist", "aasist-l", "rawnet2", "ssl-aasist", "raw-pc-darts", "light-darts"} <= {m["name"] for m in models}
     fams = json.loads(bench("perturbations", "--json").stdout)
     by = {f["family"]: f for f in fams}
     assert set(CONTRACT_FAMILIES) <= set(by)
