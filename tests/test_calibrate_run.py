@@ -1,4 +1,4 @@
-"""bench.calibrate_run on small scores.csv files written in tmp_path: CAL.json fitting (one model, a fusion
+"""bench.run.calibrate on small scores.csv files written in tmp_path: CAL.json fitting (one model, a fusion
 joined on utt_id), saving and validated loading, calibrated per-condition results, and the refusals."""
 import hashlib
 import json
@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import calibrate_run as R
-from bench import calibration as C
+from bench.run import calibrate as R
+from bench.metrics import calibration as C
 
 
 def _rows(model, family, severity, bona, spoof, prefix="u"):

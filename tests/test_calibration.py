@@ -1,4 +1,4 @@
-"""bench.calibration against independent computations: scikit-learn's logistic regression with the BOSARIS
+"""bench.metrics.calibration against independent computations: scikit-learn's logistic regression with the BOSARIS
 prior weights, a closed-form case, a brute-force search over monotone maps, scikit-learn's isotonic
 regression, ASVspoof 5's actDCF/minDCF (its evaluation package's loops, re-typed here) and values by hand."""
 import itertools
@@ -9,7 +9,7 @@ import pytest
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from bench import calibration as C
+from bench.metrics import calibration as C
 
 
 def _sklearn_fit(tar, non, prior, penalty=0.0):

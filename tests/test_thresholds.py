@@ -1,4 +1,4 @@
-"""bench.thresholds: thresholds for a target FAR / FRR / the EER on hand-built score sets (ties included), and
+"""bench.metrics.thresholds: thresholds for a target FAR / FRR / the EER on hand-built score sets (ties included), and
 FAR/FRR at a fixed threshold with bootstrap intervals (reproducible from a Generator, as resampling
 utterances)."""
 import numpy as np
@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from bench import metrics as M
-from bench import thresholds as T
+from bench.metrics import thresholds as T
 
 BONA = [0.4, 1.0, 1.5, 3.0]
 SPOOF = [0.1, 0.5, 0.9, 1.3, 2.0]

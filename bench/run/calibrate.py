@@ -1,5 +1,5 @@
 """Calibration and fusion of a finished run: fit on one condition of its ``scores.csv``, save as CAL.json,
-apply to every condition (``calibrated_results``). Reads files only; the math is :mod:`bench.calibration`.
+apply to every condition (``calibrated_results``). Reads files only; the math is :mod:`bench.metrics.calibration`.
 
 CAL.json (``format`` :data:`FORMAT`, ``version`` :data:`VERSION`), ``kind`` ``calibration`` or ``fusion``:
 
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import calibration as C
+from bench.metrics import calibration as C
 
 log = logging.getLogger(__name__)
 
