@@ -14,7 +14,8 @@ from foundation.device import fast_inference_enabled, resolve_device
 
 log = logging.getLogger(__name__)
 
-__all__ = ["models", "perturbations", "suites", "score_files", "perturb_file", "run", "train", "RunConfig", "RunResult"]
+__all__ = ["models", "perturbations", "suites", "score_files", "score_timeline", "perturb_file", "run", "train",
+           "RunConfig", "RunResult"]
 
 
 def models() -> pd.DataFrame:
@@ -94,6 +95,52 @@ def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None 
         r.update(model=ld.name, policy=str(pol), checkpoint_sha256=ld.sha256)
     df = pd.DataFrame(rows, columns=["path", "score", "model", "policy", "duration_s", "orig_sr",
                                      "checkpoint_sha256", "error"])
+    df["error"] = pd.Series([r["error"] for r in rows], index=df.index, dtype=object)   # None, never NaN
+    return df
+
+
+def score_timeline(model: str, files: Sequence[str | Path], window: float | None = None, hop: float = 0.5,
+                   checkpoint: str | None = None, device: str = "auto", batch_size: int | str = "auto",
+                   label_map: str | None = None, precision: str = "fp32", compile: str = "off",
+                   threshold: float | None = None) -> pd.DataFrame:
+    """Scores of sliding windows over each file (``bench score --timeline``): one row per window with ``path``,
+    ``start_s``, ``end_s``, ``score`` (and ``decision``, bona fide iff score >= ``threshold``, when one is given),
+    ``model``, ``error``. ``window``/``hop`` in seconds (window default: the detector's input length); windows
+    are placed as :mod:`bench.scoring.timeline` says. An unreadable file is one row with its error."""
+    from foundation.audio import AudioError, load_audio
+    from foundation.device import check_inference_options
+    from models import load_detector
+
+    from bench.scoring.engine import Engine, InferenceOptions
+    from bench.scoring.timeline import DEFAULT_HOP_S, score_timeline as _timeline, seconds_to_samples, window_samples
+
+    if threshold is not None and not (isinstance(threshold, (int, float)) and np.isfinite(threshold)):
+        raise ValueError(f"--threshold must be a finite number, got {threshold!r}")
+    dev = resolve_device(device)
+    check_inference_options(batch_size, precision, compile, dev)
+    ld = load_detector(model, checkpoint=checkpoint, device=dev, fast_inference=fast_inference_enabled(),
+                       label_map=label_map)
+    sr = int(ld.detector.sample_rate)
+    win = window_samples(ld.detector, window)
+    step = seconds_to_samples(DEFAULT_HOP_S if hop is None else hop, sr, "--hop")
+    engine = Engine(ld.detector, InferenceOptions(batch_size, precision, compile), dev, ld.name)
+    rows: list[dict[str, Any]] = []
+    for f in files:
+        try:
+            wav, _info = load_audio(f, target_sr=sr)
+        except AudioError as e:
+            rows.append({"path": str(f), "start_s": float("nan"), "end_s": float("nan"), "score": float("nan"),
+                         "error": str(e)})
+            continue
+        for r in _timeline(ld.detector, wav, win, step, engine=engine).rows():
+            bad = None if np.isfinite(r["score"]) else (f"{f}: the detector returned a non-finite score "
+                                                          f"({r['score']}) for the window at {r['start_s']} s")
+            rows.append({"path": str(f), **r, "error": bad})
+    df = pd.DataFrame(rows, columns=["path", "start_s", "end_s", "score", "error"])
+    if threshold is not None:
+        df.insert(4, "decision", [None if not np.isfinite(v) else ("bonafide" if v >= threshold else "spoof")
+                                  for v in df["score"]])
+    df.insert(len(df.columns) - 1, "model", ld.name)
     df["error"] = pd.Series([r["error"] for r in rows], index=df.index, dtype=object)   # None, never NaN
     return df
 

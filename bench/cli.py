@@ -68,6 +68,11 @@ def _remote(models: str, output: str | None) -> str:
 def cmd_score(a: argparse.Namespace) -> int:
     from bench import api
 
+    if getattr(a, "timeline", False):   # bench score --timeline: bench/timeline_cli.py
+        from bench.timeline_cli import cmd_timeline
+
+        return cmd_timeline(a)
+
     if a.label_map:   # models.hf imports torch: only when there is a map to check
         from models.hf import check_label_map
 
@@ -258,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_inference_options(s)
     s.add_argument("--json", action="store_true", help="print a JSON array of {path, score, ...}")
     s.add_argument("files", nargs="+", metavar="FILE", help="wav, flac, mp3, ogg, m4a ... at any rate")
+    from bench.timeline_cli import add_options as add_timeline_options
+
+    add_timeline_options(s)
     s.set_defaults(func=cmd_score)
 
     s = sub.add_parser("weights", help="put official checkpoints into the user cache (for offline use later)",
