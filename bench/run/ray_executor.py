@@ -77,13 +77,13 @@ class _ScorerActor:
     def ready(self) -> int:
         return os.getpid()
 
-    def score(self, unit: Unit, *chunks: list[Prepared]) -> tuple[list, list, list]:
+    def score(self, unit: Unit, *chunks: list[Prepared]) -> tuple[list, list, list, list]:
         # Arrays from Ray's object store are read-only views; give the scorer what the local executor
         # gives it (its own writable copy), so no code path can behave differently here.
         prepared = [p if p.wav is None or p.wav.flags.writeable else replace(p, wav=np.array(p.wav))
                     for chunk in chunks for p in chunk]
         res = self.scorer(unit, prepared)
-        return res.scores, res.problems, res.quality
+        return res.scores, res.problems, res.quality, res.segments
 
 
 @dataclass
@@ -265,7 +265,7 @@ class RayExecutor:
             job = pending.pop(ready[0])
             load[job.slot] -= 1
             try:
-                scores, problems, quality = ray.get(ready[0])
+                scores, problems, quality, segments = ray.get(ready[0])
             except RETRYABLE as e:
                 if isinstance(e, RayActorError) and job.generation == self._generation[job.slot]:
                     self._replace_actor(job.slot, e)
@@ -279,7 +279,7 @@ class RayExecutor:
                     continue
                 yield self._failed(job, e)
                 continue
-            yield UnitResult(job.unit, scores, problems, quality)
+            yield UnitResult(job.unit, scores, problems, quality, segments)
 
     def _failed(self, job: _Job, err: BaseException) -> UnitResult:
         cond = job.unit.condition

@@ -80,6 +80,9 @@ def run(cfg: RunConfig, show_progress: bool = True, progress=None) -> RunResult:
         raise ValueError(f"data set {cfg.data!r} has no usable utterances"
                          + (f" ({len(dataset.problems)} listed inputs missing, e.g. {dataset.problems[0][0]})"
                             if dataset.problems else ""))
+    from bench.run.segments import check_dataset
+
+    check_dataset(dataset.utterances)   # a bad spoof_segments cell stops the run here, naming the utterance
     ident = cfg.identity(suite.sha256, data_digest(dataset), model_ids)
     out = Path(cfg.out) if cfg.out else default_out(cfg, ident)
     created = not out.exists()
@@ -210,7 +213,7 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
                         seen.add((prob[2], prob[4], prob[5], prob[3]))
                         log.warning("%s failed for %s (%s@%s): %s (further such inputs: see problems.csv)",
                                     prob[2], prob[0], prob[4] or "-", prob[5], prob[3])
-                store.add_scores(res.scores, res.quality)
+                store.add_scores(res.scores, res.quality, res.segments)
                 bar.describe(f"{cond.family}@{cond.severity}")
                 bar.advance(res.unit.n_scores)
         if cfg.executor == "local" and scorers:   # what the engines chose and measured (Ray: in its actors)
@@ -318,6 +321,7 @@ def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str],
     workers only read the clean audio and the scorer perturbs it there (see ``Scorer._perturb_on_device``).
     A universal attack's units carry its training clips (``Unit.train``, see
     :func:`bench.suites.universal.universal_training_split`)."""
+    from bench.run.segments import segments_of
     from bench.suites.universal import is_universal
 
     for cond, todo, done in _todo(conditions, dataset, store, models, split):
@@ -332,7 +336,8 @@ def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str],
             shard = todo[i:i + size]
             needs = tuple((m, ids) for m in models
                           if (ids := tuple(u.utt_id for u in shard if u.utt_id not in done[m])))
-            tasks = tuple(Task(u.utt_id, str(u.path), u.label, cond.key(), cond.spec, kind) for u in shard)
+            tasks = tuple(Task(u.utt_id, str(u.path), u.label, cond.key(), cond.spec, kind, segments_of(u))
+                          for u in shard)
             yield Unit(cond, tasks, needs, train)
 
 
@@ -346,8 +351,10 @@ def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: di
                                with_info, write_tables)
 
     problems = store.problems()
-    results = results_from_store(store, suite.name, conditions, n_boot=cfg.n_boot, seed=cfg.seed,
-                                 speakers=speakers)
+    from bench.run.segments import with_segment_eer
+
+    results = with_segment_eer(results_from_store(store, suite.name, conditions, n_boot=cfg.n_boot, seed=cfg.seed,
+                                                  speakers=speakers), store)
     info = utterance_info(dataset.utterances)
     by_attack = by_attack_from_store(store, suite.name, conditions, info, n_boot=cfg.n_boot, seed=cfg.seed)
     scores = with_info(with_condition_columns(store.iter_scores(), conditions), info)
