@@ -82,6 +82,8 @@ def test_every_error_is_json(gate):
     srv, _det = gate
     status, h, body = raw(srv.port, b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status == 404 and h["content-type"] == "application/json" and "no such endpoint" in json.loads(body)["error"]
+    status, h, body = raw(srv.port, b"GET /score/ HTTP/1.1\r\nHost: x\r\n\r\n")   # no 307 with an empty body
+    assert status == 404 and "no such endpoint '/score/'" in json.loads(body)["error"]
     status, h, body = raw(srv.port, b"GET /score HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status == 405 and "GET is not allowed on /score" in json.loads(body)["error"] and "POST" in h["allow"]
     status, doc = post(srv.url + "/score", wav_bytes(np.full(1600, 0.5, np.float32), 16000))

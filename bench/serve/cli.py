@@ -65,7 +65,8 @@ def add_parser(sub, label_map_help: str) -> None:
                    help=f"requests decoded (and, without dynamic batching, scored) at once (default "
                    f"{DEFAULT_MAX_CONCURRENT})")
     s.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE,
-                   help=f"requests waiting beyond those, else 503 before the body is read (default {DEFAULT_MAX_QUEUE})")
+                   help=f"requests waiting beyond those, else 503 before the body is read (default "
+                   f"{DEFAULT_MAX_QUEUE})")
     s.add_argument("--read-timeout", type=finite, default=A.DEFAULT_READ_TIMEOUT,
                    help=f"seconds for a whole request body, else 408 (default {A.DEFAULT_READ_TIMEOUT:g})")
     s.add_argument("--header-timeout", type=finite, default=DEFAULT_HEADER_TIMEOUT,

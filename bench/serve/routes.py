@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,6 @@ def build_app(service: Any) -> Any:
         from starlette.routing import Route, WebSocketRoute
     except ImportError as e:
         raise ImportError("bench serve needs starlette and uvicorn: pip install 'deepfake-bench[serve]'") from e
-    from bench.serve.app import NonFiniteScore
     from bench.serve.body import BodyError, Reservation, read_body
     from bench.serve.stream import handle_stream
     from foundation.audio import AudioError
@@ -94,13 +94,13 @@ def build_app(service: Any) -> Any:
             if not body:
                 return error(400, "empty body: send an audio file (wav, flac, ogg, mp3, ...) as the request body")
             value = await state.score_body(body)
+            if not math.isfinite(value):
+                return error(422, f"the detector returned a non-finite score ({value}) for this audio")
             return JSONResponse(service.answer(value))
         except BodyError as e:
             return error(e.status, e.reason, e.headers)
         except AudioError as e:
             return error(400, f"unreadable audio: {e.reason}")
-        except NonFiniteScore as e:
-            return error(422, str(e))
         except ValueError as e:   # e.g. a clip too short for the model
             return error(400, f"cannot score this audio: {e}")
         finally:
@@ -133,4 +133,5 @@ def build_app(service: Any) -> Any:
     app = Starlette(routes=[Route("/health", health, methods=["GET"]), Route("/score", score, methods=["POST"]),
                             Route("/metrics", metrics, methods=["GET"]), WebSocketRoute("/stream", stream)],
                     exception_handlers={HTTPException: http_error, Exception: server_error}, lifespan=lifespan)
+    app.router.redirect_slashes = False   # /score/ is a 404 (JSON), not a 307 with an empty body
     return state.metrics.middleware(app)
