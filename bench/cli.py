@@ -71,6 +71,7 @@ def cmd_score(a: argparse.Namespace) -> int:
     if getattr(a, "timeline", False):   # bench score --timeline: bench/timeline_cli.py
         from bench.timeline_cli import cmd_timeline
 
+        a.model = _remote(a.model, a.remote_output)
         return cmd_timeline(a)
 
     if a.label_map:   # models.hf imports torch: only when there is a map to check

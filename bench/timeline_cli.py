@@ -78,6 +78,8 @@ def cmd_timeline(a: argparse.Namespace) -> int:
     from bench import api
     from bench.terminal import print_json
 
+    if a.policy:
+        log.warning("--policy does not apply to --timeline: its windows are the full policy's, every --hop seconds")
     threshold = getattr(a, "threshold", None)
     calibration = getattr(a, "calibration", None)
     if threshold is not None and calibration:
