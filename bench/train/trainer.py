@@ -14,6 +14,7 @@ moment and resumed ends with the weights of an uninterrupted one, bit for bit on
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -80,6 +81,8 @@ def _logits(detector: Any, x: Any) -> Any:
 
     if hasattr(detector, "logits"):
         return detector.logits(x)
+    if hasattr(detector, "class_scores"):   # the DARTS family: cos theta (P2SGrad) or logits per class
+        return detector.class_scores(x)
     s = detector(x)
     return torch.stack([torch.zeros_like(s), s], dim=1)
 
@@ -140,10 +143,20 @@ def train(cfg: TrainConfig, progress: bool = True):
     except RunBusy as e:
         raise RunBusy(str(e).replace("--out folder", "--out folder for this training")) from None
     try:
+        if cfg.search:
+            from bench.train.search import derived_model_config, run_search
+
+            run_search(cfg, out, progress)
+            if cfg.search_only:
+                return pd.read_csv(out / "search" / "alphas.csv")
+            cfg = dataclasses.replace(cfg, search=False, search_epochs=None, layers=None, channels=None,
+                                      model_config={**dict(cfg.model_config or {}), **derived_model_config(out)})
         setup = prepare(cfg, out)
         _loop(setup, out, progress)
     finally:
         lock.__exit__(None, None, None)
+    if not (out / st.METRICS_CSV).is_file():   # stopped before an epoch ended
+        return pd.DataFrame(columns=list(st.METRIC_COLUMNS))
     return pd.read_csv(out / st.METRICS_CSV)
 
 
@@ -167,6 +180,7 @@ def _loop(setup: Setup, out: Path, progress: bool) -> None:
         det.load_state_dict(saved.pop("model"))
         opt.load_state_dict(saved.pop("optimizer"))
         sched.load_state_dict(saved.pop("scheduler"))
+        st.set_generator_states(det, saved.pop("generators", {}))
         s.update(saved)
         log.info("resuming %s at epoch %d, step %d", out, s["epoch"] + 1, s["step"])
     if s["status"] != "running":
@@ -175,7 +189,7 @@ def _loop(setup: Setup, out: Path, progress: bool) -> None:
 
     def checkpoint() -> None:
         st.save_state(out, {"model": det.state_dict(), "optimizer": opt.state_dict(),
-                            "scheduler": sched.state_dict(), **s})
+                            "scheduler": sched.state_dict(), "generators": st.generator_states(det), **s})
 
     autocast = (torch.autocast(device_type=str(setup.device).split(":")[0], dtype=torch.bfloat16)
                 if cfg.precision == "bf16" else None)
