@@ -13,6 +13,7 @@ import numpy as np
 from bench.data.manifest import BONAFIDE, SPOOF, Utterance
 from bench.train import state as st
 from bench.train.config import TrainConfig, parse_adversarial
+from bench.train.dist import Dist
 from bench.train.data import ExampleMaker, augmentation_from_suite, label_index, split_dev
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class Setup:
     maker: ExampleMaker
     attack: Any
     identity: dict[str, Any]
+    dist: Dist = field(default_factory=Dist)
     problems: list[tuple[str, str, str]] = field(default_factory=list)
 
     def write_record(self, s: dict[str, Any]) -> None:
@@ -147,12 +149,13 @@ def _attack(cfg: TrainConfig):
     return cls.at(spec[1])
 
 
-def prepare(cfg: TrainConfig, out: Path) -> Setup:
+def prepare(cfg: TrainConfig, out: Path, dist: Dist | None = None) -> Setup:
     from bench.data import load_dataset
     from bench.run.provenance import data_digest
     from foundation.device import resolve_device
 
-    device = resolve_device(cfg.device)
+    dist = dist or Dist()
+    device = dist.device(resolve_device(cfg.device))
     ds = load_dataset(cfg.data, limit=cfg.limit, seed=cfg.seed)
     problems = [(str(p), str(p), str(r)) for p, r in ds.problems]
     if cfg.dev:
@@ -189,9 +192,10 @@ def prepare(cfg: TrainConfig, out: Path) -> Setup:
                 "dev": split.get("digest") or split, "seed": cfg.seed, "limit": cfg.limit,
                 "recipe": recipe.to_dict(), "augmentation": aug.to_dict(), "adversarial": cfg.adversarial,
                 "adversarial_prob": cfg.adversarial_prob if cfg.adversarial else None, "precision": cfg.precision}
-    _check_identity(out, identity)
+    if dist.main:
+        _check_identity(out, identity)
     return Setup(cfg, out, recipe, det, model, device, train_utts, dev_utts, dev_wavs, dev_labels, split, maker,
-                 attack, identity, problems)
+                 attack, identity, dist, problems)
 
 
 def _check_identity(out: Path, identity: dict[str, Any]) -> None:
