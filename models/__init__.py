@@ -85,6 +85,13 @@ def declared_sample_rate(name: str) -> int:
     from models.trained import architecture_class, is_training_folder
 
     if is_training_folder(name):
+        from models.trained import read_record
+
+        base = read_record(name)["model"]
+        if base["architecture"] == "hf":
+            from models.hf import declared_sample_rate as hf_rate
+
+            return hf_rate(base["spec"])
         return int(getattr(architecture_class(name), "sample_rate", 16000))
     if name.startswith(HF_PREFIX):
         from models.hf import declared_sample_rate as hf_rate
@@ -118,7 +125,11 @@ def load_detector(name: str, checkpoint: str | Path | None = None, device: str =
         det, card, folder, digest = load_hf(name, device=device, label_map=label_map, config=config)
         return LoadedDetector(name=name, detector=det, card=card, checkpoint=folder, sha256=digest)
     from models.trained import architecture_class, card_for, is_training_folder, weights_path
+    from models.trained import architecture as _trained_arch
+    from models.trained import load_hf as load_trained_hf
 
+    if is_training_folder(name) and _trained_arch(name) == "hf":
+        return load_trained_hf(name, checkpoint, device, label_map, config)
     if is_training_folder(name):   # a bench train folder: its architecture, configuration and best weights
         cls, card = architecture_class(name), card_for(name)
         checkpoint = weights_path(name, checkpoint)
