@@ -326,6 +326,13 @@ def generator_table(by_attack: pd.DataFrame, model: str) -> Table | None:
                  key=f"gen-{model}")
 
 
+def rounded(df: pd.DataFrame, digits: int = 6) -> pd.DataFrame:
+    """``df`` with its float columns rounded to ``digits`` decimals (what a CSV should carry: 0.075, not
+    0.07500000000000001; EER fractions need no more than 1e-6)."""
+    floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
+    return df.assign(**{c: df[c].round(digits) for c in floats})
+
+
 def frame_table(df: pd.DataFrame, title: str, caption: str = "", key: str = "") -> Table:
     """Any DataFrame as a Table (values shown as they are)."""
     rows = [[("" if pd.isna(v) else str(v), _num(v) if not isinstance(v, str) else v) for v in r]

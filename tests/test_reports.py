@@ -134,17 +134,22 @@ def test_every_figure_is_written_as_png_svg_with_text_and_pdf(run_dir, tmp_path)
     assert (tmp_path / "eer.pdf").read_bytes() == data["pdf"]
 
 
-def test_overview_is_a_families_by_severities_grid_per_model(run_dir):
+def test_overview_is_one_block_per_family_with_its_levels_in_units(run_dir):
     run = load_run(run_dir)
     fig = P.fig_overview(run.results)
     panels = [a for a in fig.axes if a.images]
-    assert [a.get_title() for a in panels] == run.models
-    data = panels[0].images[0].get_array()
-    assert data.shape == (2, 4)                                # mp3, pgd-linf x clean, s1..s3
+    assert [a.get_title(loc="left") for a in panels] == ["mp3", "pgd-linf"]
+    mp3 = panels[0]
+    assert [t.get_text() for t in mp3.get_yticklabels()] == run.models
+    assert [t.get_text() for t in mp3.get_xticklabels()] == ["clean", "64 kb/s", "32 kb/s", "16 kb/s"]
+    data = mp3.images[0].get_array()
+    assert data.shape == (2, 4)                                # models x clean, 3 levels
     idx = run.results.set_index(["model", "family", "severity"])["eer"]
     assert data[0, 3] == pytest.approx(100 * idx[("model-a", "mp3", 3)])
-    texts = [t.get_text() for t in panels[0].texts]
-    assert f"{100 * idx[('model-a', 'mp3', 3)]:.1f}" in texts and "16 kb/s" in texts
+    texts = [t.get_text() for t in mp3.texts]
+    assert f"{100 * idx[('model-a', 'mp3', 3)]:.1f}" in texts
+    pgd = [t.get_text() for t in panels[1].get_xticklabels()]
+    assert pgd[0] == "clean" and "SNR" in pgd[1] and "s1" not in pgd
 
 
 def test_det_histogram_and_heatmap_figures(run_dir):
@@ -159,7 +164,10 @@ def test_det_histogram_and_heatmap_figures(run_dir):
     worst = P.worst_severity(run.results, "model-a", "mp3")
     sub = run.results[(run.results["model"] == "model-a") & (run.results["family"] == "mp3")]
     assert sub.set_index("severity").at[worst, "eer"] == sub["eer"].max()
-    assert f"s{worst}" in hist.axes[0].get_title()
+    from reports.load import level_labels
+
+    title = hist.axes[0].get_title()
+    assert level_labels(run.results, "mp3")[worst] in title and f"s{worst}" not in title   # named in its unit
     heat = P.fig_heatmap(run.results)
     data = heat.axes[0].images[0].get_array()
     mat = P.heatmap_matrix(run.results)
@@ -219,7 +227,7 @@ def test_min_tdcf_table_when_the_run_has_asv_scores(run_dir, tmp_path):
     g = sc[(sc["model"] == "model-b") & (sc["family"] == "mp3") & (sc["severity"] == 2)]
     want = min_tdcf(g.loc[g["label"] == "bonafide", "score"], g.loc[g["label"] == "spoof", "score"],
                     *(asv.loc[asv["label"] == k, "score"] for k in ("target", "nontarget", "spoof")))
-    row = next(r for r in tab.rows if r[0][0] == "mp3 s2")
+    row = next(r for r in tab.rows if r[0][0] == "mp3 32 kb/s")          # rows named in units
     assert row[2][1] == pytest.approx(want)
 
 
