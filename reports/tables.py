@@ -40,6 +40,10 @@ class Table:
     caption: str = ""
     key: str = ""                    # a stable id (for file names and HTML anchors)
     notes: list[str] = field(default_factory=list)
+    #: LaTeX sets a table transposed (its columns as rows) when that needs fewer parts, or, when
+    #: ``prefer_transposed``, no more; ``transpose_corner`` is then the text of the corner cell
+    transpose_corner: str = ""
+    prefer_transposed: bool = False
 
 
 # ---------------------------------------------------------------- formatting
@@ -137,7 +141,7 @@ def eer_table(results: pd.DataFrame, family: str, models: Sequence[str] | None =
     return Table(f"EER (%) against severity: {family}" + (" (attack budgets)" if kind == "attack" else ""),
                  ["model", *column_labels(results, family)], rows,
                  caption=("Cells: EER % [95% bootstrap CI]. " + (f"Levels: {cap}." if cap else "")).strip(),
-                 key=f"eer-{family}")
+                 key=f"eer-{family}", transpose_corner="level", prefer_transposed=True)
 
 
 def clean_table(results: pd.DataFrame, models: Sequence[str] | None = None) -> Table:
@@ -290,7 +294,7 @@ def degradation_tables(deg: pd.DataFrame) -> list[Table]:
     if tested:
         cap += " * = its 95% paired-bootstrap interval (same utterances resampled in every condition) excludes 0."
     out.append(Table("Mean EER increase over clean (EER points, %)", ["model", *[str(c) for c in w.columns]],
-                     rows, caption=cap, key="deg-mean_increase"))
+                     rows, caption=cap, key="deg-mean_increase", transpose_corner="family"))
     if len(models) < 2:
         return out
     for value, title, cap in (
@@ -302,7 +306,8 @@ def degradation_tables(deg: pd.DataFrame) -> list[Table]:
              "– where the reference does not degrade.")):
         w = mce(deg, value)
         rows = [[(str(m), str(m))] + [(ratio(float(v)), _num(v)) for v in w.loc[m]] for m in w.index if m != ref]
-        out.append(Table(title, ["model", *[str(c) for c in w.columns]], rows, caption=cap, key=f"deg-{value}"))
+        out.append(Table(title, ["model", *[str(c) for c in w.columns]], rows, caption=cap, key=f"deg-{value}",
+                         transpose_corner="family"))
     return out
 
 
