@@ -14,14 +14,13 @@ from __future__ import annotations
 import functools
 import io
 import re
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 #: one column of a two-column article (IEEE, Interspeech): 8.5 cm
 COLUMN_IN = 8.5 / 2.54
-_UNIT_SPACE = re.compile(r"(?<=\d) (?=[A-Za-z%μ])")
+_UNIT_SPACE = re.compile(r"(?<![\w.])([-+]?\d+(?:\.\d+)?) (?=[A-Za-z%μ])")     # a number, then its unit
 #: the smallest text a printed figure may carry (pt)
 MIN_PRINTED_PT = 6.0
 
@@ -50,15 +49,57 @@ class Style:
                 "svg.fonttype": "none", "pdf.fonttype": 42, "legend.loc": "upper right"}
 
     def wrap(self, text: str, width_in: float, size: float | None = None) -> str:
-        """``text`` broken at spaces into lines that fit ``width_in`` inches at ``size`` pt (rough glyph width)."""
-        chars = max(int(width_in * 72 / (0.52 * (size or self.text))), 4)
-        text = _UNIT_SPACE.sub("\u00a0", str(text))     # a number stays with its unit: "0.3 s", not "0.3" / "s"
-        if len(text) > chars and " → " in text:      # a chain's steps: one per line first, room left for " →"
-            out = " →\n".join(textwrap.fill(p, max(chars - 2, 4), break_long_words=False, break_on_hyphens=False)
-                               for p in text.split(" → "))
-        else:
-            out = textwrap.fill(text, chars, break_long_words=False, break_on_hyphens=False)
-        return out.replace("\u00a0", " ")
+        """``text`` broken at spaces into lines no wider than ``width_in`` inches at ``size`` pt (measured in the
+        font matplotlib will use); a number stays with its unit, and a chain's steps (``a → b``) start new lines
+        first; a word wider than the line is broken after ``_ - + /`` (or anywhere, failing those)."""
+        size = size or self.text
+        limit = width_in * 72
+        text = str(text)
+        if " → " in text and text_width(text, size) > limit:
+            return " →\n".join(self.wrap(p, max(width_in - text_width(" →", size) / 72, 0.1), size)
+                                for p in text.split(" → "))
+        words = [piece for w in _UNIT_SPACE.sub("\\1\u00a0", text).split(" ") for piece in _split_word(w, limit, size)]
+        lines: list[str] = []
+        for w in words:
+            if lines and text_width(f"{lines[-1]} {w}", size) <= limit:
+                lines[-1] = f"{lines[-1]} {w}"
+            else:
+                lines.append(w)
+        return "\n".join(lines).replace("\u00a0", " ")
+
+
+def legend_columns(labels, style: Style, width_in: float, most: int) -> int:
+    """How many columns a legend of ``labels`` (at style.small) can have within ``width_in``: at most ``most``."""
+    widest = max((text_width(str(lab), style.small) for lab in labels), default=0.0) / 72 + 0.45
+    return max(1, min(most, len(labels), int(width_in * 0.95 // widest)))
+
+
+def _split_word(word: str, limit: float, size: float) -> list[str]:
+    """A word wider than ``limit`` pt cut into pieces that fit, preferably after ``_ - + /``."""
+    if text_width(word, size) <= limit or len(word) < 2:
+        return [word]
+    out, cur = [], ""
+    for ch in word:
+        if cur and text_width(cur + ch, size) > limit:
+            cut = max(cur.rfind(c) for c in "_-+/") + 1
+            if 0 < cut < len(cur):
+                out.append(cur[:cut])
+                cur = cur[cut:]
+            else:
+                out.append(cur)
+                cur = ""
+        cur += ch
+    return out + [cur] if cur else out
+
+
+@functools.lru_cache(maxsize=4096)
+def text_width(text: str, size: float) -> float:
+    """Width (pt) of one line of ``text`` at ``size`` pt in matplotlib's default sans-serif font."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    w, _h, _d = TextToPath().get_text_width_height_descent(text, FontProperties(size=size), ismath=False)
+    return float(w)
 
 
 SCREEN = Style("screen", width=13.0, text=10.0, small=9.0, title=11.5, dpi=96, display=96)

@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from reports.figure import SCREEN, Style, new_figure, png_bytes, safe_label, save_figure, styled
+from reports.figure import SCREEN, Style, legend_columns, new_figure, png_bytes, safe_label, save_figure, styled
 from reports.load import CLEAN, family_kind, level_labels, level_params
 from reports.tables import budget_of, eer_grid, severity_labels
 
@@ -150,8 +150,8 @@ def fig_eer_curve(results: pd.DataFrame, family: str, models: Sequence[str] | No
     ax.grid(alpha=0.3)
     what = "attack budget" if kind == "attack" else (axis.title.split(" (")[0] if axis is not None else "level")
     fig.suptitle(safe_label(style.wrap(f"EER against {what}: {family}", fig.get_figwidth(), style.title)))
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 2 if paper else 4),
-               fontsize=style.small, frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", frameon=False, fontsize=style.small,
+               ncol=legend_columns([h.get_label() for h in handles], style, fig.get_figwidth(), 4))
     return fig
 
 
@@ -192,11 +192,15 @@ def fig_det(scores: pd.DataFrame, results: pd.DataFrame, family: str, models: Se
     ncol = min(n, 2 if paper else 3)
     nrow = int(np.ceil(n / ncol))
     panel = (style.width - 0.2) / ncol if paper else 3.0
-    fig = new_figure(panel * ncol + 0.2, (panel + 0.35) * nrow + 0.45 + 0.12 * len(models), style)
+    labs = level_labels(results, family)
+    titles = [style.wrap("clean" if (fam, sev) == CLEAN else f"{family} {labs.get(sev, label)}",
+                         panel - (0.4 if paper else 0.6))
+              for label, (fam, sev) in conds]
+    title_in = max(t.count("\n") + 1 for t in titles) * style.text * 1.25 / 72
+    fig = new_figure(panel * ncol + 0.2, (panel + 0.2 + title_in) * nrow + 0.45 + 0.12 * len(models), style)
     tick_at = DET_TICKS_PAPER if paper else DET_TICKS
     ticks = _probit(np.array(tick_at))
     tick_labels = [f"{100 * t:g}" for t in tick_at]
-    labs = level_labels(results, family)
     lines = {}
     for i, (label, (fam, sev)) in enumerate(conds):
         ax = fig.add_subplot(nrow, ncol, i + 1)
@@ -213,14 +217,13 @@ def fig_det(scores: pd.DataFrame, results: pd.DataFrame, family: str, models: Se
         ax.set_xticks(ticks, tick_labels)
         ax.set_yticks(ticks, tick_labels)
         ax.tick_params(labelsize=style.small)
-        title = "clean" if (fam, sev) == CLEAN else f"{family} {labs.get(sev, label)}"
-        ax.set_title(safe_label(style.wrap(title, panel * 0.95, style.text)), fontsize=style.text)
+        ax.set_title(safe_label(titles[i]), fontsize=style.text)
         ax.set_xlabel("false acceptance (%)", fontsize=style.small)
         ax.set_ylabel("false rejection (%)", fontsize=style.small)
         ax.grid(alpha=0.3)
     if lines:
-        fig.legend(handles=list(lines.values()), loc="outside lower center", ncol=min(len(lines), 2 if paper else 4),
-                   fontsize=style.small, frameon=False)
+        fig.legend(handles=list(lines.values()), loc="outside lower center", fontsize=style.small, frameon=False,
+                   ncol=legend_columns([safe_label(m) for m in lines], style, fig.get_figwidth(), 4))
     fig.suptitle(safe_label(f"DET curves: {family}"))
     return fig
 
@@ -267,7 +270,7 @@ def fig_histograms(scores: pd.DataFrame, results: pd.DataFrame, family: str,
                 ax.hist(data, bins=bins, density=True, histtype=kind, color=color,
                         alpha=0.35 if kind == "bar" else 1.0, linewidth=1.0 if paper else 1.3)
         title = f"{m}: clean vs {labs.get(worst, f's{worst}')}" if worst is not None else f"{m}: clean"
-        ax.set_title(safe_label(style.wrap(title, fig.get_figwidth() / ncol * 0.95, style.text)),
+        ax.set_title(safe_label(style.wrap(title, fig.get_figwidth() / ncol - (0.3 if paper else 0.5), style.text)),
                      fontsize=style.text)
         if i % ncol == 0:
             ax.set_ylabel("density", fontsize=style.small)
@@ -276,8 +279,8 @@ def fig_histograms(scores: pd.DataFrame, results: pd.DataFrame, family: str,
                Patch(color="tab:red", alpha=0.35, label="clean spoof"),
                Line2D([], [], color="darkgreen", label="worst level: bona fide"),
                Line2D([], [], color="darkred", label="worst level: spoof")]
-    fig.legend(handles=handles, loc="outside lower center", ncol=2 if paper else 4, fontsize=style.small,
-               frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", fontsize=style.small, frameon=False,
+               ncol=legend_columns([h.get_label() for h in handles], style, fig.get_figwidth(), 4))
     fig.supxlabel("score (higher = more bona fide)", fontsize=style.small)
     title = f"Score histograms: {family} (worst level = highest EER)"
     fig.suptitle(safe_label(style.wrap(title, fig.get_figwidth(), style.title)))

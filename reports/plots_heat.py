@@ -162,7 +162,7 @@ def fig_heatmap(results: pd.DataFrame, models: Sequence[str] | None = None, titl
                    vmax=max(50.0, float(np.nanmax(data))) if np.isfinite(data).any() else 50.0)
     model_names = [safe_label(m) for m in mat.index]
     xt, yt = (names, model_names) if across else (model_names, names)
-    ax.set_xticks(np.arange(cols), xt, rotation=90 if across else 0, fontsize=size)
+    ax.set_xticks(np.arange(cols), xt, rotation=90, fontsize=size)
     ax.set_yticks(np.arange(rows), yt, fontsize=size)
     cell_w = fig.get_figwidth() * 0.75 / cols * 72
     if rows * cols <= ANNOTATE_MAX_CELLS and cell_w > 2.6 * size:

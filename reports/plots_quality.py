@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from reports.figure import SCREEN, Style, new_figure, safe_label, styled
+from reports.figure import SCREEN, Style, legend_columns, new_figure, safe_label, styled
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p")
 
@@ -43,10 +43,10 @@ def fig_eer_vs_pesq(results: pd.DataFrame, models: Sequence[str] | None = None,
     paper = style.name == "paper"
     ncol = 1 if paper else min(len(models), 3)
     nrow = int(np.ceil(len(models) / ncol))
-    panel_w = style.width if paper else 6.0
-    legend_rows = int(np.ceil((len(fams) + 1) / (2 if paper else 4)))
-    fig = new_figure(panel_w * ncol if not paper else panel_w,
-                     nrow * (2.3 if paper else 3.6) + legend_rows * style.small * 1.5 / 72 + 0.6, style)
+    width = min(style.width, style.width if paper else 6.0 * ncol)
+    ncol_legend = legend_columns(fams + ["clean EER"], style, width, 4)
+    legend_rows = int(np.ceil((len(fams) + 1) / ncol_legend)) + 1
+    fig = new_figure(width, nrow * (2.3 if paper else 3.6) + legend_rows * style.small * 1.5 / 72 + 0.6, style)
     axes = []
     for k, m in enumerate(models):
         ax = fig.add_subplot(nrow, ncol, k + 1, sharey=axes[0] if axes else None)
@@ -72,8 +72,9 @@ def fig_eer_vs_pesq(results: pd.DataFrame, models: Sequence[str] | None = None,
             ax.set_title(safe_label(names.get(m, m)), fontsize=style.text)
     handles = [Line2D([], [], color=c, marker=mk, linewidth=0.8, label=safe_label(f)) for f, (c, mk) in looks.items()]
     handles.append(Line2D([], [], color="0.35", ls="--", lw=0.8, label="clean EER"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=2 if paper else 4, fontsize=style.small,
-               frameon=False, title="family (its levels joined, mildest to harshest)", title_fontsize=style.small)
+    fig.legend(handles=handles, loc="outside lower center", fontsize=style.small, frameon=False,
+               ncol=ncol_legend,
+               title="family (its levels joined, mildest to harshest)", title_fontsize=style.small)
     one = "" if len(models) > 1 else f": {names.get(models[0], models[0])}"
     fig.suptitle(safe_label(style.wrap(f"EER against listening quality{one}", fig.get_figwidth(), style.title)))
     return fig

@@ -175,9 +175,11 @@ def empty_breakdown(df: pd.DataFrame, column: str) -> str:
     counts = df.groupby(column)[["n_bonafide", "n_spoof"]].max()
     shown = ", ".join(f"{v}: {int(counts.at[v, 'n_bonafide'])} bona fide, {int(counts.at[v, 'n_spoof'])} spoof"
                       for v in blank[:4]) + (f" (+{len(blank) - 4} more)" if len(blank) > 4 else "")
-    head = "no" if len(blank) == len(have) else f"{len(blank)} of {len(have)}"
-    return (f"{head} {column} values have both bona fide and spoof clips, which an EER needs ({shown}), so their "
-            f"cells are empty: score more clips per {column} (a larger --limit or the full data).")
+    if len(blank) == len(have):
+        return (f"no {column} has both bona fide and spoof clips in any condition ({shown}); an EER needs both, so "
+                f"the table is empty: score more clips per {column} (a larger --limit, or the full data).")
+    return (f"{len(blank)} of {len(have)} {column} values never have both bona fide and spoof clips ({shown}); an "
+            "EER needs both, so their columns are empty.")
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, reference: str | None = None,

@@ -251,10 +251,16 @@ def test_check_passes_against_itself_and_fails_on_one_raised_condition(run_dir, 
     new = _copy_with(run_dir, tmp_path / "new", raise_one)
     assert bench_main(["check", str(new), "--baseline", str(run_dir), "--max-eer-increase", "0.02"]) == 1
     out = capsys.readouterr().out
-    assert "FAIL: 1 of 12" in out and "model-b mp3@2" in out and "(+3.00 points)" in out
+    assert "FAIL: 1 of 12" in out and "model-b mp3 32 kb/s" in out and "(+3.00 points)" in out
+    # the scores did not change, so the rise is not significant; both runs are named with digests and counts
+    assert "1 condition over the limit, 0 significant at 95%" in out and "consider --significant or more data" in out
+    assert f"baseline: {run_dir}: model-a (sha256 ffffffffffff)" in out and "70 utterances, 30 bona fide" in out
     assert bench_main(["check", str(new), "--baseline", str(run_dir), "--max-eer-increase", "0.04"]) == 0
     assert bench_main(["check", str(new), "--baseline", str(run_dir), "--max-eer-increase", "0.02",
                        "--exclude-families", "mp3"]) == 0
+    d = check_runs(new, run_dir, 0.02).to_dict()
+    assert d["n_over_limit"] == 1 and d["n_significant"] == 0
+    assert d["inputs"]["new"]["n_utterances"] == 70 and d["inputs"]["baseline"]["models"][0]["sha256"] == "f" * 64
     res = check_runs(new, run_dir, 0.02, families="mp3")
     assert len(res.rows) == 6 and list(res.failed["severity"]) == [2]
 
@@ -323,6 +329,12 @@ def test_compare_marks_significant_differences_and_writes_pages(run_dir, worse_d
     a = t.loc[("model-a@worse", "clean", 0)]
     assert a["reference"] == "model-a@base" and a["diff"] > 0 and a["significant"]
     assert a["diff_ci_low"] > 0
+    from reports.compare import summary
+    from reports.load import condition_name
+
+    names = {condition_name(load_run(run_dir).results, f, s) for f, s in load_run(run_dir).conditions()}
+    at = summary(cmp)["max_at"]
+    assert len(at) == 2 and set(at) <= names and not any("@" in x for x in at)   # "largest difference at" in units
     out = tmp_path / "cmp"
     assert bench_main(["compare", str(run_dir), str(worse_dir), "--out", str(out), "--n-boot", "50",
                        "--no-plots"]) == 0
