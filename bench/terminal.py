@@ -64,7 +64,7 @@ def table(rows: list[dict], columns: Sequence[str], title: str | None = None, fi
     lines rather than being cut. ``out`` is a Console to print to (else one for ``file``, default stdout)."""
     from rich.table import Table
 
-    t = Table(title=title)
+    t = Table(title=title, title_justify="left")
     for c in columns:
         t.add_column(c, overflow="fold")
     for r in rows:

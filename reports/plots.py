@@ -189,7 +189,7 @@ def fig_det(scores: pd.DataFrame, results: pd.DataFrame, family: str, models: Se
     conds = severity_labels(results, family)
     paper = _paper(style)
     n = len(conds)
-    ncol = min(n, 2 if paper else 3)
+    ncol = min(n, 2 if paper or n <= 4 else 3)
     nrow = int(np.ceil(n / ncol))
     panel = (style.width - 0.2) / ncol if paper else 3.0
     labs = level_labels(results, family)
@@ -274,6 +274,9 @@ def fig_histograms(scores: pd.DataFrame, results: pd.DataFrame, family: str,
                      fontsize=style.text)
         if i % ncol == 0:
             ax.set_ylabel("density", fontsize=style.small)
+        if i >= len(models) - ncol:
+            ax.set_xlabel(style.wrap("score (higher = more bona fide)", fig.get_figwidth() / ncol - 0.4, style.small),
+                          fontsize=style.small)
         ax.tick_params(labelsize=style.small)
     handles = [Patch(color="tab:green", alpha=0.35, label="clean bona fide"),
                Patch(color="tab:red", alpha=0.35, label="clean spoof"),
@@ -281,7 +284,6 @@ def fig_histograms(scores: pd.DataFrame, results: pd.DataFrame, family: str,
                Line2D([], [], color="darkred", label="worst level: spoof")]
     fig.legend(handles=handles, loc="outside lower center", fontsize=style.small, frameon=False,
                ncol=legend_columns([h.get_label() for h in handles], style, fig.get_figwidth(), 4))
-    fig.supxlabel("score (higher = more bona fide)", fontsize=style.small)
     title = f"Score histograms: {family} (worst level = highest EER)"
     fig.suptitle(safe_label(style.wrap(title, fig.get_figwidth(), style.title)))
     return fig

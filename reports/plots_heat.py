@@ -79,8 +79,8 @@ def fig_overview(results: pd.DataFrame, models: Sequence[str] | None = None,
     block = {f: n_m * row_in + max(t.count("\n") + 1 for t in ticks[f]) * size * 1.3 / 72
              + (style.text * 1.5 / 72 if n_m > 1 else 0) + 0.06 for f in fams}
     heights = [max(block[f] for f in fams[r::nrow] if ncol > 1) if ncol > 1 else block[fams[r]] for r in range(nrow)]
-    fig = new_figure(width, sum(heights) + 0.04 * nrow + 0.9 + (0.2 if paper else 0.35), style)
-    fig.get_layout_engine().set(h_pad=0.01, hspace=0.0)
+    fig = new_figure(width, sum(heights) + 0.08 * nrow + 0.9 + (0.2 if paper else 0.35), style)
+    fig.get_layout_engine().set(h_pad=0.03, hspace=0.0)
     vmax = _vmax(results)
     gs = fig.add_gridspec(nrow, ncol)
     im = None
@@ -98,7 +98,7 @@ def fig_overview(results: pd.DataFrame, models: Sequence[str] | None = None,
         ax.tick_params(axis="both", labelsize=size, length=2)
         ax.set_yticks(np.arange(n_m), ylabels[fam])
         if n_m > 1:
-            ax.set_title(safe_label(fam), fontsize=style.text, loc="left", pad=2)
+            ax.set_title(safe_label(fam), fontsize=style.text, loc="left", pad=2, fontweight="bold")
         for i in range(n_m):
             for j in range(len(cols)):
                 v = data[i, j]

@@ -296,9 +296,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
         add_fig(P.fig_eer_curve(res, fam, models, style=style), f"eer-{fam}",
                 f"EER against {'budget' if attack else 'level'}: {fam}")
         if scores is not None:
-            add_fig(P.fig_det(scores, res, fam, models, style=style), f"det-{fam}", f"DET curves: {fam}")
             add_fig(P.fig_histograms(scores, res, fam, models, style=style), f"hist-{fam}",
                     f"Score histograms: {fam}")
+            add_fig(P.fig_det(scores, res, fam, models, style=style), f"det-{fam}", f"DET curves: {fam}")
     if plots and scores is None:
         rep.notes.append("scores.csv is missing: no DET curves or score histograms.")
         page.para(rep.notes[-1], "note warn")
