@@ -31,12 +31,12 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from reports.load import Run, RunError, conditions, load_run
+from reports.load import Run, RunError, condition_name, conditions, load_run
 from reports.pairing import condition_params, pair_models
 
-COLUMNS = ["model", "baseline_model", "family", "severity", "baseline_eer", "eer", "increase", "ci_low", "ci_high",
-           "ci_kind", "baseline_far", "far", "far_increase", "far_ci_low", "far_ci_high", "status", "failed",
-           "reason"]
+COLUMNS = ["model", "baseline_model", "family", "severity", "condition", "baseline_eer", "eer", "increase", "ci_low",
+           "ci_high", "ci_kind", "baseline_far", "far", "far_increase", "far_ci_low", "far_ci_high", "over_limit",
+           "significant", "status", "failed", "reason"]
 TOLERANCE = 1e-12
 MODES = ("threshold", "significant")
 
@@ -49,6 +49,18 @@ class CheckResult:
     mode: str = "threshold"
     max_far_increase: float | None = None
     allow_missing: bool = False
+    #: what was compared: {"new": ..., "baseline": ...}, each with the folder, models and digests, utterances
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_over(self) -> int:
+        """Conditions whose EER (or FAR) rise is over the limit by the point estimate."""
+        return int(self.rows["over_limit"].sum())
+
+    @property
+    def n_significant(self) -> int:
+        """Conditions whose rise is over the limit even at the lower bound of its 95% CI."""
+        return int(self.rows["significant"].sum())
 
     @property
     def failed(self) -> pd.DataFrame:
@@ -68,7 +80,19 @@ class CheckResult:
         rows = self.rows.astype(object).where(self.rows.notna(), None).to_dict(orient="records")
         return {"ok": self.ok, "mode": self.mode, "max_eer_increase": self.max_increase,
                 "max_far_increase": self.max_far_increase, "allow_missing": self.allow_missing,
-                "n_failed": int(self.rows["failed"].sum()), "notes": self.notes, "conditions": rows}
+                "n_failed": int(self.rows["failed"].sum()), "n_over_limit": self.n_over,
+                "n_significant": self.n_significant, "inputs": self.inputs, "notes": self.notes, "conditions": rows}
+
+
+def describe_inputs(run: Run) -> dict[str, Any]:
+    """The folder, each model's checkpoint digest and the utterance counts of a run (from run.json)."""
+    data = run.meta.get("data") if isinstance(run.meta.get("data"), dict) else {}
+    models = []
+    for m in run.meta.get("models", []) if isinstance(run.meta.get("models"), list) else []:
+        if isinstance(m, dict):
+            models.append({"name": m.get("name"), "checkpoint": m.get("checkpoint"), "sha256": m.get("sha256")})
+    return {"path": str(run.path), "models": models or [{"name": m} for m in run.models],
+            "data": data.get("spec"), "n_utterances": data.get("n_utterances"), "n_bonafide": data.get("n_bonafide")}
 
 
 def _split_names(v: str | Sequence[str] | None) -> list[str]:
@@ -268,7 +292,8 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
     c_base = [c for c in conditions(base.results) if wanted(c)]
     only_new = [c for c in conditions(new.results) if wanted(c) and c not in set(c_base)]
     if only_new:
-        notes.append("not in the baseline (not checked): " + ", ".join(f"{f}@{s}" for f, s in only_new))
+        notes.append("not in the baseline (not checked): "
+                     + ", ".join(condition_name(new.results, f, s) for f, s in only_new))
     if not c_base:
         raise RunError(f"{base.path} has no condition to check" + (" after the family filters" if keep or drop else ""))
     if not [c for c in c_base if c in set(conditions(new.results))]:
@@ -286,12 +311,13 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
             b = float(r_base["eer"].get(key_b, np.nan))
             bfar = (float(r_base["far_at_clean_threshold"].get(key_b, np.nan)) if "far_at_clean_threshold" in r_base
                     else np.nan)
-            row = dict(model=m, baseline_model=bm, family=fam, severity=sev, baseline_eer=b, eer=np.nan,
+            row = dict(model=m, baseline_model=bm, family=fam, severity=sev,
+                       condition=condition_name(base.results, fam, sev), baseline_eer=b, eer=np.nan,
                        increase=np.nan, ci_low=np.nan, ci_high=np.nan, ci_kind="", baseline_far=bfar, far=np.nan,
-                       far_increase=np.nan, far_ci_low=np.nan, far_ci_high=np.nan, status="ok", failed=False,
-                       reason="")
+                       far_increase=np.nan, far_ci_low=np.nan, far_ci_high=np.nan, over_limit=False,
+                       significant=False, status="ok", failed=False, reason="")
             if key_b not in r_base.index or not np.isfinite(b):
-                notes.append(f"{bm} has no baseline EER at {fam}@{sev}: not checked")
+                notes.append(f"{bm} has no baseline EER at {condition_name(base.results, fam, sev)}: not checked")
                 continue
             mismatch = (p_new.get((fam, sev)) and p_base.get((fam, sev))
                         and p_new[(fam, sev)] != p_base[(fam, sev)])
@@ -310,7 +336,8 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
                 continue
             inc = a - b
             lo, hi, kind = _eer_diff_ci(g_base.get(key_b), g_new.get(key_n), n_boot, seed)
-            row.update(increase=inc, ci_low=lo, ci_high=hi, ci_kind=kind)
+            row.update(increase=inc, ci_low=lo, ci_high=hi, ci_kind=kind, over_limit=_exceeds(inc, lo, x, "threshold"),
+                       significant=_exceeds(inc, lo, x, "significant"))
             reasons = []
             if _exceeds(inc, lo, x, mode):
                 reasons.append(f"EER rose by more than {100 * x:g} points"
@@ -323,6 +350,9 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
                                                 t_new.get(m, np.nan), n_boot, seed) \
                         if key_b in g_base and key_n in g_new else (np.nan, np.nan, "")
                     row.update(far_increase=fa - bfar, far_ci_low=flo, far_ci_high=fhi)
+                    if xf is not None:
+                        row["over_limit"] |= _exceeds(fa - bfar, flo, xf, "threshold")
+                        row["significant"] |= _exceeds(fa - bfar, flo, xf, "significant")
                     if xf is not None and _exceeds(fa - bfar, flo, xf, mode):
                         reasons.append(f"FAR at the clean threshold rose by more than {100 * xf:g} points"
                                        + (" (CI lower bound)" if mode == "significant" else ""))
@@ -330,7 +360,8 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
                 reasons.append("no FAR at the clean threshold in both runs to check --max-far-increase against "
                                "(a results.csv from before these columns? give `bench run` again to rewrite it)")
             if mode == "significant" and not np.isfinite(lo):
-                notes.append(f"{m} {fam}@{sev}: no bootstrap CI (scores.csv missing?), so the significance mode "
+                notes.append(f"{m} {condition_name(base.results, fam, sev)}: no bootstrap CI (scores.csv missing?), "
+                             "so the significance mode "
                              "could not judge it: failed to be safe")
                 reasons.append("no CI for the significance test")
             if reasons:
@@ -341,16 +372,18 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
         for fam, sev in c_base:
             if (bm, fam, sev) in r_base.index:
                 rows.append(dict(model="", baseline_model=bm, family=fam, severity=sev,
+                                 condition=condition_name(base.results, fam, sev),
                                  baseline_eer=float(r_base["eer"].get((bm, fam, sev), np.nan)), eer=np.nan,
                                  increase=np.nan, ci_low=np.nan, ci_high=np.nan, ci_kind="", baseline_far=np.nan,
                                  far=np.nan, far_increase=np.nan, far_ci_low=np.nan, far_ci_high=np.nan,
-                                 status="missing", failed=not allow_missing,
+                                 over_limit=False, significant=False, status="missing", failed=not allow_missing,
                                  reason="baseline model missing from the new run"
                                  + ("" if not allow_missing else " (allowed by --allow-missing)")))
-    df = pd.DataFrame(rows, columns=COLUMNS).astype({"failed": bool})
+    df = pd.DataFrame(rows, columns=COLUMNS).astype({"failed": bool, "over_limit": bool, "significant": bool})
     if df.empty:
         raise RunError("no condition has an EER in the baseline: nothing to check")
-    return CheckResult(df, x, list(dict.fromkeys(notes)), mode, xf, allow_missing)
+    return CheckResult(df, x, list(dict.fromkeys(notes)), mode, xf, allow_missing,
+                       inputs={"new": describe_inputs(new), "baseline": describe_inputs(base)})
 
 
 def _exceeds(inc: float, ci_low: float, limit: float, mode: str) -> bool:
