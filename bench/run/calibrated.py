@@ -167,3 +167,68 @@ def score_threshold(cal: dict) -> float:
         raise ValueError(f"the calibration of {cal['model']!r} has slope {a:g} <= 0: it turns higher scores into "
                          "lower llrs (an inverted detector), so no score threshold gives its Bayes decision")
     return float((bayes_threshold(cal) - b) / a)
+
+
+def fusion_bayes_threshold(spec: str) -> float:
+    """The Bayes llr threshold of a ``fuse:`` model's file (its scores are those llrs)."""
+    from bench.run.calibrate import application
+    from models.fusion import parse_spec, read_fusion
+
+    doc = read_fusion(parse_spec(spec)[1])
+    costs = doc.get("costs")
+    if not isinstance(costs, dict):
+        raise ValueError(f"{spec}: its fusion file has no 'costs' (p_spoof, c_miss, c_fa), so it has no Bayes "
+                         "threshold; fit it again with `bench calibrate --fuse`")
+    try:
+        costs = application(costs.get("p_spoof"), costs.get("c_miss"), costs.get("c_fa"))
+    except ValueError as e:
+        raise ValueError(f"{spec}: its fusion file's 'costs': {e}") from None
+    return C.bayes_threshold(**cost_args(costs))
+
+
+def deployment(operating_point: str | None, calibrations: Sequence[str | Path], models: Sequence[str]):
+    """``bench run``'s ``--operating-point`` and ``--calibration``, checked against the run's models before any
+    work: ``(operating, cals)``, ``operating`` = ``(OperatingPoint, {model: Bayes score threshold})`` or None,
+    ``cals`` = ``[(file name, content)]``. ``bayes`` needs, for every model, its calibration or a ``fuse:`` spec."""
+    from bench.metrics.thresholds import OperatingPoint
+
+    cals = load_calibrations(calibrations or ())
+    check_models(cals, models)
+    if not operating_point:
+        return None, cals
+    point = OperatingPoint.parse(operating_point)
+    bayes: dict[str, float] = {}
+    if point.kind == "bayes":
+        own = {cal["model"]: cal for _, cal in cals if cal["kind"] == "calibration"}
+        for m in models:
+            if m in own:
+                bayes[m] = score_threshold(own[m])
+            elif m.lower().startswith("fuse:"):
+                bayes[m] = fusion_bayes_threshold(m)
+            else:
+                raise ValueError(f"--operating-point bayes: model {m} has no calibration; give --calibration FILE "
+                                 f"from `bench calibrate RUN --model {m}` (or choose far=, frr=, eer or threshold=)")
+    return (point, bayes), cals
+
+
+def write_calibrated_tables(out: Path, cals, operating, results: pd.DataFrame, paths: Sequence[str | Path]) -> dict:
+    """After a run's tables: ``results_calibrated.csv`` from its ``cals`` (a stale one removed when none was
+    given); returns run.json's record of the calibrations (file, sha256, kind, model) and operating point."""
+    import hashlib
+
+    target = Path(out) / FILE
+    record: dict = {}
+    if cals:
+        write_calibrated(out, cals, target)
+        record["calibration"] = [{"file": str(Path(p).resolve()), "sha256": hashlib.sha256(Path(p).read_bytes())
+                                  .hexdigest(), "kind": cal["kind"],
+                                  "for": cal["model"] if cal["kind"] == "calibration" else fusion_name(cal)}
+                                 for p, (_, cal) in zip(paths, cals)]
+    elif target.exists():
+        target.unlink()
+        log.info("removed %s: this command gave no --calibration", target)
+    if operating is not None:
+        clean = results[(results["family"] == "clean") & (results["severity"] == 0)]
+        record["operating_point"] = {"spec": str(operating[0]),
+                                     "thresholds": {m: float(t) for m, t in zip(clean["model"], clean["op_threshold"])}}
+    return record
