@@ -39,7 +39,8 @@ def cmd_report(a: argparse.Namespace) -> int:
     from reports.report import build_report
 
     try:
-        rep = build_report(a.dir, out=a.out, reference=a.reference, plots=not a.no_plots, by=a.by or ())
+        rep = build_report(a.dir, out=a.out, reference=a.reference, plots=not a.no_plots, by=a.by or (),
+                           calibration=a.calibration)
     except RunError as e:
         return _err(e)
     for n in rep.notes:
@@ -101,6 +102,10 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
         s.add_argument("--no-plots", action="store_true", help="tables only (faster)")
         s.add_argument("--by", action="append", choices=["speaker", "language"], metavar="COLUMN",
                        help="add EER per speaker or language (manifest columns carried in scores.csv); repeatable")
+        s.add_argument("--calibration", action="append", metavar="FILE.json",
+                       help="a file from `bench calibrate` (repeatable, one per model; or a fusion): writes "
+                       "report/results_calibrated.csv (calibrated cllr, min_cllr, actdcf, min_dcf, eer per condition) "
+                       "and plots actDCF and Cllr against severity beside the EER")
         s.set_defaults(func=cmd_report)
     elif name == "compare":
         s = subparsers.add_parser("compare", help="compare runs side by side", description=COMPARE_DESC,
