@@ -130,8 +130,9 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
                        help="check only these families (add clean for the clean condition)")
         s.add_argument("--exclude-families", metavar="F1,F2", help="skip these families")
         s.add_argument("--max-far-increase", type=float, metavar="Y",
-                       help="also fail when the false-acceptance rate at the model's clean EER threshold (the "
-                       "deployed operating point) rose by more than Y (a fraction)")
+                       help="also fail when the false-acceptance rate at the deployed threshold rose by more than Y "
+                       "(a fraction): at the operating point both runs were given (bench run --operating-point, "
+                       "e.g. far=1%%), else at each model's clean EER threshold")
         s.add_argument("--significant", action="store_true",
                        help="fail only when the lower bound of the 95%% paired-bootstrap CI of the increase exceeds "
                        "the limit (default: the point estimate is compared)")
