@@ -158,3 +158,28 @@ def test_bench_serve_serves_a_fusion(fusion, members, tmp_path):
         assert doc["score"] == pytest.approx(want, abs=1e-4)
     finally:
         s.stop()
+
+
+def test_bench_run_scores_a_fusion_and_binds_the_run_to_its_file(fusion, members, tmp_path):
+    from bench import api
+    from bench.data import load_dataset
+    from bench.scoring.score import score_batch
+
+    path, ld = fusion
+    spec = f"fuse:aasist-l+aasist@{path}"
+    res = api.run("clean", models=(spec,), limit=4, out=tmp_path / "run", workers=0, progress=False,
+                  operating_point="bayes")
+    sc = res.scores.set_index("utt_id")["score"]
+    data = load_dataset("demo", limit=4, seed=0)
+    wavs = [load_audio(u.path, target_sr=16000)[0] for u in data.utterances]
+    want = sum(W[m] * score_batch(det, wavs, "official") for m, det in members.items()) + BIAS
+    np.testing.assert_allclose(sc.loc[[u.utt_id for u in data.utterances]].to_numpy(), want, atol=1e-4)
+    assert res.results["op_threshold"].iloc[0] == pytest.approx(-np.log(1.9))   # the file's costs, as llrs
+    prov = json.loads((res.out / "run.json").read_text())
+    assert prov["models"][0]["sha256"] == ld.sha256
+    _file(path, bias=BIAS + 1.0)                                         # the fusion file changes
+    try:
+        with pytest.raises(ValueError, match="fusion_file"):
+            api.run("clean", models=(spec,), limit=4, out=tmp_path / "run", workers=0, progress=False)
+    finally:
+        _file(path)
