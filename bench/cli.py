@@ -313,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default="aasist", help="comma-separated models (default aasist): card names, "
                    "package.module:Class (imports and runs that module: trusted code only), "
                    "hf:ID_OR_FOLDER[@REVISION], fuse:M1+M2@FILE.json (a linear fusion from `bench calibrate --fuse`), "
-                   "or http://HOST:PORT served by `bench serve` (options: http://HOST:PORT?timeout=30&retries=3&budget=N&concurrency=4)")
+                   "or http://HOST:PORT served by `bench serve` "
+                   "(options: http://HOST:PORT?timeout=30&retries=3&budget=N&concurrency=4)")
     s.add_argument("--label-map", metavar="bonafide=LABEL,spoof=LABEL", help=LABEL_MAP_HELP)
     s.add_argument("--remote-output", choices=["score", "decision"], help=REMOTE_HELP)
     s.add_argument("--checkpoint", help="checkpoint for the model (one model only)")

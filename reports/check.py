@@ -70,7 +70,8 @@ class CheckResult:
     def to_dict(self) -> dict[str, Any]:
         rows = self.rows.astype(object).where(self.rows.notna(), None).to_dict(orient="records")
         return {"ok": self.ok, "mode": self.mode, "max_eer_increase": self.max_increase,
-                "max_far_increase": self.max_far_increase, "far_at": self.far_point, "allow_missing": self.allow_missing,
+                "max_far_increase": self.max_far_increase, "far_at": self.far_point,
+                "allow_missing": self.allow_missing,
                 "n_failed": int(self.rows["failed"].sum()), "notes": self.notes, "conditions": rows}
 
 

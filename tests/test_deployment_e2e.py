@@ -48,8 +48,8 @@ def _scores(run_dir: Path) -> pd.DataFrame:
 
 def _split(sc, model, family="clean", severity=0):
     g = sc[(sc["model"] == model) & (sc["family"] == family) & (sc["severity"] == severity)]
-    return (g.loc[g["label"] == "bonafide", "score"].to_numpy(float), g.loc[g["label"] == "spoof", "score"].to_numpy(float),
-            g)
+    return (g.loc[g["label"] == "bonafide", "score"].to_numpy(float),
+            g.loc[g["label"] == "spoof", "score"].to_numpy(float), g)
 
 
 def test_calibrate_fits_on_the_clean_condition(run, cals, capsys):
@@ -82,7 +82,8 @@ def test_run_with_calibration_and_an_operating_point(run, cals):
     table = pd.read_csv(out / "results_calibrated.csv")
     assert set(table["model"]) == {"aasist-l", "aasist", "fuse:aasist+aasist-l"}
     cal, fus = (json.loads((d / n).read_text()) for n in ("cal.json", "fuse.json"))
-    wide = sc.pivot_table(index=["utt_id", "family", "severity", "label"], columns="model", values="score").reset_index()
+    wide = sc.pivot_table(index=["utt_id", "family", "severity", "label"], columns="model",
+                          values="score").reset_index()
     for (fam, sev), row_l in table[table["model"] == "aasist-l"].set_index(["family", "severity"]).iterrows():
         bona, spoof, _ = _split(sc, "aasist-l", fam, sev)
         lb, ls = cal["map"]["a"] * bona + cal["map"]["b"], cal["map"]["a"] * spoof + cal["map"]["b"]

@@ -358,7 +358,8 @@ def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: di
     prov = {**{k: v for k, v in prov.items() if k not in ("calibration", "operating_point")},
             **write_calibrated_tables(out, cals, operating, results, cfg.calibration)}   # this command's own
     if isinstance(prov.get("config"), dict):   # a finished run given again keeps its config, but not these
-        prov["config"] = {**prov["config"], "calibration": list(cfg.calibration), "operating_point": cfg.operating_point}
+        prov["config"] = {**prov["config"], "calibration": list(cfg.calibration),
+                          "operating_point": cfg.operating_point}
     scored = {m for m, _f, _s in store.groups()}
     empty = [m for m in cfg.models if m not in scored]
     prov = {**prov, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
