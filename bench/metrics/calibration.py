@@ -1,6 +1,8 @@
 """Score calibration and fusion (scores -> natural-log likelihood ratios) and the costs that judge them.
 
-Scores: higher = more bona fide. "Target" = bona fide, "non-target" = spoof, as in BOSARIS.
+Scores: higher = more bona fide. "Target" = bona fide, "non-target" = spoof, as in BOSARIS. Every ``prior`` /
+``p_target`` here is the bona fide prior; :func:`effective_prior` folds costs into it, and ``bench calibrate``
+(:mod:`bench.run.calibrate`) fits at the effective prior of ASVspoof 5's application (:data:`DEFAULT_PRIOR`).
 
 * :func:`train_fusion` / :func:`train_calibration`: prior-weighted linear logistic regression, the objective
   of BOSARIS's trainer (``train_binary_classifier``, read in pybosaris's Python port; an affine calibration
