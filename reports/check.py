@@ -8,7 +8,9 @@ A condition fails when
   ``allow_missing``: then it is listed as ``missing`` and not failed);
 - the new run has no EER where the baseline has one;
 - the EER rose by more than ``max_increase`` (a fraction: 0.01 = one point), or, with
-  ``max_far_increase``, the false-acceptance rate at the model's clean EER threshold rose by more than that.
+  ``max_far_increase``, the false-acceptance rate at the deployed threshold rose by more than that: the
+  operating point both runs were given (``bench run --operating-point``, results.csv's ``far_at_op``, a spoof
+  at the threshold accepted) when they were given the same one, else the model's clean EER threshold.
 
 Two modes (always named in the output): ``threshold`` (default) compares the point estimates;
 ``significant`` fails only when the lower bound of the paired bootstrap's 95% CI of the increase
@@ -49,6 +51,7 @@ class CheckResult:
     mode: str = "threshold"
     max_far_increase: float | None = None
     allow_missing: bool = False
+    far_point: str = "the clean threshold"    # where FAR is read: the clean EER threshold or an operating point
     #: what was compared: {"new": ..., "baseline": ...}, each with the folder, models and digests, utterances
     inputs: dict[str, Any] = field(default_factory=dict)
 
@@ -79,7 +82,8 @@ class CheckResult:
     def to_dict(self) -> dict[str, Any]:
         rows = self.rows.astype(object).where(self.rows.notna(), None).to_dict(orient="records")
         return {"ok": self.ok, "mode": self.mode, "max_eer_increase": self.max_increase,
-                "max_far_increase": self.max_far_increase, "allow_missing": self.allow_missing,
+                "max_far_increase": self.max_far_increase, "far_at": self.far_point,
+                "allow_missing": self.allow_missing,
                 "n_failed": int(self.rows["failed"].sum()), "n_over_limit": self.n_over,
                 "n_significant": self.n_significant, "inputs": self.inputs, "notes": self.notes, "conditions": rows}
 
@@ -162,6 +166,30 @@ def _clean_thresholds(run: Run) -> dict[str, float]:
     return {m: float(t) for m, t in zip(clean["model"], pd.to_numeric(clean[col], errors="coerce"))}
 
 
+def _far_point(new: Run, base: Run, notes: list[str]) -> tuple[str, str, dict[str, float], dict[str, float], bool]:
+    """Where FAR is read: ``(column, label, new thresholds, baseline thresholds, ties accepted)``. The operating
+    point of ``bench run --operating-point`` when both runs have the same one, else the clean EER threshold."""
+    def point(run: Run) -> str | None:
+        r = run.results
+        if "far_at_op" not in r or "operating_point" not in r or not r["far_at_op"].notna().any():
+            return None
+        specs = {str(v) for v in r["operating_point"].dropna() if str(v)}
+        return specs.pop() if len(specs) == 1 else None
+
+    def thresholds(run: Run) -> dict[str, float]:
+        r = run.results
+        clean = r[(r["family"] == "clean") & (r["severity"] == 0)]
+        return {m: float(t) for m, t in zip(clean["model"], pd.to_numeric(clean["op_threshold"], errors="coerce"))}
+
+    pn, pb = point(new), point(base)
+    if pn is not None and pn == pb:
+        return "far_at_op", f"the operating point {pn}", thresholds(new), thresholds(base), True
+    if pn is not None or pb is not None:
+        notes.append(f"the runs were given different operating points (new: {pn or 'none'}, baseline: "
+                     f"{pb or 'none'}): FAR is compared at each model's clean EER threshold instead")
+    return "far_at_clean_threshold", "the clean threshold", _clean_thresholds(new), _clean_thresholds(base), False
+
+
 def _draws(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
@@ -185,21 +213,24 @@ def _paired_speakers(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame | None:
 
 
 def _far_diff_ci(a: pd.DataFrame, b: pd.DataFrame, thr_a: float, thr_b: float, n_boot: int, seed: int,
-                 alpha: float = 0.05) -> tuple[float, float, str]:
+                 alpha: float = 0.05, ties: bool = False) -> tuple[float, float, str]:
     """CI of FAR(b) - FAR(a) at fixed thresholds: paired over spoof utterances (or whole speakers) when both
     hold the same ones."""
     sa = a[a["label"] == "spoof"].set_index("utt_id")["score"].sort_index()
     sb = b[b["label"] == "spoof"].set_index("utt_id")["score"].sort_index()
     if not len(sa) or not len(sb) or not np.isfinite(thr_a) or not np.isfinite(thr_b):
         return np.nan, np.nan, ""
-    ea, eb = (sa.to_numpy(float) > thr_a).astype(float), (sb.to_numpy(float) > thr_b).astype(float)
+    def accepted(v, t):   # the clean EER threshold rejects a tie (official rule), an operating point accepts it
+        return (np.asarray(v, float) >= t if ties else np.asarray(v, float) > t).astype(float)
+
+    ea, eb = accepted(sa.to_numpy(float), thr_a), accepted(sb.to_numpy(float), thr_b)
     pair = _paired_speakers(a, b)
     if pair is not None and (pair["label"] == "spoof").any():
         sp = pair[pair["label"] == "spoof"]
         _, gid = np.unique(sp["speaker"].to_numpy(), return_inverse=True)
         n_k = np.bincount(gid).astype(float)
-        err_a = np.bincount(gid, weights=(sp["a"].to_numpy() > thr_a).astype(float))
-        err_b = np.bincount(gid, weights=(sp["b"].to_numpy() > thr_b).astype(float))
+        err_a = np.bincount(gid, weights=accepted(sp["a"].to_numpy(), thr_a))
+        err_b = np.bincount(gid, weights=accepted(sp["b"].to_numpy(), thr_b))
         pick = _draws(n_k.size, n_boot, seed)
         n = n_k[pick].sum(1)
         diff, kind = (err_b[pick].sum(1) - err_a[pick].sum(1)) / n, "paired by speaker"
@@ -303,14 +334,13 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
     r_new = new.results.set_index(["model", "family", "severity"])
     r_base = base.results.set_index(["model", "family", "severity"])
     g_new, g_base = _scores_by_group(new), _scores_by_group(base)
-    t_new, t_base = _clean_thresholds(new), _clean_thresholds(base)
+    far_col, far_point, t_new, t_base, ties = _far_point(new, base, notes)
     rows = []
     for m, bm in pairs:
         for fam, sev in c_base:
             key_n, key_b = (m, fam, sev), (bm, fam, sev)
             b = float(r_base["eer"].get(key_b, np.nan))
-            bfar = (float(r_base["far_at_clean_threshold"].get(key_b, np.nan)) if "far_at_clean_threshold" in r_base
-                    else np.nan)
+            bfar = float(r_base[far_col].get(key_b, np.nan)) if far_col in r_base else np.nan
             row = dict(model=m, baseline_model=bm, family=fam, severity=sev,
                        condition=condition_name(base.results, fam, sev), baseline_eer=b, eer=np.nan,
                        increase=np.nan, ci_low=np.nan, ci_high=np.nan, ci_kind="", baseline_far=bfar, far=np.nan,
@@ -342,22 +372,22 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
             if _exceeds(inc, lo, x, mode):
                 reasons.append(f"EER rose by more than {100 * x:g} points"
                                + (" (CI lower bound)" if mode == "significant" else ""))
-            if "far_at_clean_threshold" in r_new:
-                fa = float(r_new["far_at_clean_threshold"].get(key_n, np.nan))
+            if far_col in r_new:
+                fa = float(r_new[far_col].get(key_n, np.nan))
                 row["far"] = fa
                 if np.isfinite(fa) and np.isfinite(bfar):
                     flo, fhi, _k = _far_diff_ci(g_base[key_b], g_new[key_n], t_base.get(bm, np.nan),
-                                                t_new.get(m, np.nan), n_boot, seed) \
+                                                t_new.get(m, np.nan), n_boot, seed, ties=ties) \
                         if key_b in g_base and key_n in g_new else (np.nan, np.nan, "")
                     row.update(far_increase=fa - bfar, far_ci_low=flo, far_ci_high=fhi)
                     if xf is not None:
                         row["over_limit"] |= _exceeds(fa - bfar, flo, xf, "threshold")
                         row["significant"] |= _exceeds(fa - bfar, flo, xf, "significant")
                     if xf is not None and _exceeds(fa - bfar, flo, xf, mode):
-                        reasons.append(f"FAR at the clean threshold rose by more than {100 * xf:g} points"
+                        reasons.append(f"FAR at {far_point} rose by more than {100 * xf:g} points"
                                        + (" (CI lower bound)" if mode == "significant" else ""))
             if xf is not None and not np.isfinite(row["far_increase"]):
-                reasons.append("no FAR at the clean threshold in both runs to check --max-far-increase against "
+                reasons.append(f"no FAR at {far_point} in both runs to check --max-far-increase against "
                                "(a results.csv from before these columns? give `bench run` again to rewrite it)")
             if mode == "significant" and not np.isfinite(lo):
                 notes.append(f"{m} {condition_name(base.results, fam, sev)}: no bootstrap CI (scores.csv missing?), "
@@ -382,7 +412,7 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
     df = pd.DataFrame(rows, columns=COLUMNS).astype({"failed": bool, "over_limit": bool, "significant": bool})
     if df.empty:
         raise RunError("no condition has an EER in the baseline: nothing to check")
-    return CheckResult(df, x, list(dict.fromkeys(notes)), mode, xf, allow_missing,
+    return CheckResult(df, x, list(dict.fromkeys(notes)), mode, xf, allow_missing, far_point,
                        inputs={"new": describe_inputs(new), "baseline": describe_inputs(base)})
 
 

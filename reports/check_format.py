@@ -17,7 +17,7 @@ def format_result(res: CheckResult) -> str:
     its 95% CI, verdict; with --max-far-increase the FAR columns too), then notes."""
     n = len(res.rows)
     rule = (f"fail when the EER rose by more than {100 * res.max_increase:g} points"
-            + (f" or the FAR at the clean threshold by more than {100 * res.max_far_increase:g} points"
+            + (f" or the FAR at {res.far_point} by more than {100 * res.max_far_increase:g} points"
                if res.max_far_increase is not None else ""))
     how = ("mode significant: a condition fails only when the lower bound of the 95% paired-bootstrap CI of "
            "the increase exceeds the limit" if res.mode == "significant"

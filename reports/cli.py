@@ -40,7 +40,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 
     try:
         rep = build_report(a.dir, out=a.out, reference=a.reference, plots=not a.no_plots, by=a.by or (),
-                           style=a.style)
+                           style=a.style, calibration=a.calibration)
     except RunError as e:
         return _err(e)
     for n in rep.notes:
@@ -109,6 +109,10 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
         s.add_argument("--by", action="append", choices=["speaker", "language"], metavar="COLUMN",
                        help="add EER per speaker or language (manifest columns carried in scores.csv); repeatable")
         _style_option(s)
+        s.add_argument("--calibration", action="append", metavar="FILE.json",
+                       help="a file from `bench calibrate` (repeatable, one per model; or a fusion): writes "
+                       "report/results_calibrated.csv (calibrated cllr, min_cllr, actdcf, min_dcf, eer per condition) "
+                       "and plots actDCF and Cllr against severity beside the EER")
         s.set_defaults(func=cmd_report)
     elif name == "compare":
         s = subparsers.add_parser("compare", help="compare runs side by side", description=COMPARE_DESC,
@@ -134,8 +138,9 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
                        help="check only these families (add clean for the clean condition)")
         s.add_argument("--exclude-families", metavar="F1,F2", help="skip these families")
         s.add_argument("--max-far-increase", type=float, metavar="Y",
-                       help="also fail when the false-acceptance rate at the model's clean EER threshold (the "
-                       "deployed operating point) rose by more than Y (a fraction)")
+                       help="also fail when the false-acceptance rate at the deployed threshold rose by more than Y "
+                       "(a fraction): at the operating point both runs were given (bench run --operating-point, "
+                       "e.g. far=1%%), else at each model's clean EER threshold")
         s.add_argument("--significant", action="store_true",
                        help="fail only when the lower bound of the 95%% paired-bootstrap CI of the increase exceeds "
                        "the limit (default: the point estimate is compared)")

@@ -183,12 +183,15 @@ def empty_breakdown(df: pd.DataFrame, column: str) -> str:
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, reference: str | None = None,
-                 plots: bool = True, by: tuple[str, ...] | list[str] = (), style: str = "screen") -> Report:
+                 plots: bool = True, by: tuple[str, ...] | list[str] = (), style: str = "screen",
+                 calibration: list[str] | None = None) -> Report:
     """Write every table, plot and the HTML page of one run; returns what was written.
 
     ``by`` adds breakdowns from scores.csv's manifest columns (``speaker``, ``language``), written as
     ``by_<column>.csv`` and shown per model. ``style``: ``screen`` (figures sized for the HTML page) or
-    ``paper`` (every figure one column of a two-column article wide, 8.5 cm, no text under 6 pt)."""
+    ``paper`` (every figure one column of a two-column article wide, 8.5 cm, no text under 6 pt).
+    ``calibration``: CAL.json files, applied to the run's scores into ``results_calibrated.csv`` (see
+    :mod:`reports.calibrated`)."""
     from reports.figure import STYLES
 
     if style not in STYLES:
@@ -244,8 +247,13 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
     from reports.operating import operating_tables
 
     ops = operating_tables(res, models)
+    from reports.calibrated import calibration_section, figures as calibration_figures
+
+    cal = calibration_section(run, out, calibration)
+    if cal.file is not None and cal.file.parent == out:
+        rep.files[cal.file.name] = cal.file
     rep.tables = [T.clean_table(res, models), *fam_tables, *deg_tables, *ops] + ([tdcf] if tdcf else [])
-    rep.tables += gen_tables + by_tables
+    rep.tables += gen_tables + by_tables + cal.tables
     figures: list[tuple[str, str]] = []   # (file stem under plots/, caption) for Markdown and LaTeX
 
     title = f"Robustness report: {run.name}"
@@ -306,6 +314,12 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
         page.section("Operating point (clean threshold)")
         for t in ops:
             page.table(t)
+    if cal.tables:
+        page.section("Calibration and fusion under stress")
+        for t in cal.tables:
+            page.table(t)
+        for fig, name, alt, caption in calibration_figures(cal, res) if plots else ():
+            add_fig(fig, name, alt, caption)
     if tdcf is not None:
         page.section("min t-DCF")
         page.table(tdcf)
