@@ -83,6 +83,10 @@ def cmd_score(a: argparse.Namespace) -> int:
                          precision=a.precision, compile=a.compile)
     rows = [{**r, "error": r["error"] if isinstance(r["error"], str) and r["error"] else None}
             for r in df.to_dict(orient="records")]   # a missing error may come back as NaN (truthy)
+    if a.calibration:   # llr and decision at the calibration's Bayes threshold
+        from bench.calibrate_cli import with_llr
+
+        rows = with_llr(rows, a.calibration, a.model)
     for r in rows:
         if r["error"]:
             log.error("%s", r["error"])
@@ -90,7 +94,8 @@ def cmd_score(a: argparse.Namespace) -> int:
         _print_json(rows)
     else:
         for r in rows:
-            sys.stdout.write(f"{r['path']}\t{'ERROR' if r['error'] else format(r['score'], '.6f')}\n")
+            extra = f"\t{r['llr']:.6f}\t{r['decision']}" if r.get("llr") is not None else ""
+            sys.stdout.write(f"{r['path']}\t{'ERROR' if r['error'] else format(r['score'], '.6f')}{extra}\n")
     return 1 if any(r["error"] for r in rows) else 0
 
 
@@ -211,7 +216,7 @@ def cmd_run(a: argparse.Namespace) -> int:
                   workers=a.workers, policy=a.policy, resources=_resources(a),
                   cache_dir=a.cache, prepare_on=a.prepare_on, label_map=a.label_map,
                   trust_code=a.trust_code, retry_problems=a.retry_problems, precision=a.precision,
-                  compile=a.compile)
+                  compile=a.compile, calibration=a.calibration, operating_point=a.operating_point)
     render(res, {"data_name": res.provenance.get("data", {}).get("name", a.data), "demo": a.data == "demo"})
     return 0
 
@@ -245,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    from bench.calibrate_cli import add_run_options, add_score_options
 
     s = sub.add_parser("models", help="list detectors and known checkpoints")
     s.add_argument("--json", action="store_true", help="print a JSON array")
@@ -252,8 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("score", help="score audio files with one detector")
     s.add_argument("--model", default="aasist", help="card name (see `bench models`), package.module:Class, or "
-                   "hf:ID_OR_FOLDER[@REVISION] (a Hugging Face audio classifier), or http://HOST:PORT (a detector "
-                   "served by `bench serve`); a class spec imports and runs that module: trusted code only")
+                   "hf:ID_OR_FOLDER[@REVISION] (a Hugging Face audio classifier), http://HOST:PORT (a detector "
+                   "served by `bench serve`), or fuse:M1+M2@FILE.json (a linear fusion fitted by `bench calibrate "
+                   "--fuse`); a class spec imports and runs that module: trusted code only")
     s.add_argument("--label-map", metavar="bonafide=LABEL,spoof=LABEL", help=LABEL_MAP_HELP)
     s.add_argument("--checkpoint", help="checkpoint file (.pth/.pt read with weights_only=True, or .safetensors)")
     s.add_argument("--remote-output", choices=["score", "decision"], help=REMOTE_HELP)
@@ -264,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_inference_options(s)
     s.add_argument("--json", action="store_true", help="print a JSON array of {path, score, ...}")
     s.add_argument("files", nargs="+", metavar="FILE", help="wav, flac, mp3, ogg, m4a ... at any rate")
+    add_score_options(s)
     from bench.timeline_cli import add_options as add_timeline_options
 
     add_timeline_options(s)
@@ -313,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "neural-codec, adversarial, blackbox, all, or a YAML file")
     s.add_argument("--model", default="aasist", help="comma-separated models (default aasist): card names, "
                    "package.module:Class (imports and runs that module: trusted code only), "
-                   "hf:ID_OR_FOLDER[@REVISION], or http://HOST:PORT served by `bench serve` "
+                   "hf:ID_OR_FOLDER[@REVISION], fuse:M1+M2@FILE.json (a linear fusion from `bench calibrate --fuse`), "
+                   "or http://HOST:PORT served by `bench serve` "
                    "(options: http://HOST:PORT?timeout=30&retries=3&budget=N&concurrency=4)")
     s.add_argument("--label-map", metavar="bonafide=LABEL,spoof=LABEL", help=LABEL_MAP_HELP)
     s.add_argument("--remote-output", choices=["score", "decision"], help=REMOTE_HELP)
@@ -349,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where perturbations that can run in torch (noise, rooms, impulse responses, gain, "
                    "clipping, quantisation, packet loss, resampling, the telephone channel) are applied: on the scoring device, or in the CPU workers; auto "
                    "(default) = device when scoring on a GPU. Codecs always run in the CPU workers.")
+    add_run_options(s)
     s.set_defaults(func=cmd_run)
 
     from bench.serve.cli import add_parser as add_serve_parser
@@ -358,6 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     from bench.train.cli import add_parser as add_train_parser
 
     add_train_parser(sub)
+
+    from bench.calibrate_cli import add_parser as add_calibrate_parser
+
+    add_calibrate_parser(sub)
 
     from reports.cli import add_parser as add_report_parser
 

@@ -4,8 +4,8 @@ Scores of sliding windows over each file (:mod:`bench.scoring.timeline`), printe
 ``end_s``, ``score``; ``decision`` with a threshold) or, with ``--json``, one object per file with ``path`` and
 ``timeline`` (a list of ``{"start_s", "end_s", "score"}``); ``--figures DIR`` draws each file's score against
 time with the threshold (:mod:`bench.timeline_plot`). The threshold is ``--threshold`` (a score) or, from a
-calibration file (``--calibration CAL.json``, see ``bench calibrate``), the score whose calibrated llr is the
-Bayes threshold of the file's application.
+calibration file (``bench score``'s ``--calibration CAL.json``, see ``bench calibrate``), the score whose calibrated
+llr is the Bayes threshold of the file's application (:func:`bench.run.calibrated.score_threshold`).
 """
 from __future__ import annotations
 
@@ -31,47 +31,34 @@ def finite_float(text: str) -> float:
 
 
 def add_options(s: argparse.ArgumentParser) -> None:
-    """The timeline options of ``bench score`` (``--threshold``/``--calibration`` only where not already there)."""
+    """The timeline options of ``bench score`` (its ``--calibration`` is calibrate_cli's, read here too)."""
     g = s.add_argument_group("timeline (where in a long recording the detector hears a fake)")
     g.add_argument("--timeline", action="store_true", help="score sliding windows over each whole file and print "
                    "one row per window (CSV: path,start_s,end_s,score) or, with --json, one object per file with "
-                   "path and timeline [{start_s, end_s, score}]")
+                   "path and timeline [{start_s, end_s, score}]; with --threshold or --calibration, a decision per "
+                   "window (--calibration: at the score whose llr is the calibration's Bayes threshold)")
     g.add_argument("--window", type=finite_float, metavar="SECONDS",
                    help="with --timeline: window length (default: the detector's input length, 4.04 s for AASIST)")
     g.add_argument("--hop", type=finite_float, default=0.5, metavar="SECONDS",
                    help="with --timeline: time between window starts (default 0.5)")
     g.add_argument("--figures", metavar="DIR", help="with --timeline: write DIR/<file stem>.timeline.png, the score "
                    "against time with the threshold")
-    have = set(getattr(s, "_option_string_actions", {}))
-    if "--threshold" not in have:
-        g.add_argument("--threshold", type=finite_float, help="with --timeline: decision threshold on the score "
-                       "(bona fide iff score >= it): adds a decision column and a line in the figure")
-    if "--calibration" not in have:
-        g.add_argument("--calibration", metavar="CAL.json", help="with --timeline: the threshold is the score whose "
-                       "calibrated llr is the Bayes threshold of the calibration's application (bench calibrate)")
+    g.add_argument("--threshold", type=finite_float, help="with --timeline: decision threshold on the score "
+                   "(bona fide iff score >= it): adds a decision column and a line in the figure")
 
 
 def calibration_threshold(path: str | Path, model: str) -> float:
-    """The raw-score threshold of a calibration file: ``llr = a * score + b`` at the Bayes threshold ``t`` of its
-    costs (ASVspoof 5's when the file names none) gives ``score = (t - b) / a``."""
-    from bench.metrics import calibration as C
+    """The score threshold of a calibration file for ``model``: the score whose llr is the Bayes threshold."""
     from bench.run.calibrate import load_calibration
+    from bench.run.calibrated import score_threshold
 
     cal = load_calibration(path)
-    if cal.get("kind") != "calibration":
-        raise ValueError(f"{path}: a {cal.get('kind')} file; a timeline needs one model's calibration "
-                         f"(bench calibrate RUN --model {model} --out CAL.json)")
-    if cal.get("model") != model:
-        raise ValueError(f"{path}: calibrates model {cal.get('model')!r}, not {model!r}; fit one for {model}")
-    a, b = float(cal["map"]["a"]), float(cal["map"]["b"])
-    if not a > 0:
-        raise ValueError(f"{path}: the map's slope a = {a} is not positive, so no score threshold follows from it")
-    costs = cal.get("costs")
-    if costs:
-        t = C.bayes_threshold(1.0 - float(costs["p_spoof"]), float(costs["c_miss"]), float(costs["c_fa"]))
-    else:
-        t = C.bayes_threshold(**C.ASVSPOOF5_CM)
-    return (t - b) / a
+    if cal.get("kind") == "calibration" and cal.get("model") != model:
+        raise ValueError(f"--calibration {path} is for model {cal.get('model')!r}, not {model!r}")
+    try:
+        return score_threshold(cal)
+    except ValueError as e:
+        raise ValueError(f"--calibration {path}: {e}") from None
 
 
 def cmd_timeline(a: argparse.Namespace) -> int:

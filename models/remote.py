@@ -220,8 +220,10 @@ class RemoteDetector(Detector):
         return cls(**dict(config))
 
 
-def load(spec: str, checkpoint=None, device: str = "cpu", config: Mapping[str, Any] | None = None):
-    """``models.load_detector`` for ``http(s)://`` specs: checks the service's health first."""
+def load(spec: str, checkpoint=None, device: str = "cpu", config: Mapping[str, Any] | None = None,
+         fast_inference: bool = True, label_map: Any = None):
+    """``models.load_detector`` for ``http(s)://`` specs: checks the service's health first (the service chooses
+    its own inference path and labels: ``fast_inference`` and ``label_map`` do not apply)."""
     from models import LoadedDetector
 
     if checkpoint is not None:

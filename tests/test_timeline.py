@@ -162,26 +162,37 @@ def test_unreadable_file_is_named_and_the_rest_scored(tmp_path, capsys):
     assert doc[1]["timeline"] == [] and "bad.wav" in doc[1]["error"]
 
 
-def test_threshold_from_a_calibration_file(tmp_path):
+def test_threshold_from_a_calibration_file(tmp_path, capsys):
     from bench.metrics import calibration as C
     from bench.run.calibrate import fit_calibration, save_calibration
     from bench.timeline_cli import calibration_threshold
 
     rng = np.random.default_rng(5)
     n = 200
-    rows = [{"utt_id": f"u{i}", "model": "m", "family": "clean", "severity": 0,
+    rows = [{"utt_id": f"u{i}", "model": TINY, "family": "clean", "severity": 0,
              "label": "bonafide" if i % 2 else "spoof", "score": rng.normal(1.5 if i % 2 else -1.5, 1.0)}
             for i in range(n)]
     import pandas as pd
 
     pd.DataFrame(rows).to_csv(tmp_path / "scores.csv", index=False)
-    cal = fit_calibration(tmp_path, model="m")
+    cal = fit_calibration(tmp_path, model=TINY)
     path = save_calibration(cal, tmp_path / "cal.json")
-    thr = calibration_threshold(path, "m")
-    costs = cal.get("costs")
-    t = (C.bayes_threshold(1 - costs["p_spoof"], costs["c_miss"], costs["c_fa"]) if costs
-         else C.bayes_threshold(**C.ASVSPOOF5_CM))
+    thr = calibration_threshold(path, TINY)
+    costs = cal["costs"]
+    t = C.bayes_threshold(1 - costs["p_spoof"], costs["c_miss"], costs["c_fa"])
     a, b = cal["map"]["a"], cal["map"]["b"]
     assert a > 0 and abs(a * thr + b - t) < 1e-9          # the score whose llr is the Bayes threshold
-    with pytest.raises(ValueError, match="calibrates model 'm', not 'aasist'"):
+    with pytest.raises(ValueError, match="not 'aasist'"):
         calibration_threshold(path, "aasist")
+    # through the command: a decision per window at that score
+    from benchmarks.tiny_detector import write_checkpoint
+    from foundation.audio import save_audio
+
+    f = tmp_path / "x.wav"
+    save_audio(f, np.concatenate([np.full(8000, thr + 0.05), np.full(8000, thr - 0.05)]).astype(np.float32), 16000,
+               subtype="FLOAT")
+    assert main(["score", "--model", TINY, "--checkpoint", str(write_checkpoint(tmp_path / "t.pth")), "--device",
+                 "cpu", "--timeline", "--window", "0.25", "--hop", "0.25", "--calibration", str(path), "--json",
+                 str(f)]) == 0
+    tl = json.loads(capsys.readouterr().out)[0]["timeline"]
+    assert [w["decision"] for w in tl] == ["bonafide", "bonafide", "spoof", "spoof"]

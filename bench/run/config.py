@@ -33,6 +33,8 @@ class RunConfig:
     retry_problems: bool = False               # retry inputs that failed to read/perturb/score finitely before
     precision: str = "fp32"                    # scoring arithmetic: fp32 | bf16 | fp16 (part of the identity)
     compile: str = "off"                       # torch.compile for scoring (checked against eager; not identity)
+    calibration: tuple[str, ...] = ()          # CAL.json files: results_calibrated.csv (not identity: scores same)
+    operating_point: str | None = None         # far=1% | frr=.. | eer | threshold=T | bayes (results.csv columns)
 
     def validate(self) -> None:
         """Every option checked before any work: a bad value is one clear error naming the option."""
@@ -76,6 +78,10 @@ class RunConfig:
             raise ValueError("--data is empty; give demo, a manifest, a corpus spec or a folder")
         if not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", str(self.device)):
             raise ValueError(f"--device must be auto, cpu, cuda, cuda:N, mps or xpu, got {self.device!r}")
+        if self.calibration or self.operating_point:   # the files read and matched to the models, before any work
+            from bench.run.calibrated import deployment
+
+            deployment(self.operating_point, self.calibration, self.models)
         if self.executor == "local" and str(self.device).startswith("cuda"):
             from foundation.device import resolve_device
             resolve_device(self.device)   # an explicit GPU must exist (auto and cpu need no torch import here)

@@ -350,15 +350,23 @@ def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: di
     from bench.run.results import (by_attack_from_store, results_from_store, utterance_info, with_condition_columns,
                                with_info, write_tables)
 
+    from bench.run.calibrated import deployment, write_calibrated_tables
+
+    operating, cals = deployment(cfg.operating_point, cfg.calibration, cfg.models)
     problems = store.problems()
     from bench.run.segments import with_segment_eer
 
     results = with_segment_eer(results_from_store(store, suite.name, conditions, n_boot=cfg.n_boot, seed=cfg.seed,
-                                                  speakers=speakers), store)
+                                                  speakers=speakers, operating=operating), store)
     info = utterance_info(dataset.utterances)
     by_attack = by_attack_from_store(store, suite.name, conditions, info, n_boot=cfg.n_boot, seed=cfg.seed)
     scores = with_info(with_condition_columns(store.iter_scores(), conditions), info)
     write_tables(out, results, scores, problems, by_attack)
+    prov = {**{k: v for k, v in prov.items() if k not in ("calibration", "operating_point")},
+            **write_calibrated_tables(out, cals, operating, results, cfg.calibration)}   # this command's own
+    if isinstance(prov.get("config"), dict):   # a finished run given again keeps its config, but not these
+        prov["config"] = {**prov["config"], "calibration": list(cfg.calibration),
+                          "operating_point": cfg.operating_point}
     scored = {m for m, _f, _s in store.groups()}
     empty = [m for m in cfg.models if m not in scored]
     prov = {**prov, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
