@@ -2,7 +2,7 @@
 
     python benchmarks/gpu.py [--device cuda|cpu] [--quick] [--budget-s 420] [--json FILE] [--compile]
 
-Sections (run in the order of ``PLAN``: machine, aasist, pgd, cuda-parity, prepare, pipeline, engine, latency, the rest); the clock is checked before each (and before each case), what would
+Sections (run in the order of ``PLAN``: machine, aasist, pgd, cuda-parity, prepare, pipeline, engine, the rest); the clock is checked before each (and before each case), what would
 not fit in ``--budget-s`` is skipped and said so, and everything measured so far is written to
 ``--json`` (default ``$OUT/gpu.json`` when ``$OUT`` is set) after every case:
 

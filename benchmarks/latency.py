@@ -115,7 +115,8 @@ def sec_window(a, R: dict) -> None:
             r = window_latency(det, "cpu", budget_s=a.window_budget_s)
             r.update(model=name, weights=how, threads=th, load=os.getloadavg()[0])
             R["window"].append(r)
-            print(f"{name:12s} {th} thr  batch-1 p50 {r['p50_ms']:7.1f}  p95 {r['p95_ms']:7.1f}  p99 {r['p99_ms']:7.1f} "
+            print(f"{name:12s} {th} thr  batch-1 p50 {r['p50_ms']:7.1f}  p95 {r['p95_ms']:7.1f}  "
+                  f"p99 {r['p99_ms']:7.1f} "
                   f"ms ({r['reps']} reps)  batch-8 {r['b8_ms_per_window']:7.1f} ms/window  RTF {r['rtf']:.3f}  "
                   f"RTF@0.5s hop {r['rtf_stream']:.2f}  [{how}; load {r['load']:.1f}]", flush=True)
             _save(a, R)
@@ -278,7 +279,8 @@ def targets(R: dict) -> list[str]:
     rows = [r for r in R["window"] if r["model"] == "aasist-l" and r["threads"] == 2]
     if rows:
         v = rows[0]["rtf"]
-        out.append(f"TARGET real-time factor < 0.1 for AASIST-L on 2 threads: {v:.3f} -> {'MET' if v < 0.1 else 'MISSED'}")
+        out.append(f"TARGET real-time factor < 0.1 for AASIST-L on 2 threads: {v:.3f} -> "
+                   f"{'MET' if v < 0.1 else 'MISSED'}")
     load = {(r["mode"], r["clients"]): r for r in R["load"]}
     if ("dynamic", 8) in load and ("off", 8) in load:
         on, off = load[("dynamic", 8)], load[("off", 8)]
