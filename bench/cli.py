@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Any, Sequence
 
+from bench.run.options import MAX_SECONDS_HELP, add_reliability_options, max_seconds as _max_seconds
 from bench.terminal import print_json as _print_json, strict_json, table as _table
 
 log = logging.getLogger("bench")
@@ -74,7 +75,7 @@ def cmd_score(a: argparse.Namespace) -> int:
         check_label_map(a.label_map, [a.model])
     df = api.score_files(_remote(a.model, a.remote_output), a.files, checkpoint=a.checkpoint, policy=a.policy,
                          device=a.device, batch_size=a.batch_size, label_map=a.label_map,
-                         precision=a.precision, compile=a.compile)
+                         precision=a.precision, compile=a.compile, max_seconds=_max_seconds(a.max_seconds))
     rows = [{**r, "error": r["error"] if isinstance(r["error"], str) and r["error"] else None}
             for r in df.to_dict(orient="records")]   # a missing error may come back as NaN (truthy)
     for r in rows:
@@ -200,12 +201,23 @@ def cmd_run(a: argparse.Namespace) -> int:
         from models.hf import check_label_map
 
         check_label_map(a.label_map, models)
-    res = api.run(a.suite, models=models, checkpoint=a.checkpoint, data=a.data, out=a.out, limit=a.limit,
-                  seed=a.seed, device=a.device, batch_size=a.batch_size, executor=a.executor, address=a.address,
-                  workers=a.workers, policy=a.policy, resources=_resources(a),
-                  cache_dir=a.cache, prepare_on=a.prepare_on, label_map=a.label_map,
-                  trust_code=a.trust_code, retry_problems=a.retry_problems, precision=a.precision,
-                  compile=a.compile)
+    from bench.run.outage import RunIncomplete
+
+    try:
+        res = api.run(a.suite, models=models, checkpoint=a.checkpoint, data=a.data, out=a.out, limit=a.limit,
+                      seed=a.seed, device=a.device, batch_size=a.batch_size, executor=a.executor, address=a.address,
+                      workers=a.workers, policy=a.policy, resources=_resources(a),
+                      cache_dir=a.cache, prepare_on=a.prepare_on, label_map=a.label_map,
+                      trust_code=a.trust_code, retry_problems=a.retry_problems, precision=a.precision,
+                      compile=a.compile, max_seconds=_max_seconds(a.max_seconds), rescore_changed=a.rescore_changed,
+                      wait_for_service=a.wait_for_service)
+    except Exception as e:   # a detector that stopped answering: not a failure of the inputs; try again later
+        from bench.run.units import unavailable
+
+        if not (isinstance(e, RunIncomplete) or unavailable(e)):
+            raise
+        sys.stderr.write(f"bench: {e}\n")
+        return RunIncomplete.exit_code
     render(res, {"data_name": res.provenance.get("data", {}).get("name", a.data), "demo": a.data == "demo"})
     return 0
 
@@ -257,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
     add_inference_options(s)
     s.add_argument("--json", action="store_true", help="print a JSON array of {path, score, ...}")
+    s.add_argument("--max-seconds", type=float, default=600.0, metavar="S", help=MAX_SECONDS_HELP)
     s.add_argument("files", nargs="+", metavar="FILE", help="wav, flac, mp3, ogg, m4a ... at any rate")
     s.set_defaults(func=cmd_score)
 
@@ -340,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where perturbations that can run in torch (noise, rooms, impulse responses, gain, "
                    "clipping, quantisation, packet loss, resampling, the telephone channel) are applied: on the scoring device, or in the CPU workers; auto "
                    "(default) = device when scoring on a GPU. Codecs always run in the CPU workers.")
+    add_reliability_options(s)
     s.set_defaults(func=cmd_run)
 
     from bench.serve.cli import add_parser as add_serve_parser

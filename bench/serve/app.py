@@ -61,12 +61,21 @@ class Service:
         self.max_bytes, self.max_concurrent, self.max_queue = int(max_bytes), int(max_concurrent), int(max_queue)
 
     def health(self) -> dict[str, Any]:
+        import hashlib
+        import json
+
         det = self.loaded.detector
-        return {"status": "ok", "model": self.loaded.name, "architecture": self.loaded.card.architecture,
-                "checkpoint_sha256": self.loaded.sha256, "sample_rate": int(det.sample_rate),
-                "nb_samp": int(det.nb_samp), "policy": str(self.policy), "output": self.output,
-                **({"threshold": self.threshold} if self.output == "decision" else {}),
-                "max_bytes": self.max_bytes, "max_concurrent": self.max_concurrent, "max_queue": self.max_queue}
+        doc = {"status": "ok", "model": self.loaded.name, "architecture": self.loaded.card.architecture,
+               "checkpoint_sha256": self.loaded.sha256, "sample_rate": int(det.sample_rate),
+               "nb_samp": int(det.nb_samp), "policy": str(self.policy), "output": self.output,
+               **({"threshold": self.threshold} if self.output == "decision" else {}),
+               "max_bytes": self.max_bytes, "max_concurrent": self.max_concurrent, "max_queue": self.max_queue}
+        # everything that determines the scores, in one digest a client binds its run to (models/remote.py)
+        served = {k: doc.get(k) for k in ("model", "architecture", "checkpoint_sha256", "sample_rate", "nb_samp",
+                                          "policy", "output", "threshold")}
+        served["card_config"] = dict(self.loaded.card.config)
+        doc["config_sha256"] = hashlib.sha256(json.dumps(served, sort_keys=True, default=str).encode()).hexdigest()
+        return doc
 
     def score_bytes(self, body: bytes) -> float:
         """Decodes one audio file (bytes) and scores it; raises ``foundation.audio.AudioError`` for bad audio."""
