@@ -69,7 +69,9 @@ def model_identity(name: str, checkpoint: str | None, wait_s: float | None = 0.0
     importing torch or the user's module (a finished run given again stays cheap).
 
     A card's own file (no ``--checkpoint``) is pinned by the card's sha256, which loading verifies, so its
-    name suffices; an explicit checkpoint is digested; a user class adds its module file and digest."""
+    name suffices; an explicit checkpoint is digested; a user class adds its module file and digest. A served
+    detector (``http://``) is ``{"model", "served"}``, asked of the service (its client imports torch; waiting
+    ``wait_s`` seconds for it to answer, see :func:`served`)."""
     out: dict[str, Any] = {"model": name}
     if name.startswith(("http://", "https://")):   # a remote detector: what the server says it serves
         return {**out, "served": served(name, wait_s)}
