@@ -151,13 +151,16 @@ def test_a_condition_that_fails_on_every_clip_fails_the_run(tmp_path):
 
 
 # ---- item 6: silence, one sample, channels that cancel ---------------------------------------------------------
-def test_clips_that_are_not_speech_are_scored_with_a_measured_warning(tmp_path):
+@pytest.mark.parametrize("prepare_on", ["cpu", "device"])   # perturbed in the workers, or by the scorer
+def test_clips_that_are_not_speech_are_scored_with_a_measured_warning(tmp_path, prepare_on):
     x = _speechlike(3)
     clips = {"silent": (np.zeros(8000, np.float32), "spoof"), "one": (np.array([0.3], np.float32), "bonafide"),
              "cancel": (np.stack([x, -x], axis=1), "spoof"), "ok1": (_speechlike(1), "bonafide"),
              "ok2": (_speechlike(2), "spoof"), "ok3": (_speechlike(4), "bonafide")}
-    res = _run(tmp_path, _manifest(tmp_path, clips), _tiny(tmp_path / "t.pth"), out=str(tmp_path / "r"))
+    res = _run(tmp_path, _manifest(tmp_path, clips), _tiny(tmp_path / "t.pth"), out=str(tmp_path / "r"),
+               prepare_on=prepare_on)
     p = res.problems[res.problems["stage"] == "level"]
+    assert set(p["family"]) == {"", "white-noise"}
     clip = p[p["family"] == ""].set_index("utt_id")["reason"]
     assert "silent: RMS -inf dBFS" in clip["silent"] and "every sample is zero" in clip["silent"]
     assert "only 1 samples (0.1 ms)" in clip["one"]

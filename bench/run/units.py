@@ -209,7 +209,7 @@ class Scorer:
             q = quality_of(Task(u, paths[u], "", key, cond.spec, "device"), wav, out[u], ctx.sr)
             if q is not None:
                 res.quality.append(("", cond.family, cond.severity, u, *q))
-            if note := unchanged_note(wav, out[u], cond.family, cond.severity):
+            if cond.severity and (note := unchanged_note(wav, out[u], cond.family, cond.severity)):
                 res.problems.append((u, paths[u], "level", note, cond.family, cond.severity, ""))
         return out
 
