@@ -319,6 +319,8 @@ def load_audio(path, target_sr: int | None = 16000,
     mono, sr, channels, frames, rms = decoded
     if frames == 0:
         raise AudioError(p, "no audio samples (0 frames)")
+    if mono.shape[0] == 0:   # e.g. one sample at 32 kHz resampled to 16 kHz
+        raise AudioError(p, f"only {frames} samples at {sr} Hz: nothing is left at {target_sr} Hz")
     info = AudioInfo(orig_sr=sr, orig_channels=channels, duration_s=frames / sr,
                      path=str(p), decoder=decoder, channel_rms=rms)
     return np.ascontiguousarray(mono, dtype=np.float32), info

@@ -90,6 +90,14 @@ def test_a_rate_beyond_the_limit_is_refused(tmp_path):
         load_audio(p)
 
 
+def test_a_clip_that_resamples_to_nothing_is_an_error(tmp_path):
+    p = tmp_path / "one.wav"   # found by the fuzz test below: one sample at 32001 Hz is no sample at 16 kHz
+    sf.write(p, np.array([0.5], np.float32), 32001)
+    with pytest.raises(AudioError, match=r"only 1 samples at 32001 Hz: nothing is left at 16000 Hz"):
+        load_audio(p)
+    assert len(load_audio(p, target_sr=None)[0]) == 1
+
+
 def test_paths_that_are_not_files_say_what_they_are(tmp_path):
     (tmp_path / "x.wav").mkdir()
     os.symlink(tmp_path / "gone.wav", tmp_path / "link.wav")

@@ -38,8 +38,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from bench.suites.conditions import Condition, ConditionSpec, SuiteError, attack_label  # noqa: F401 (the suite's API)
 from bench.suites.untrusted import MAX_SUITE_FILES, parse_yaml as _parse_yaml, read_bounded
 
