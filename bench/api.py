@@ -14,7 +14,8 @@ from foundation.device import fast_inference_enabled, resolve_device
 
 log = logging.getLogger(__name__)
 
-__all__ = ["models", "perturbations", "suites", "score_files", "perturb_file", "run", "train", "RunConfig", "RunResult"]
+__all__ = ["models", "perturbations", "suites", "score_files", "score_timeline", "perturb_file", "run", "train",
+           "calibrate", "RunConfig", "RunResult"]
 
 
 def models() -> pd.DataFrame:
@@ -110,6 +111,53 @@ def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None 
     return df
 
 
+def score_timeline(model: str, files: Sequence[str | Path], window: float | None = None, hop: float = 0.5,
+                   checkpoint: str | None = None, device: str = "auto", batch_size: int | str = "auto",
+                   label_map: str | None = None, precision: str = "fp32", compile: str = "off",
+                   threshold: float | None = None, max_seconds: float | None = 600.0) -> pd.DataFrame:
+    """Scores of sliding windows over each file (``bench score --timeline``): one row per window with ``path``,
+    ``start_s``, ``end_s``, ``score`` (and ``decision``, bona fide iff score >= ``threshold``, when one is given),
+    ``model``, ``error``. ``window``/``hop`` in seconds (window default: the detector's input length); windows
+    are placed as :mod:`bench.scoring.timeline` says. An unreadable file (or one longer than ``max_seconds``,
+    None: no limit) is one row with its error."""
+    from foundation.audio import AudioError, load_audio
+    from foundation.device import check_inference_options
+    from models import load_detector
+
+    from bench.scoring.engine import Engine, InferenceOptions
+    from bench.scoring.timeline import DEFAULT_HOP_S, score_timeline as _timeline, seconds_to_samples, window_samples
+
+    if threshold is not None and not (isinstance(threshold, (int, float)) and np.isfinite(threshold)):
+        raise ValueError(f"--threshold must be a finite number, got {threshold!r}")
+    dev = resolve_device(device)
+    check_inference_options(batch_size, precision, compile, dev)
+    ld = load_detector(model, checkpoint=checkpoint, device=dev, fast_inference=fast_inference_enabled(),
+                       label_map=label_map)
+    sr = int(ld.detector.sample_rate)
+    win = window_samples(ld.detector, window)
+    step = seconds_to_samples(DEFAULT_HOP_S if hop is None else hop, sr, "--hop")
+    engine = Engine(ld.detector, InferenceOptions(batch_size, precision, compile), dev, ld.name)
+    rows: list[dict[str, Any]] = []
+    for f in files:
+        try:
+            wav, _info = load_audio(f, target_sr=sr, max_seconds=max_seconds)
+        except AudioError as e:
+            rows.append({"path": str(f), "start_s": float("nan"), "end_s": float("nan"), "score": float("nan"),
+                         "error": str(e)})
+            continue
+        for r in _timeline(ld.detector, wav, win, step, engine=engine).rows():
+            bad = None if np.isfinite(r["score"]) else (f"{f}: the detector returned a non-finite score "
+                                                          f"({r['score']}) for the window at {r['start_s']} s")
+            rows.append({"path": str(f), **r, "error": bad})
+    df = pd.DataFrame(rows, columns=["path", "start_s", "end_s", "score", "error"])
+    if threshold is not None:
+        df.insert(4, "decision", [None if not np.isfinite(v) else ("bonafide" if v >= threshold else "spoof")
+                                  for v in df["score"]])
+    df.insert(len(df.columns) - 1, "model", ld.name)
+    df["error"] = pd.Series([r["error"] for r in rows], index=df.index, dtype=object)   # None, never NaN
+    return df
+
+
 def perturb_file(family: str, severity: int, src: str | Path, dst: str | Path, seed: int = 0,
                  resources: dict[str, str] | None = None, sample_rate: int = 16000,
                  pool_data: str = "demo", params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -179,7 +227,8 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
         policy: str | None = None, shard_size: int | None = None, n_boot: int = 1000, address: str | None = None,
         cache_dir: str | None = None, resources: Mapping[str, str] | None = None, prepare_on: str = "auto",
         label_map: str | None = None, trust_code: bool = False, retry_problems: bool = False,
-        precision: str = "fp32", compile: str = "off", max_seconds: float | None = 600.0,
+        precision: str = "fp32", compile: str = "off", calibration: Sequence[str | Path] | str | None = None,
+        operating_point: str | None = None, max_seconds: float | None = 600.0,
         rescore_changed: bool = False, wait_for_service: float | None = None,
         progress: bool | Callable[[int, int, str], None] = True) -> RunResult:
     """Python mirror of ``bench run``; returns a :class:`RunResult` (``.results`` DataFrame, ``.scores``,
@@ -197,6 +246,10 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
       address (Ray)
       precision   scoring arithmetic "fp32" (default), "bf16" or "fp16" (GPU); part of the run's identity
       compile     "off" (default), "on" or a torch.compile mode, for scoring; checked against eager
+      calibration CAL.json files from ``calibrate`` (one per model, or a fusion of run models): the run also
+                  writes results_calibrated.csv (calibrated cllr, min_cllr, actdcf, min_dcf, eer per condition)
+      operating_point  "far=1%", "frr=0.05", "eer", "threshold=T" or "bayes" (needs each model's calibration, or
+                  a fuse: model): results.csv's operating_point, op_threshold, far_at_op, frr_at_op (+ CIs)
       workers     audio preparation processes (default from the device; 0 = in this process)
       policy      input policy overriding the suite's; shard_size (utterances per unit; default 32 on a CPU, 256 on a GPU, so
                   GPU batches can fill); n_boot (CI resamples)
@@ -229,7 +282,9 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
                     batch_size=batch_size, executor=executor, workers=workers, policy=policy, shard_size=shard_size,
                     n_boot=n_boot, address=address, cache_dir=cache_dir, resources=dict(resources or {}),
                     prepare_on=prepare_on, label_map=label_map, trust_code=trust_code,
-                    retry_problems=retry_problems, precision=precision, compile=compile, max_seconds=max_seconds,
+                    retry_problems=retry_problems, precision=precision, compile=compile,
+                    calibration=(calibration,) if isinstance(calibration, (str, Path)) else tuple(calibration or ()),
+                    operating_point=operating_point, max_seconds=max_seconds,
                     rescore_changed=rescore_changed, wait_for_service=wait_for_service)
     callback = progress if callable(progress) else None
     return _run(cfg, show_progress=progress is True, progress=callback)
@@ -244,3 +299,32 @@ def train(model: str, data: str, out: str | Path, *, progress: bool = True, **op
     from bench.train.trainer import train as _train
 
     return _train(TrainConfig(model=model, data=str(data), out=str(out), **options), progress=progress)
+
+
+def calibrate(run_dir: str | Path, model: str | Sequence[str] | None = None, condition: str = "clean",
+              prior: float = 0.05, c_miss: float = 1.0, c_fa: float = 10.0, penalty: float | str = "auto",
+              fuse: bool = False, out: str | Path | None = None) -> dict[str, Any]:
+    """``bench calibrate``: fits ``llr = a * score + b`` for ``model`` (or, with ``fuse``, a linear fusion of the
+    models ``model`` lists, all of the run's by default) on one condition of a finished run; returns the CAL.json
+    content and writes it to ``out`` when given.
+
+    ``prior`` is P(spoof) of the application (ASVspoof 5's Pspoof), with the costs ``c_miss`` (bona fide rejected)
+    and ``c_fa`` (spoof accepted); the map is fitted at the bona fide effective prior of those three numbers
+    (see :mod:`bench.run.calibrate`). ``penalty``: ``"auto"`` (none unless the condition is separable, then
+    :data:`bench.run.calibrate.AUTO_PENALTY`, recorded) or a number >= 0."""
+    from bench.run.calibrate import fit_calibration, fit_fusion, save_calibration
+
+    if fuse:
+        members = [model] if isinstance(model, str) else (list(model) if model is not None else None)
+        if members is not None:
+            members = [m.strip() for x in members for m in str(x).split(",") if m.strip()]
+        cal = fit_fusion(run_dir, models=members, condition=condition, p_spoof=prior, c_miss=c_miss, c_fa=c_fa,
+                         penalty=penalty)
+    else:
+        if model is not None and not isinstance(model, str):
+            raise ValueError(f"model: name one model to calibrate (or pass fuse=True for several), got {model!r}")
+        cal = fit_calibration(run_dir, model=model, condition=condition, p_spoof=prior, c_miss=c_miss, c_fa=c_fa,
+                              penalty=penalty)
+    if out is not None:
+        save_calibration(cal, out)
+    return cal

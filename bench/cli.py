@@ -7,7 +7,8 @@ import os
 import sys
 from typing import Any, Sequence
 
-from bench.run.options import MAX_SECONDS_HELP, add_reliability_options, max_seconds as _max_seconds
+from bench.run.options import (add_max_seconds, add_reliability_options, incomplete_exit, max_seconds as _max_seconds,
+                                reliability_kwargs, resources as _resources)
 from bench.terminal import print_json as _print_json, strict_json, table as _table
 
 log = logging.getLogger("bench")
@@ -69,6 +70,12 @@ def _remote(models: str, output: str | None) -> str:
 def cmd_score(a: argparse.Namespace) -> int:
     from bench import api
 
+    if getattr(a, "timeline", False):   # bench score --timeline: bench/timeline_cli.py
+        from bench.timeline_cli import cmd_timeline
+
+        a.model = _remote(a.model, a.remote_output)
+        return cmd_timeline(a)
+
     if a.label_map:   # models.hf imports torch: only when there is a map to check
         from models.hf import check_label_map
 
@@ -78,6 +85,10 @@ def cmd_score(a: argparse.Namespace) -> int:
                          precision=a.precision, compile=a.compile, max_seconds=_max_seconds(a.max_seconds))
     rows = [{**r, "error": r["error"] if isinstance(r["error"], str) and r["error"] else None}
             for r in df.to_dict(orient="records")]   # a missing error may come back as NaN (truthy)
+    if a.calibration:   # llr and decision at the calibration's Bayes threshold
+        from bench.calibrate_cli import with_llr
+
+        rows = with_llr(rows, a.calibration, a.model)
     for r in rows:
         if r["error"]:
             log.error("%s", r["error"])
@@ -85,7 +96,8 @@ def cmd_score(a: argparse.Namespace) -> int:
         _print_json(rows)
     else:
         for r in rows:
-            sys.stdout.write(f"{r['path']}\t{'ERROR' if r['error'] else format(r['score'], '.6f')}\n")
+            extra = f"\t{r['llr']:.6f}\t{r['decision']}" if r.get("llr") is not None else ""
+            sys.stdout.write(f"{r['path']}\t{'ERROR' if r['error'] else format(r['score'], '.6f')}{extra}\n")
     return 1 if any(r["error"] for r in rows) else 0
 
 
@@ -182,16 +194,6 @@ def _params(items: Sequence[str] | None) -> dict[str, Any]:
     return out
 
 
-def _resources(a: argparse.Namespace) -> dict[str, str]:
-    res = {}
-    for key, env in (("noise_dir", "BENCH_NOISE_DIR"), ("rir_dir", "BENCH_RIR_DIR"),
-                     ("device_ir_dir", "BENCH_DEVICE_IR_DIR")):
-        val = getattr(a, key, None) or os.environ.get(env)
-        if val:
-            res[key] = val
-    return res
-
-
 def cmd_run(a: argparse.Namespace) -> int:
     from bench import api
     from bench.summary import render
@@ -201,23 +203,16 @@ def cmd_run(a: argparse.Namespace) -> int:
         from models.hf import check_label_map
 
         check_label_map(a.label_map, models)
-    from bench.run.outage import RunIncomplete
-
     try:
         res = api.run(a.suite, models=models, checkpoint=a.checkpoint, data=a.data, out=a.out, limit=a.limit,
                       seed=a.seed, device=a.device, batch_size=a.batch_size, executor=a.executor, address=a.address,
                       workers=a.workers, policy=a.policy, resources=_resources(a),
                       cache_dir=a.cache, prepare_on=a.prepare_on, label_map=a.label_map,
                       trust_code=a.trust_code, retry_problems=a.retry_problems, precision=a.precision,
-                      compile=a.compile, max_seconds=_max_seconds(a.max_seconds), rescore_changed=a.rescore_changed,
-                      wait_for_service=a.wait_for_service)
+                      compile=a.compile, calibration=a.calibration, operating_point=a.operating_point,
+                      **reliability_kwargs(a))
     except Exception as e:   # a detector that stopped answering: not a failure of the inputs; try again later
-        from bench.run.units import unavailable
-
-        if not (isinstance(e, RunIncomplete) or unavailable(e)):
-            raise
-        sys.stderr.write(f"bench: {e}\n")
-        return RunIncomplete.exit_code
+        return incomplete_exit(e)   # anything else is raised again
     render(res, {"data_name": res.provenance.get("data", {}).get("name", a.data), "demo": a.data == "demo"})
     return 0
 
@@ -251,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    from bench.calibrate_cli import add_run_options, add_score_options
 
     s = sub.add_parser("models", help="list detectors and known checkpoints")
     s.add_argument("--json", action="store_true", help="print a JSON array")
@@ -258,8 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("score", help="score audio files with one detector")
     s.add_argument("--model", default="aasist", help="card name (see `bench models`), package.module:Class, or "
-                   "hf:ID_OR_FOLDER[@REVISION] (a Hugging Face audio classifier), or http://HOST:PORT (a detector "
-                   "served by `bench serve`); a class spec imports and runs that module: trusted code only")
+                   "hf:ID_OR_FOLDER[@REVISION] (a Hugging Face audio classifier), http://HOST:PORT (a detector "
+                   "served by `bench serve`), or fuse:M1+M2@FILE.json (a linear fusion fitted by `bench calibrate "
+                   "--fuse`); a class spec imports and runs that module: trusted code only")
     s.add_argument("--label-map", metavar="bonafide=LABEL,spoof=LABEL", help=LABEL_MAP_HELP)
     s.add_argument("--checkpoint", help="checkpoint file (.pth/.pt read with weights_only=True, or .safetensors)")
     s.add_argument("--remote-output", choices=["score", "decision"], help=REMOTE_HELP)
@@ -269,8 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
     add_inference_options(s)
     s.add_argument("--json", action="store_true", help="print a JSON array of {path, score, ...}")
-    s.add_argument("--max-seconds", type=float, default=600.0, metavar="S", help=MAX_SECONDS_HELP)
+    add_max_seconds(s)
     s.add_argument("files", nargs="+", metavar="FILE", help="wav, flac, mp3, ogg, m4a ... at any rate")
+    add_score_options(s)
+    from bench.timeline_cli import add_options as add_timeline_options
+
+    add_timeline_options(s)
     s.set_defaults(func=cmd_score)
 
     s = sub.add_parser("weights", help="put official checkpoints into the user cache (for offline use later)",
@@ -317,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "neural-codec, adversarial, blackbox, all, or a YAML file")
     s.add_argument("--model", default="aasist", help="comma-separated models (default aasist): card names, "
                    "package.module:Class (imports and runs that module: trusted code only), "
-                   "hf:ID_OR_FOLDER[@REVISION], or http://HOST:PORT served by `bench serve` "
+                   "hf:ID_OR_FOLDER[@REVISION], fuse:M1+M2@FILE.json (a linear fusion from `bench calibrate --fuse`), "
+                   "or http://HOST:PORT served by `bench serve` "
                    "(options: http://HOST:PORT?timeout=30&retries=3&budget=N&concurrency=4)")
     s.add_argument("--label-map", metavar="bonafide=LABEL,spoof=LABEL", help=LABEL_MAP_HELP)
     s.add_argument("--remote-output", choices=["score", "decision"], help=REMOTE_HELP)
@@ -354,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "clipping, quantisation, packet loss, resampling, the telephone channel) are applied: on the scoring device, or in the CPU workers; auto "
                    "(default) = device when scoring on a GPU. Codecs always run in the CPU workers.")
     add_reliability_options(s)
+    add_run_options(s)
     s.set_defaults(func=cmd_run)
 
     from bench.serve.cli import add_parser as add_serve_parser
@@ -363,6 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
     from bench.train.cli import add_parser as add_train_parser
 
     add_train_parser(sub)
+
+    from bench.calibrate_cli import add_parser as add_calibrate_parser
+
+    add_calibrate_parser(sub)
 
     from reports.cli import add_parser as add_report_parser
 

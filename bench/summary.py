@@ -132,10 +132,11 @@ def files_and_next_step(res, ctx: dict) -> Section:
 #: the summary's items, in order; each is one function of (result, context)
 def competence(res, ctx: dict) -> Section | None:
     """Models at chance on this data, or with an inverted orientation (bench/metrics/competence.py): never silent."""
-    from bench.metrics.competence import flagged
+    from bench.metrics.competence import check
 
-    flags = flagged(res.results)
-    return Section(notes=[f"competence check: {msg}" for msg in flags.values()]) if flags else None
+    c = check(res.results)
+    msgs = c.loc[c["status"].isin(["at-chance", "inverted", "undetermined"]), "message"].tolist()
+    return Section(notes=[f"competence check: {msg}" for msg in msgs]) if msgs else None
 
 
 def missing_eer(res, ctx: dict) -> Section | None:
@@ -164,10 +165,11 @@ def render(res, ctx: dict | None = None, out=None, err=None) -> None:
     import sys
 
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
-    out_c = Console(file=out or sys.stdout)
+    from bench.terminal import console
+
+    out_c = console(file=out or sys.stdout)
     err = err or sys.stderr
     for s in sections(res, ctx):
         if s.columns:

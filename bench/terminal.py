@@ -40,13 +40,33 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(strict_json(obj) + "\n")
 
 
-def table(rows: list[dict], columns: Sequence[str], title: str | None = None) -> None:
+#: the width of a console that is not a terminal (a file, a pipe, a `nohup` log): wide enough for any table
+UNLIMITED = 100_000
+
+
+def console(file: Any = None, stderr: bool = False, width: int | None = None):
+    """A rich Console for tables. On a terminal it fits the terminal; written to a file or a pipe it does not cut
+    anything at 80 columns (rich's default there): the lines are as long as the table needs, unless COLUMNS
+    is set in the environment or ``width`` is given."""
+    import os
+
     from rich.console import Console
+
+    c = Console(file=file, stderr=stderr, width=width)
+    if width is None and not c.is_terminal and not os.environ.get("COLUMNS"):
+        c = Console(file=file, stderr=stderr, width=UNLIMITED)
+    return c
+
+
+def table(rows: list[dict], columns: Sequence[str], title: str | None = None, file: Any = None,
+          out: Any = None) -> None:
+    """Prints rows as a table: full width to a file or pipe; on a narrow terminal long cells wrap onto more
+    lines rather than being cut. ``out`` is a Console to print to (else one for ``file``, default stdout)."""
     from rich.table import Table
 
-    t = Table(title=title)
+    t = Table(title=title, title_justify="left")
     for c in columns:
-        t.add_column(c)
+        t.add_column(c, overflow="fold")
     for r in rows:
         t.add_row(*["" if r.get(c) is None or r.get(c) != r.get(c) else str(r.get(c)) for c in columns])
-    Console().print(t)
+    (out or console(file)).print(t)

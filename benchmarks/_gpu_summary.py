@@ -29,6 +29,9 @@ def summary() -> None:
     for r in S.R.get("engine", []):
         print(f"engine {r['case']:10s} b{r['batch']:<4d} {r['clips_per_s']:9.1f} clips/s {pct(r['of_gemm'])} of GEMM "
               f"|dscore| vs fp32 {r['max_abs_score_vs_auto_fp32']:.2e} first call {r['first_call_s']} s")
+    for r in S.R.get("latency", []):
+        print(f"latency {r['model']:12s} batch-1 p50 {r['p50_ms']:.2f} p95 {r['p95_ms']:.2f} p99 {r['p99_ms']:.2f} ms "
+              f"RTF {r['rtf']:.4f} RTF@0.5s {r['rtf_stream']:.3f} [{r['weights']}]")
     if S.R.get("pipeline"):
         print(f"pipeline: bench run at {S.R['pipeline']['ratio']:.0%} of pure scoring (target 85%)")
         c = S.R["pipeline"].get("compression")

@@ -29,6 +29,8 @@ not fit in ``--budget-s`` is skipped and said so, and everything measured so far
 6. pipeline: ``bench.run.runner.run`` (suite clean, model aasist, --limit 96; then the compression suite at
    batch 32, whose codecs the CPU workers prepare) in process against pure
    ``score_batch`` of the same clips (batch 8, shards of 32), alternated a b a;
+6b. latency: batch-1 latency per window (p50/p95/p99) and the real-time factor of every detector on the device
+   (benchmarks/_gpu_latency.py; benchmarks/latency.py's window section);
 7. the rest: AASIST-L and RawNet2 scoring, AASIST without channels_last, cudnn.benchmark on,
    ``torch.compile`` (only with ``--compile``: compilation eats the budget).
 
@@ -63,6 +65,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._gpu_engine import sec_engine  # noqa: E402
+from benchmarks._gpu_latency import sec_latency  # noqa: E402
 from benchmarks._gpu_summary import summary  # noqa: E402
 from benchmarks._gpu_prepare import sec_prepare  # noqa: E402
 from benchmarks._gpu_lib import (
@@ -89,7 +92,8 @@ from benchmarks._gpu_lib import (
 # run order and estimated seconds on a GPU: the figures the issue asks for first (the engine, whose CUDA-graph
 # compile may take a minute or two, after the pipeline so that it cannot crowd out the waiting share)
 PLAN = (("machine", 20), ("aasist", 90), ("pgd", 45), ("cuda-parity", 30), ("prepare", 20), ("pipeline", 150),
-        ("engine", 60), ("aasist-l", 45), ("rawnet2", 40), ("nchw", 25), ("cudnn-benchmark", 30), ("compile", 150))
+        ("engine", 60), ("latency", 60), ("aasist-l", 45), ("rawnet2", 40), ("nchw", 25), ("cudnn-benchmark", 30),
+        ("compile", 150))
 
 
 # ------------------------------------------------------------------------------------- section 1
@@ -306,7 +310,7 @@ def sec_compile() -> None:
 SECTIONS = {"machine": sec_machine, "aasist": lambda: sec_scoring("aasist"), "engine": sec_engine, "pgd": sec_pgd,
             "cuda-parity": sec_cuda_parity, "prepare": sec_prepare, "pipeline": sec_pipeline,
             "aasist-l": lambda: sec_scoring("aasist-l"), "rawnet2": lambda: sec_scoring("rawnet2"),
-            "nchw": sec_nchw, "cudnn-benchmark": sec_cudnn_benchmark, "compile": sec_compile}
+            "nchw": sec_nchw, "cudnn-benchmark": sec_cudnn_benchmark, "compile": sec_compile, "latency": sec_latency}
 
 
 def main(argv: list[str] | None = None) -> int:

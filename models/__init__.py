@@ -81,11 +81,19 @@ def declared_sample_rate(name: str) -> int:
     """The sample rate a model's class declares (``Detector.sample_rate``), known without loading weights:
     the runner starts preparing audio at this rate while the detectors load. For ``hf:`` models, the rate
     of the checkpoint's feature extractor."""
-    if (prefixed := spec_prefix(name)) is not None:
-        return int(getattr(prefixed[1], "sample_rate", 16000))
+    if (prefixed := spec_prefix(name)) is not None:   # a class may know its rate from the spec (fuse:)
+        rate_of = getattr(prefixed[1], "declared_sample_rate", None)
+        return int(rate_of(name)) if callable(rate_of) else int(getattr(prefixed[1], "sample_rate", 16000))
     from models.trained import architecture_class, is_training_folder
 
     if is_training_folder(name):
+        from models.trained import read_record
+
+        base = read_record(name)["model"]
+        if base["architecture"] == "hf":
+            from models.hf import declared_sample_rate as hf_rate
+
+            return hf_rate(base["spec"])
         return int(getattr(architecture_class(name), "sample_rate", 16000))
     if name.startswith(HF_PREFIX):
         from models.hf import declared_sample_rate as hf_rate
@@ -100,7 +108,7 @@ def load_detector(name: str, checkpoint: str | Path | None = None, device: str =
                   label_map: Any = None) -> LoadedDetector:
     """Build a detector by card name (``aasist``), class spec (``pkg.mod:Class``) or Hugging Face spec
     (``hf:ID_OR_FOLDER[@REVISION]``) and load its weights; a spec with a registered prefix
-    (``http://HOST:PORT``: models/remote.py) goes to that prefix's loader.
+    (``http://HOST:PORT``: models/remote.py; ``fuse:M1+M2@FILE``: models/fusion.py) goes to that prefix's loader.
 
     ``fast_inference=False`` makes ``score`` use the reference ``forward`` path of detectors that have a
     separate CPU inference path (the application reads ``BENCH_FAST_INFERENCE``; models read no environment).
@@ -109,7 +117,8 @@ def load_detector(name: str, checkpoint: str | Path | None = None, device: str =
     from foundation.weights import check_card_digest, read_checkpoint, resolve
 
     if (prefixed := spec_prefix(name)) is not None:
-        return prefixed[0](name, checkpoint=checkpoint, device=device, config=config)
+        return prefixed[0](name, checkpoint=checkpoint, device=device, config=config, fast_inference=fast_inference,
+                           label_map=label_map)
     if name.startswith(HF_PREFIX):
         from models.hf import load as load_hf
 
@@ -119,7 +128,11 @@ def load_detector(name: str, checkpoint: str | Path | None = None, device: str =
         det, card, folder, digest = load_hf(name, device=device, label_map=label_map, config=config)
         return LoadedDetector(name=name, detector=det, card=card, checkpoint=folder, sha256=digest)
     from models.trained import architecture_class, card_for, is_training_folder, weights_path
+    from models.trained import architecture as _trained_arch
+    from models.trained import load_hf as load_trained_hf
 
+    if is_training_folder(name) and _trained_arch(name) == "hf":
+        return load_trained_hf(name, checkpoint, device, label_map, config)
     if is_training_folder(name):   # a bench train folder: its architecture, configuration and best weights
         cls, card = architecture_class(name), card_for(name)
         checkpoint = weights_path(name, checkpoint)

@@ -64,7 +64,8 @@ def register_card(card: Card) -> Card:
 
 
 #: model specs that name no card or class but have a loader of their own, by prefix
-#: (``http://`` -> models/remote.py): prefix -> (loader(spec, checkpoint, device, config), detector class)
+#: (``http://`` -> models/remote.py, ``fuse:`` -> models/fusion.py): prefix -> (loader(spec, checkpoint, device,
+#: config, fast_inference, label_map), detector class; a class may declare ``declared_sample_rate(spec)``)
 SPEC_PREFIXES: dict[str, tuple[Callable[..., Any], type]] = {}
 
 

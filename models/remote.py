@@ -20,6 +20,8 @@ It speaks the ``bench serve`` protocol: ``GET /health`` answers 200 with JSON (t
   retries raises :class:`ServiceUnavailable`. Both are :class:`models.base.DetectorUnavailable`: ``bench run``
   stops (status ``incomplete``) instead of recording the clips as unusable.
 * A score must be a JSON number: a string (``"0.5"``), a boolean, a list, NaN or an infinity is refused.
+  The protocol's answer for a detector that gave a non-finite score is HTTP 422: that clip's score becomes NaN
+  (``bench run`` records it as the clip's non-finite score, stage ``nonfinite``), not a failure of the service.
 * ``output=decision``: the service answers only bona fide / spoof; the score becomes ``+1.0`` (bona fide)
   or ``-1.0`` (spoof). EERs from such scores are those of the service's own operating point; decision
   attacks (``hsja``) decide at ``threshold: 0``.
@@ -66,6 +68,11 @@ class RemoteError(RuntimeError):
 
 class ServiceUnavailable(RemoteError, DetectorUnavailable):
     """The service did not answer (refused, reset, timed out, or busy) through every retry."""
+
+
+class NonFiniteAnswer(RemoteError):
+    """The service answered 422: its detector gave a non-finite score for this input (the clip's, not the
+    service's problem)."""
 
 
 class ServiceChanged(RemoteError, DetectorUnavailable):
@@ -213,6 +220,8 @@ class RemoteDetector(Detector):
                 return answer
             except urllib.error.HTTPError as e:
                 detail = e.read()[:500].decode(errors="replace")
+                if e.code == 422:
+                    raise NonFiniteAnswer(f"{url}: HTTP 422: {detail}") from None
                 if e.code not in RETRY_STATUS:
                     raise RemoteError(f"{url} refused the request: HTTP {e.code}: {detail}") from None
                 last = f"HTTP {e.code}: {detail}"
@@ -253,7 +262,13 @@ class RemoteDetector(Detector):
                                  "or start a new run (without --out a new folder is derived)")
 
     def score_one(self, wav: np.ndarray) -> float:
-        return parse_answer(self._request("/score", wav_bytes(wav, self.sample_rate)), self.output, self.url + "/score")
+        """One clip's score; NaN when the service says (422) its detector gave a non-finite score."""
+        try:
+            body = self._request("/score", wav_bytes(wav, self.sample_rate))
+        except NonFiniteAnswer as e:
+            log.debug("%s", e)
+            return float("nan")
+        return parse_answer(body, self.output, self.url + "/score")
 
     # ---- Detector -----------------------------------------------------------------------------
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
@@ -304,8 +319,10 @@ def wait_until_up(spec: str, max_s: float | None, poll_s: float = 2.0) -> dict[s
             wait = min(30.0, wait * 2)
 
 
-def load(spec: str, checkpoint=None, device: str = "cpu", config: Mapping[str, Any] | None = None):
-    """``models.load_detector`` for ``http(s)://`` specs: checks the service's health first."""
+def load(spec: str, checkpoint=None, device: str = "cpu", config: Mapping[str, Any] | None = None,
+         fast_inference: bool = True, label_map: Any = None):
+    """``models.load_detector`` for ``http(s)://`` specs: checks the service's health first (the service chooses
+    its own inference path and labels: ``fast_inference`` and ``label_map`` do not apply)."""
     from models import LoadedDetector
 
     if checkpoint is not None:

@@ -55,7 +55,7 @@ def card_for(folder: str | Path):
                 training_data=f"bench train of {model.get('spec')} on {rec.get('config', {}).get('data')}",
                 published_eer=(f"{100 * best['dev_eer']:.2f}% dev EER (epoch {best.get('epoch')})"
                                if isinstance(best.get("dev_eer"), (int, float)) else ""),
-                input_policy=base.input_policy if base else "official",
+                input_policy=base.input_policy if base else ("whole" if model["architecture"] == "hf" else "official"),
                 description=f"trained by bench train in {folder}")
 
 
@@ -64,3 +64,23 @@ def weights_path(folder: str | Path, checkpoint: str | Path | None = None) -> Pa
     if not path.is_file():
         raise ValueError(f"{path} does not exist: the training in {folder} has not finished an epoch yet")
     return path
+
+
+def architecture(folder: str | Path) -> str:
+    return str(read_record(folder)["model"]["architecture"])
+
+
+def load_hf(folder: str | Path, checkpoint: str | Path | None, device: str, label_map: Any, config: Any):
+    """A training folder of an ``hf:`` model: the base checkpoint's classes and feature extractor (its spec in
+    train.json), the trained weights from the folder (strictly)."""
+    from foundation.weights import read_state_dict, sha256_file
+    from models import LoadedDetector
+    from models.hf import load as load_base
+
+    base = read_record(folder)["model"]["spec"]
+    det, _card, _path, _digest = load_base(base, device=device, label_map=label_map, config=config)
+    path = weights_path(folder, checkpoint)
+    det.load_state_dict(read_state_dict(path), strict=True)
+    det.eval().to(device)
+    return LoadedDetector(name=str(folder), detector=det, card=card_for(folder), checkpoint=str(path),
+                          sha256=sha256_file(path))

@@ -8,7 +8,9 @@ A condition fails when
   ``allow_missing``: then it is listed as ``missing`` and not failed);
 - the new run has no EER where the baseline has one;
 - the EER rose by more than ``max_increase`` (a fraction: 0.01 = one point), or, with
-  ``max_far_increase``, the false-acceptance rate at the model's clean EER threshold rose by more than that.
+  ``max_far_increase``, the false-acceptance rate at the deployed threshold rose by more than that: the
+  operating point both runs were given (``bench run --operating-point``, results.csv's ``far_at_op``, a spoof
+  at the threshold accepted) when they were given the same one, else the model's clean EER threshold.
 
 Two modes (always named in the output): ``threshold`` (default) compares the point estimates;
 ``significant`` fails only when the lower bound of the paired bootstrap's 95% CI of the increase
@@ -31,12 +33,12 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from reports.load import Run, RunError, conditions, load_run
+from reports.load import Run, RunError, condition_name, conditions, load_run
 from reports.pairing import condition_params, pair_models
 
-COLUMNS = ["model", "baseline_model", "family", "severity", "baseline_eer", "eer", "increase", "ci_low", "ci_high",
-           "ci_kind", "baseline_far", "far", "far_increase", "far_ci_low", "far_ci_high", "status", "failed",
-           "reason"]
+COLUMNS = ["model", "baseline_model", "family", "severity", "condition", "baseline_eer", "eer", "increase", "ci_low",
+           "ci_high", "ci_kind", "baseline_far", "far", "far_increase", "far_ci_low", "far_ci_high", "over_limit",
+           "significant", "status", "failed", "reason"]
 TOLERANCE = 1e-12
 MODES = ("threshold", "significant")
 
@@ -49,6 +51,19 @@ class CheckResult:
     mode: str = "threshold"
     max_far_increase: float | None = None
     allow_missing: bool = False
+    far_point: str = "the clean threshold"    # where FAR is read: the clean EER threshold or an operating point
+    #: what was compared: {"new": ..., "baseline": ...}, each with the folder, models and digests, utterances
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_over(self) -> int:
+        """Conditions whose EER (or FAR) rise is over the limit by the point estimate."""
+        return int(self.rows["over_limit"].sum())
+
+    @property
+    def n_significant(self) -> int:
+        """Conditions whose rise is over the limit even at the lower bound of its 95% CI."""
+        return int(self.rows["significant"].sum())
 
     @property
     def failed(self) -> pd.DataFrame:
@@ -67,8 +82,21 @@ class CheckResult:
     def to_dict(self) -> dict[str, Any]:
         rows = self.rows.astype(object).where(self.rows.notna(), None).to_dict(orient="records")
         return {"ok": self.ok, "mode": self.mode, "max_eer_increase": self.max_increase,
-                "max_far_increase": self.max_far_increase, "allow_missing": self.allow_missing,
-                "n_failed": int(self.rows["failed"].sum()), "notes": self.notes, "conditions": rows}
+                "max_far_increase": self.max_far_increase, "far_at": self.far_point,
+                "allow_missing": self.allow_missing,
+                "n_failed": int(self.rows["failed"].sum()), "n_over_limit": self.n_over,
+                "n_significant": self.n_significant, "inputs": self.inputs, "notes": self.notes, "conditions": rows}
+
+
+def describe_inputs(run: Run) -> dict[str, Any]:
+    """The folder, each model's checkpoint digest and the utterance counts of a run (from run.json)."""
+    data = run.meta.get("data") if isinstance(run.meta.get("data"), dict) else {}
+    models = []
+    for m in run.meta.get("models", []) if isinstance(run.meta.get("models"), list) else []:
+        if isinstance(m, dict):
+            models.append({"name": m.get("name"), "checkpoint": m.get("checkpoint"), "sha256": m.get("sha256")})
+    return {"path": str(run.path), "models": models or [{"name": m} for m in run.models],
+            "data": data.get("spec"), "n_utterances": data.get("n_utterances"), "n_bonafide": data.get("n_bonafide")}
 
 
 def _split_names(v: str | Sequence[str] | None) -> list[str]:
@@ -138,6 +166,30 @@ def _clean_thresholds(run: Run) -> dict[str, float]:
     return {m: float(t) for m, t in zip(clean["model"], pd.to_numeric(clean[col], errors="coerce"))}
 
 
+def _far_point(new: Run, base: Run, notes: list[str]) -> tuple[str, str, dict[str, float], dict[str, float], bool]:
+    """Where FAR is read: ``(column, label, new thresholds, baseline thresholds, ties accepted)``. The operating
+    point of ``bench run --operating-point`` when both runs have the same one, else the clean EER threshold."""
+    def point(run: Run) -> str | None:
+        r = run.results
+        if "far_at_op" not in r or "operating_point" not in r or not r["far_at_op"].notna().any():
+            return None
+        specs = {str(v) for v in r["operating_point"].dropna() if str(v)}
+        return specs.pop() if len(specs) == 1 else None
+
+    def thresholds(run: Run) -> dict[str, float]:
+        r = run.results
+        clean = r[(r["family"] == "clean") & (r["severity"] == 0)]
+        return {m: float(t) for m, t in zip(clean["model"], pd.to_numeric(clean["op_threshold"], errors="coerce"))}
+
+    pn, pb = point(new), point(base)
+    if pn is not None and pn == pb:
+        return "far_at_op", f"the operating point {pn}", thresholds(new), thresholds(base), True
+    if pn is not None or pb is not None:
+        notes.append(f"the runs were given different operating points (new: {pn or 'none'}, baseline: "
+                     f"{pb or 'none'}): FAR is compared at each model's clean EER threshold instead")
+    return "far_at_clean_threshold", "the clean threshold", _clean_thresholds(new), _clean_thresholds(base), False
+
+
 def _draws(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
@@ -161,21 +213,24 @@ def _paired_speakers(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame | None:
 
 
 def _far_diff_ci(a: pd.DataFrame, b: pd.DataFrame, thr_a: float, thr_b: float, n_boot: int, seed: int,
-                 alpha: float = 0.05) -> tuple[float, float, str]:
+                 alpha: float = 0.05, ties: bool = False) -> tuple[float, float, str]:
     """CI of FAR(b) - FAR(a) at fixed thresholds: paired over spoof utterances (or whole speakers) when both
     hold the same ones."""
     sa = a[a["label"] == "spoof"].set_index("utt_id")["score"].sort_index()
     sb = b[b["label"] == "spoof"].set_index("utt_id")["score"].sort_index()
     if not len(sa) or not len(sb) or not np.isfinite(thr_a) or not np.isfinite(thr_b):
         return np.nan, np.nan, ""
-    ea, eb = (sa.to_numpy(float) > thr_a).astype(float), (sb.to_numpy(float) > thr_b).astype(float)
+    def accepted(v, t):   # the clean EER threshold rejects a tie (official rule), an operating point accepts it
+        return (np.asarray(v, float) >= t if ties else np.asarray(v, float) > t).astype(float)
+
+    ea, eb = accepted(sa.to_numpy(float), thr_a), accepted(sb.to_numpy(float), thr_b)
     pair = _paired_speakers(a, b)
     if pair is not None and (pair["label"] == "spoof").any():
         sp = pair[pair["label"] == "spoof"]
         _, gid = np.unique(sp["speaker"].to_numpy(), return_inverse=True)
         n_k = np.bincount(gid).astype(float)
-        err_a = np.bincount(gid, weights=(sp["a"].to_numpy() > thr_a).astype(float))
-        err_b = np.bincount(gid, weights=(sp["b"].to_numpy() > thr_b).astype(float))
+        err_a = np.bincount(gid, weights=accepted(sp["a"].to_numpy(), thr_a))
+        err_b = np.bincount(gid, weights=accepted(sp["b"].to_numpy(), thr_b))
         pick = _draws(n_k.size, n_boot, seed)
         n = n_k[pick].sum(1)
         diff, kind = (err_b[pick].sum(1) - err_a[pick].sum(1)) / n, "paired by speaker"
@@ -268,7 +323,8 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
     c_base = [c for c in conditions(base.results) if wanted(c)]
     only_new = [c for c in conditions(new.results) if wanted(c) and c not in set(c_base)]
     if only_new:
-        notes.append("not in the baseline (not checked): " + ", ".join(f"{f}@{s}" for f, s in only_new))
+        notes.append("not in the baseline (not checked): "
+                     + ", ".join(condition_name(new.results, f, s) for f, s in only_new))
     if not c_base:
         raise RunError(f"{base.path} has no condition to check" + (" after the family filters" if keep or drop else ""))
     if not [c for c in c_base if c in set(conditions(new.results))]:
@@ -278,20 +334,20 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
     r_new = new.results.set_index(["model", "family", "severity"])
     r_base = base.results.set_index(["model", "family", "severity"])
     g_new, g_base = _scores_by_group(new), _scores_by_group(base)
-    t_new, t_base = _clean_thresholds(new), _clean_thresholds(base)
+    far_col, far_point, t_new, t_base, ties = _far_point(new, base, notes)
     rows = []
     for m, bm in pairs:
         for fam, sev in c_base:
             key_n, key_b = (m, fam, sev), (bm, fam, sev)
             b = float(r_base["eer"].get(key_b, np.nan))
-            bfar = (float(r_base["far_at_clean_threshold"].get(key_b, np.nan)) if "far_at_clean_threshold" in r_base
-                    else np.nan)
-            row = dict(model=m, baseline_model=bm, family=fam, severity=sev, baseline_eer=b, eer=np.nan,
+            bfar = float(r_base[far_col].get(key_b, np.nan)) if far_col in r_base else np.nan
+            row = dict(model=m, baseline_model=bm, family=fam, severity=sev,
+                       condition=condition_name(base.results, fam, sev), baseline_eer=b, eer=np.nan,
                        increase=np.nan, ci_low=np.nan, ci_high=np.nan, ci_kind="", baseline_far=bfar, far=np.nan,
-                       far_increase=np.nan, far_ci_low=np.nan, far_ci_high=np.nan, status="ok", failed=False,
-                       reason="")
+                       far_increase=np.nan, far_ci_low=np.nan, far_ci_high=np.nan, over_limit=False,
+                       significant=False, status="ok", failed=False, reason="")
             if key_b not in r_base.index or not np.isfinite(b):
-                notes.append(f"{bm} has no baseline EER at {fam}@{sev}: not checked")
+                notes.append(f"{bm} has no baseline EER at {condition_name(base.results, fam, sev)}: not checked")
                 continue
             mismatch = (p_new.get((fam, sev)) and p_base.get((fam, sev))
                         and p_new[(fam, sev)] != p_base[(fam, sev)])
@@ -310,27 +366,32 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
                 continue
             inc = a - b
             lo, hi, kind = _eer_diff_ci(g_base.get(key_b), g_new.get(key_n), n_boot, seed)
-            row.update(increase=inc, ci_low=lo, ci_high=hi, ci_kind=kind)
+            row.update(increase=inc, ci_low=lo, ci_high=hi, ci_kind=kind, over_limit=_exceeds(inc, lo, x, "threshold"),
+                       significant=_exceeds(inc, lo, x, "significant"))
             reasons = []
             if _exceeds(inc, lo, x, mode):
                 reasons.append(f"EER rose by more than {100 * x:g} points"
                                + (" (CI lower bound)" if mode == "significant" else ""))
-            if "far_at_clean_threshold" in r_new:
-                fa = float(r_new["far_at_clean_threshold"].get(key_n, np.nan))
+            if far_col in r_new:
+                fa = float(r_new[far_col].get(key_n, np.nan))
                 row["far"] = fa
                 if np.isfinite(fa) and np.isfinite(bfar):
                     flo, fhi, _k = _far_diff_ci(g_base[key_b], g_new[key_n], t_base.get(bm, np.nan),
-                                                t_new.get(m, np.nan), n_boot, seed) \
+                                                t_new.get(m, np.nan), n_boot, seed, ties=ties) \
                         if key_b in g_base and key_n in g_new else (np.nan, np.nan, "")
                     row.update(far_increase=fa - bfar, far_ci_low=flo, far_ci_high=fhi)
+                    if xf is not None:
+                        row["over_limit"] |= _exceeds(fa - bfar, flo, xf, "threshold")
+                        row["significant"] |= _exceeds(fa - bfar, flo, xf, "significant")
                     if xf is not None and _exceeds(fa - bfar, flo, xf, mode):
-                        reasons.append(f"FAR at the clean threshold rose by more than {100 * xf:g} points"
+                        reasons.append(f"FAR at {far_point} rose by more than {100 * xf:g} points"
                                        + (" (CI lower bound)" if mode == "significant" else ""))
             if xf is not None and not np.isfinite(row["far_increase"]):
-                reasons.append("no FAR at the clean threshold in both runs to check --max-far-increase against "
+                reasons.append(f"no FAR at {far_point} in both runs to check --max-far-increase against "
                                "(a results.csv from before these columns? give `bench run` again to rewrite it)")
             if mode == "significant" and not np.isfinite(lo):
-                notes.append(f"{m} {fam}@{sev}: no bootstrap CI (scores.csv missing?), so the significance mode "
+                notes.append(f"{m} {condition_name(base.results, fam, sev)}: no bootstrap CI (scores.csv missing?), "
+                             "so the significance mode "
                              "could not judge it: failed to be safe")
                 reasons.append("no CI for the significance test")
             if reasons:
@@ -341,16 +402,18 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
         for fam, sev in c_base:
             if (bm, fam, sev) in r_base.index:
                 rows.append(dict(model="", baseline_model=bm, family=fam, severity=sev,
+                                 condition=condition_name(base.results, fam, sev),
                                  baseline_eer=float(r_base["eer"].get((bm, fam, sev), np.nan)), eer=np.nan,
                                  increase=np.nan, ci_low=np.nan, ci_high=np.nan, ci_kind="", baseline_far=np.nan,
                                  far=np.nan, far_increase=np.nan, far_ci_low=np.nan, far_ci_high=np.nan,
-                                 status="missing", failed=not allow_missing,
+                                 over_limit=False, significant=False, status="missing", failed=not allow_missing,
                                  reason="baseline model missing from the new run"
                                  + ("" if not allow_missing else " (allowed by --allow-missing)")))
-    df = pd.DataFrame(rows, columns=COLUMNS).astype({"failed": bool})
+    df = pd.DataFrame(rows, columns=COLUMNS).astype({"failed": bool, "over_limit": bool, "significant": bool})
     if df.empty:
         raise RunError("no condition has an EER in the baseline: nothing to check")
-    return CheckResult(df, x, list(dict.fromkeys(notes)), mode, xf, allow_missing)
+    return CheckResult(df, x, list(dict.fromkeys(notes)), mode, xf, allow_missing, far_point,
+                       inputs={"new": describe_inputs(new), "baseline": describe_inputs(base)})
 
 
 def _exceeds(inc: float, ci_low: float, limit: float, mode: str) -> bool:

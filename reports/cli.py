@@ -39,7 +39,8 @@ def cmd_report(a: argparse.Namespace) -> int:
     from reports.report import build_report
 
     try:
-        rep = build_report(a.dir, out=a.out, reference=a.reference, plots=not a.no_plots, by=a.by or ())
+        rep = build_report(a.dir, out=a.out, reference=a.reference, plots=not a.no_plots, by=a.by or (),
+                           style=a.style, calibration=a.calibration)
     except RunError as e:
         return _err(e)
     for n in rep.notes:
@@ -57,7 +58,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
     try:
         cmp = compare_runs(a.dirs, force=a.force, n_boot=a.n_boot, seed=a.seed)
         out = a.out or default_out(a.dirs)
-        files = write_compare(cmp, out, plots=not a.no_plots)
+        files = write_compare(cmp, out, plots=not a.no_plots, style=a.style)
     except RunError as e:
         return _err(e)
     for d in cmp.differences:
@@ -89,6 +90,12 @@ def cmd_check(a: argparse.Namespace) -> int:
     return 0 if res.ok else 1
 
 
+def _style_option(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--style", choices=["screen", "paper"], default="screen",
+                   help="figure sizes: screen (default; for the HTML page) or paper (every figure one column of a "
+                   "two-column article wide, 8.5 cm, no text under 6 pt; the PDFs go straight into a paper)")
+
+
 def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     if name == "report":
@@ -101,6 +108,11 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
         s.add_argument("--no-plots", action="store_true", help="tables only (faster)")
         s.add_argument("--by", action="append", choices=["speaker", "language"], metavar="COLUMN",
                        help="add EER per speaker or language (manifest columns carried in scores.csv); repeatable")
+        _style_option(s)
+        s.add_argument("--calibration", action="append", metavar="FILE.json",
+                       help="a file from `bench calibrate` (repeatable, one per model; or a fusion): writes "
+                       "report/results_calibrated.csv (calibrated cllr, min_cllr, actdcf, min_dcf, eer per condition) "
+                       "and plots actDCF and Cllr against severity beside the EER")
         s.set_defaults(func=cmd_report)
     elif name == "compare":
         s = subparsers.add_parser("compare", help="compare runs side by side", description=COMPARE_DESC,
@@ -113,6 +125,7 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
                        "utterances)")
         s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
         s.add_argument("--no-plots", action="store_true", help="tables only (faster)")
+        _style_option(s)
         s.set_defaults(func=cmd_compare)
     elif name == "check":
         s = subparsers.add_parser("check", help="pass/fail gate against a baseline run", description=CHECK_DESC,
@@ -125,8 +138,9 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
                        help="check only these families (add clean for the clean condition)")
         s.add_argument("--exclude-families", metavar="F1,F2", help="skip these families")
         s.add_argument("--max-far-increase", type=float, metavar="Y",
-                       help="also fail when the false-acceptance rate at the model's clean EER threshold (the "
-                       "deployed operating point) rose by more than Y (a fraction)")
+                       help="also fail when the false-acceptance rate at the deployed threshold rose by more than Y "
+                       "(a fraction): at the operating point both runs were given (bench run --operating-point, "
+                       "e.g. far=1%%), else at each model's clean EER threshold")
         s.add_argument("--significant", action="store_true",
                        help="fail only when the lower bound of the 95%% paired-bootstrap CI of the increase exceeds "
                        "the limit (default: the point estimate is compared)")

@@ -31,7 +31,7 @@ from reports import html as H
 from reports import plots as P
 from reports import render as R
 from reports import tables as T
-from reports.load import CLEAN, Run, RunError, conditions, families, load_run
+from reports.load import CLEAN, Run, RunError, condition_name, conditions, families, load_run
 from reports.pairing import differences, pair_models, paired_diff_ci
 
 log = logging.getLogger(__name__)
@@ -224,7 +224,7 @@ def summary(cmp: Comparison) -> pd.DataFrame:
         worst = g.loc[g["diff"].idxmax()]
         rows.append({"label": lab, "reference": g["reference"].iloc[0], "conditions": len(g),
                      "mean_diff": float(g["diff"].mean()), "max_diff": float(worst["diff"]),
-                     "max_at": f"{worst['family']}@{worst['severity']}",
+                     "max_at": condition_name(cmp.runs[0].results, worst["family"], int(worst["severity"])),
                      "significant_worse": int((g["significant"] & (g["diff"] > 0)).sum()),
                      "significant_better": int((g["significant"] & (g["diff"] < 0)).sum()),
                      "method": ",".join(sorted(set(g["method"])))})
@@ -238,7 +238,13 @@ def default_out(dirs: Sequence[str | Path]) -> Path:
     return Path(dirs[0]).resolve().parent / f"compare-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
-def write_compare(cmp: Comparison, out: str | Path, plots: bool = True) -> dict[str, Path]:
+def write_compare(cmp: Comparison, out: str | Path, plots: bool = True, style: str = "screen") -> dict[str, Path]:
+    """compare.csv, compare.md, compare.html (and plots/ unless ``plots`` is False) in ``out``; ``style`` as
+    :func:`reports.report.build_report`'s."""
+    from reports.figure import STYLES, display_width
+
+    if style not in STYLES:
+        raise RunError(f"--style {style!r}: choose {' or '.join(STYLES)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
@@ -277,17 +283,18 @@ def write_compare(cmp: Comparison, out: str | Path, plots: bool = True) -> dict[
     combined = cmp.combined_results()
     if plots:
         (out / "plots").mkdir(exist_ok=True)
-        data = P.save_figure(P.fig_overview(combined, cmp.labels, names=shown), out / "plots" / "overview")
-        page.figure(data["png"], "EER (%) by family and severity, one panel per model and run")
+        fig = P.fig_overview(combined, cmp.labels, names=shown, style=style)
+        data = P.save_figure(fig, out / "plots" / "overview")
+        page.figure(data["png"], "EER (%) by family and level, one block per family", width=display_width(fig))
     for fam, (tab, classes) in zip(fams, pages):
         page.section(f"Family: {fam}")
         page.table(tab, classes)
         if plots:
             from reports.report import slug
 
-            data = P.save_figure(P.fig_eer_curve(combined, fam, cmp.labels, names=shown),
-                                 out / "plots" / f"eer-{slug(fam)}")
-            page.figure(data["png"], f"EER against severity: {fam}")
+            fig = P.fig_eer_curve(combined, fam, cmp.labels, names=shown, style=style)
+            data = P.save_figure(fig, out / "plots" / f"eer-{slug(fam)}")
+            page.figure(data["png"], f"EER against level: {fam}", width=display_width(fig))
     md = [f"# {R.md_escape(title)}", ""]
     md += [f"> Compared with --force although the runs differ: {R.md_escape(d)}" for d in cmp.differences]
     md += [f"> {R.md_escape(n)}" for n in cmp.notes] + [""]

@@ -12,8 +12,9 @@ from typing import Any
 from reports.tables import Table
 
 CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1300px;
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1900px;
 padding:0 1.2em 3em;color:#1d1d1f;line-height:1.45}
+p,dl.prov{max-width:75em}
 h1{font-size:1.6em;margin:.8em 0 .2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
 h3{font-size:1.05em;margin:1.3em 0 .3em}
 .banner{background:#fff3cd;border:1px solid #e0c36a;padding:.6em 1em;border-radius:6px;font-weight:600}
@@ -27,7 +28,8 @@ table.sortable th[aria-sort=descending]::after{content:" \\25BC";font-size:.75em
 table.sortable tbody tr:nth-child(even){background:#fafafa}
 td.sig{font-weight:700;color:#a40000}td.better{font-weight:700;color:#00640a}
 .caption{font-size:.85em;color:#555;max-width:1100px}
-figure{margin:.6em 0 1.2em}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figure{margin:.6em 0 1.2em;max-width:100%}figure img{max-width:100%;height:auto;border:1px solid #eee}
+.figs{display:flex;flex-wrap:wrap;gap:0 1.5em;align-items:flex-start}
 figcaption{font-size:.85em;color:#555}
 nav{font-size:.9em}nav a{margin-right:.8em}
 dl.prov{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;font-size:.9em}
@@ -92,10 +94,13 @@ def table_html(t: Table, cell_classes: dict[tuple[int, int], str] | None = None)
     return "\n".join(o for o in out if o)
 
 
-def img_html(png: bytes, alt: str, caption: str = "") -> str:
+def img_html(png: bytes, alt: str, caption: str = "", width: int | None = None) -> str:
+    """A figure; ``width`` (CSS px) shows the PNG at the size its fonts were chosen for, at most the page's."""
     b64 = base64.b64encode(png).decode("ascii")
     cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
-    return f'<figure><img alt="{esc(alt)}" src="data:image/png;base64,{b64}">{cap}</figure>'
+    size = f' width="{int(width)}"' if width else ""
+    style = f' style="width:{int(width)}px"' if width else ""
+    return f'<figure{style}><img alt="{esc(alt)}"{size} src="data:image/png;base64,{b64}">{cap}</figure>'
 
 
 @dataclass
@@ -122,8 +127,9 @@ class Page:
     def table(self, t: Table, cell_classes: dict[tuple[int, int], str] | None = None) -> None:
         self._parts.append(table_html(t, cell_classes))
 
-    def figure(self, png: bytes, alt: str, caption: str = "") -> None:
-        self._parts.append(img_html(png, alt, caption))
+    def figure(self, png: bytes, alt: str, caption: str = "", width: int | None = None) -> None:
+        """Figures added one after another flow side by side where the window is wide enough."""
+        self._parts.append(FIG + img_html(png, alt, caption, width))
 
     def definitions(self, items: list[tuple[str, Any]]) -> None:
         body = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items)
@@ -138,5 +144,24 @@ class Page:
                 f"<title>{esc(self.title)}</title><style>{CSS}</style></head>"
                 + ('<body class="wrap">' if self.wrap else "<body>")
                 + f"<h1>{esc(self.title)}</h1>{banner}<nav>{nav}</nav>\n"
-                + "\n".join(self._parts)
+                + "\n".join(_grouped(self._parts))
                 + f"\n<script>{JS}</script></body></html>\n")
+
+
+FIG = "\x00fig\x00"     # marks a figure among the page's parts (never in escaped text)
+
+
+def _grouped(parts: list[str]) -> list[str]:
+    """The parts with each run of consecutive figures wrapped in one flex row (div.figs)."""
+    out: list[str] = []
+    run: list[str] = []
+    for p in parts + [""]:
+        if p.startswith(FIG):
+            run.append(p[len(FIG):])
+            continue
+        if run:
+            out.append('<div class="figs">' + "\n".join(run) + "</div>")
+            run = []
+        if p:
+            out.append(p)
+    return out

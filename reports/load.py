@@ -251,3 +251,11 @@ def level_labels(results: pd.DataFrame, family: str) -> dict[int, str]:
         return have
     lv = {s: p for s, p in level_params(results, family).items()}
     return {**derive(lv, family_kind(results, family)), **have} if lv else have
+
+
+def condition_name(results: pd.DataFrame, family: str, severity: int) -> str:
+    """``clean`` or ``family level`` with the level in its unit (``pink-noise 20 dB SNR``), never ``s2``
+    unless the level has no parameters to name it by."""
+    if (family, int(severity)) == CLEAN:
+        return "clean"
+    return f"{family} {level_labels(results, family).get(int(severity), f's{severity}')}"

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from reports import tables as T
-from reports.load import CLEAN, conditions
+from reports.load import condition_name, conditions
 
 CAPTION = ("FAR: spoofs accepted, FRR: bona fide rejected, both at the threshold that gives the model's clean "
            "EER (a deployed detector keeps its calibrated threshold), % with 95% bootstrap CIs. Cllr (bits) and "
@@ -31,7 +31,7 @@ def operating_tables(res: pd.DataFrame, models: list[str]) -> list[T.Table]:
             if (m, fam, sev) not in idx.index:
                 continue
             r = idx.loc[(m, fam, sev)]
-            label = "clean" if (fam, sev) == CLEAN else f"{fam} s{sev}"
+            label = condition_name(res, fam, sev)
             rows.append([(label, label),
                          _cell(r["far_at_clean_threshold"], r["far_ci_low"], r["far_ci_high"]),
                          _cell(r["frr_at_clean_threshold"], r["frr_ci_low"], r["frr_ci_high"]),

@@ -3,51 +3,41 @@
 * :func:`fig_eer_curve`: EER against severity of one family, one line per model, CI bands; for an
   attack family the x axis shows the budgets (SNR dB or eps) instead of s1..s5.
 * :func:`fig_det`: DET curves (probit axes, scipy.stats.norm.ppf), one panel per condition of a family
-  (clean, s1, ...), one line per model.
-* :func:`fig_histograms`: score histograms, clean against the worst severity (highest EER) per model.
-* :func:`fig_heatmap`: EER (%) of every model x condition.
-* :func:`fig_eer_vs_pesq`: EER against the condition's median wide-band PESQ, every condition of the run
-  (how much harm to the listener buys how much harm to the detector); None when the run has no PESQ.
+  (clean, then each level in its unit), one line per model.
+* :func:`fig_histograms`: score histograms, clean against the worst level (highest EER) per model.
+* :func:`fig_overview` and :func:`fig_heatmap` (:mod:`reports.plots_heat`): EER heat maps.
+* :func:`reports.plots_quality.fig_eer_vs_pesq`: EER against the conditions' median PESQ.
 
-Every function returns the Figure; :func:`png_bytes` renders one.
+Every function takes ``style=`` (``screen``, the default, or ``paper``: see :mod:`reports.figure`) and returns
+the Figure; :func:`save_figure` writes it as PNG, SVG and PDF.
 """
 from __future__ import annotations
 
-import io
 import logging
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from reports.load import CLEAN, conditions, family_kind, level_labels, level_params
+from reports.figure import SCREEN, Style, legend_columns, new_figure, png_bytes, safe_label, save_figure, styled
+from reports.load import CLEAN, family_kind, level_labels, level_params
 from reports.tables import budget_of, eer_grid, severity_labels
 
 log = logging.getLogger(__name__)
 
-DPI = 90
-DET_TICKS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.95)
+__all__ = ["fig_eer_curve", "fig_det", "fig_histograms", "fig_overview", "fig_heatmap", "heatmap_matrix",
+           "png_bytes", "save_figure", "safe_label", "det_points", "worst_severity", "x_axis", "budget_labels"]
+
+DPI = SCREEN.dpi
+#: DET axis ticks (fractions): the screen's and, for a panel an inch wide, the paper's
+DET_TICKS = (0.001, 0.01, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.95)
+DET_TICKS_PAPER = (0.001, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95)
 DET_LIM = (0.0005, 0.97)
 MAX_DET_POINTS = 2000
-ANNOTATE_MAX_CELLS = 160
 
 
-def _figure(w: float, h: float):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(w, h), dpi=DPI, layout="constrained")
-
-
-def safe_label(s: object) -> str:
-    """A text matplotlib shows literally: no mathtext ($), and not hidden from legends (leading _)."""
-    s = str(s).replace("$", r"\$")
-    return " " + s if s.startswith("_") else s
-
-
-def png_bytes(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
-    return buf.getvalue()
+def _paper(style: Style) -> bool:
+    return style.name == "paper"
 
 
 def _models(results: pd.DataFrame, models: Sequence[str] | None) -> list[str]:
@@ -84,8 +74,10 @@ def x_axis(results: pd.DataFrame, family: str):
     return ax
 
 
+@styled
 def fig_eer_curve(results: pd.DataFrame, family: str, models: Sequence[str] | None = None,
-                  budget_axis: bool | None = None, names: Mapping[str, str] | None = None):
+                  budget_axis: bool | None = None, names: Mapping[str, str] | None = None, *,
+                  style: Style = SCREEN):
     """EER (%) against the family's level, one line per model with its 95% bootstrap CI as a band.
 
     The x axis is in the family's unit when its levels carry one (bitrate in kb/s, log scale over a
@@ -105,8 +97,9 @@ def fig_eer_curve(results: pd.DataFrame, family: str, models: Sequence[str] | No
     labels = level_labels(results, family)
     kind = family_kind(results, family)
     axis = x_axis(results, family)
-    fig = _figure(7.2, 3.9)
-    gs = fig.add_gridspec(1, 2, width_ratios=[1, 7.5])
+    paper = _paper(style)
+    fig = new_figure(style.width if paper else 7.2, 2.6 + 0.12 * len(models) if paper else 3.9, style)
+    gs = fig.add_gridspec(1, 2, width_ratios=[1, 6 if paper else 7.5])
     ax0 = fig.add_subplot(gs[0])
     ax = fig.add_subplot(gs[1], sharey=ax0)
     if axis is not None:
@@ -127,7 +120,8 @@ def fig_eer_curve(results: pd.DataFrame, family: str, models: Sequence[str] | No
             err = None
             if np.isfinite(yl[0]) and np.isfinite(yh[0]):
                 err = [[max(y[0] - yl[0], 0)], [max(yh[0] - y[0], 0)]]
-            ax0.errorbar([off], [y[0]], yerr=err, marker="D", color=line.get_color(), capsize=3, linewidth=1.2)
+            ax0.errorbar([off], [y[0]], yerr=err, marker="D", color=line.get_color(), capsize=2 if paper else 3,
+                         linewidth=line.get_linewidth())
     handles.append(Patch(color="0.5", alpha=0.25, label="shaded / whiskers: 95% bootstrap CI"))
     ax0.set_xlim(-0.6, 0.6)
     ax0.set_xticks([0], ["clean"])
@@ -135,6 +129,7 @@ def fig_eer_curve(results: pd.DataFrame, family: str, models: Sequence[str] | No
     ax0.set_ylim(bottom=0)
     ax0.grid(alpha=0.3, axis="y")
     ax.tick_params(labelleft=False)
+    plot_w = fig.get_figwidth() * 0.8 * (6 / 7 if paper else 7.5 / 8.5)
     if axis is not None:
         if axis.log:
             ax.set_xscale("log")
@@ -142,20 +137,21 @@ def fig_eer_curve(results: pd.DataFrame, family: str, models: Sequence[str] | No
         ax.set_xticks(x, [f"{v:g}" for v in x])
         if axis.reversed:
             ax.invert_xaxis()
-        ax.set_xlabel(safe_label(axis.title + ("; harsher to the right" if axis.reversed else "")))
+        title = axis.title + ("; harsher to the right" if axis.reversed else "")
+        ax.set_xlabel(safe_label(style.wrap(title, plot_w)))
     else:
-        import textwrap
-
-        ticks = [textwrap.fill(labels.get(s, f"s{s}"), 16) for _, (_, s) in cols]
-        ax.set_xticks(x, [safe_label(t) for t in ticks], fontsize=7 if max(map(len, ticks), default=0) > 10 else None)
+        size = style.small if paper or max((len(t) for t in labels.values()), default=0) > 10 else style.text
+        ticks = [style.wrap(labels.get(s, f"s{s}"), plot_w / max(len(cols), 1) * 0.92, size) for _, (_, s) in cols]
+        ax.set_xticks(x, [safe_label(t) for t in ticks])
+        ax.tick_params(axis="x", labelsize=size)
         if len(x):
             ax.set_xlim(x[0] - 0.5, x[-1] + 0.5)
-        ax.set_xlabel("severity (level)" if kind != "attack" else "attack budget (severity)")
+        ax.set_xlabel("level" if kind != "attack" else "attack budget")
     ax.grid(alpha=0.3)
-    what = "attack budget" if kind == "attack" else (axis.title.split(" (")[0] if axis is not None else "severity")
-    fig.suptitle(safe_label(f"EER against {what}: {family}"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize="small",
-               frameon=False)
+    what = "attack budget" if kind == "attack" else (axis.title.split(" (")[0] if axis is not None else "level")
+    fig.suptitle(safe_label(style.wrap(f"EER against {what}: {family}", fig.get_figwidth(), style.title)))
+    fig.legend(handles=handles, loc="outside lower center", frameon=False, fontsize=style.small,
+               ncol=legend_columns([h.get_label() for h in handles], style, fig.get_figwidth(), 4))
     return fig
 
 
@@ -184,40 +180,51 @@ def _split(scores: pd.DataFrame, model: str, family: str, severity: int) -> tupl
     return sc[ok & (lab == "bonafide")], sc[ok & (lab == "spoof")]
 
 
-def fig_det(scores: pd.DataFrame, results: pd.DataFrame, family: str, models: Sequence[str] | None = None):
-    """DET curves, one panel per condition of ``family`` (clean first), one line per model."""
-    import textwrap
-
+@styled
+def fig_det(scores: pd.DataFrame, results: pd.DataFrame, family: str, models: Sequence[str] | None = None, *,
+            style: Style = SCREEN):
+    """DET curves, one panel per condition of ``family`` (clean first, then each level in its unit), one line
+    per model; the models' legend under the panels."""
     models = _models(results, models)
     conds = severity_labels(results, family)
+    paper = _paper(style)
     n = len(conds)
-    ncol = min(n, 3)
+    ncol = min(n, 2 if paper or n <= 4 else 3)
     nrow = int(np.ceil(n / ncol))
-    fig = _figure(3.0 * ncol + 0.4, 2.9 * nrow + 0.3)
-    ticks = _probit(np.array(DET_TICKS))
-    labels = [f"{100 * t:g}" for t in DET_TICKS]
+    panel = (style.width - 0.2) / ncol if paper else 3.0
+    labs = level_labels(results, family)
+    titles = [style.wrap("clean" if (fam, sev) == CLEAN else f"{family} {labs.get(sev, label)}",
+                         panel - (0.4 if paper else 0.6))
+              for label, (fam, sev) in conds]
+    title_in = max(t.count("\n") + 1 for t in titles) * style.text * 1.25 / 72
+    fig = new_figure(panel * ncol + 0.2, (panel + 0.2 + title_in) * nrow + 0.45 + 0.12 * len(models), style)
+    tick_at = DET_TICKS_PAPER if paper else DET_TICKS
+    ticks = _probit(np.array(tick_at))
+    tick_labels = [f"{100 * t:g}" for t in tick_at]
+    lines = {}
     for i, (label, (fam, sev)) in enumerate(conds):
         ax = fig.add_subplot(nrow, ncol, i + 1)
         for m in models:
             b, s = _split(scores, m, fam, sev)
             if b.size and s.size:
                 far, frr = det_points(b, s)
-                ax.plot(_probit(far), _probit(frr), label=safe_label(m), linewidth=1.2)
+                (ln,) = ax.plot(_probit(far), _probit(frr), label=safe_label(m))
+                lines.setdefault(m, ln)
         lim = _probit(np.array(DET_LIM))
         ax.plot(lim, lim, color="0.7", linewidth=0.6, linestyle=":", label="_eer_diagonal")
         ax.set_xlim(*lim)
         ax.set_ylim(*lim)
-        ax.set_xticks(ticks, labels, fontsize=6)
-        ax.set_yticks(ticks, labels, fontsize=6)
-        lab = level_labels(results, family).get(sev, label)
-        ax.set_title(safe_label("clean" if (fam, sev) == CLEAN else textwrap.fill(f"{family} {lab}", 36)),
-                     fontsize=9 if len(f"{family} {lab}") <= 36 else 7.5)
-        ax.set_xlabel("false acceptance (%)", fontsize=7)
-        ax.set_ylabel("false rejection (%)", fontsize=7)
+        ax.set_xticks(ticks, tick_labels)
+        ax.set_yticks(ticks, tick_labels)
+        ax.tick_params(labelsize=style.small)
+        ax.set_title(safe_label(titles[i]), fontsize=style.text)
+        ax.set_xlabel("false acceptance (%)", fontsize=style.small)
+        ax.set_ylabel("false rejection (%)", fontsize=style.small)
         ax.grid(alpha=0.3)
-        if i == 0:
-            ax.legend(fontsize=6, loc="upper right")
-    fig.suptitle(safe_label(f"DET curves: {family}"), fontsize=10)
+    if lines:
+        fig.legend(handles=list(lines.values()), loc="outside lower center", fontsize=style.small, frameon=False,
+                   ncol=legend_columns([safe_label(m) for m in lines], style, fig.get_figwidth(), 4))
+    fig.suptitle(safe_label(f"DET curves: {family}"))
     return fig
 
 
@@ -231,15 +238,22 @@ def worst_severity(results: pd.DataFrame, model: str, family: str) -> int | None
     return int(best["severity"])
 
 
+@styled
 def fig_histograms(scores: pd.DataFrame, results: pd.DataFrame, family: str,
-                   models: Sequence[str] | None = None):
-    """Per model: score histograms of bona fide and spoof, clean (filled) against the worst severity (lines)."""
-    import textwrap
+                   models: Sequence[str] | None = None, *, style: Style = SCREEN):
+    """Per model: score histograms of bona fide and spoof, clean (filled) against the worst level (lines,
+    the level named in the panel's title); one legend under the panels."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     models = _models(results, models)
-    fig = _figure(max(min(3.4 * len(models), 13.6), 6.4) + 0.3, 3.0 * int(np.ceil(len(models) / 4)) + 0.5)
-    ncol = min(len(models), 4)
+    paper = _paper(style)
+    ncol = min(len(models), 2 if paper else 4)
     nrow = int(np.ceil(len(models) / ncol))
+    panel = (style.width - 0.1) / ncol if paper else 3.4
+    fig = new_figure(max(panel * ncol, 6.4 if not paper else 0) + 0.3,
+                     (panel * 0.8 + 0.45) * nrow + 0.8, style)
+    labs = level_labels(results, family)
     for i, m in enumerate(models):
         ax = fig.add_subplot(nrow, ncol, i + 1)
         worst = worst_severity(results, m, family)
@@ -247,118 +261,32 @@ def fig_histograms(scores: pd.DataFrame, results: pd.DataFrame, family: str,
         wb, ws = _split(scores, m, family, worst) if worst is not None else (np.zeros(0), np.zeros(0))
         allv = np.concatenate([cb, cs, wb, ws])
         if allv.size == 0:
-            ax.set_title(safe_label(f"{m}: no scores"), fontsize=9)
+            ax.set_title(safe_label(f"{m}: no scores"), fontsize=style.text)
             continue
-        bins = np.histogram_bin_edges(allv, bins=40)
-        for data, lab, color, style in ((cb, "clean bona fide", "tab:green", "bar"),
-                                        (cs, "clean spoof", "tab:red", "bar"),
-                                        (wb, f"s{worst} bona fide", "darkgreen", "step"),
-                                        (ws, f"s{worst} spoof", "darkred", "step")):
+        bins = np.histogram_bin_edges(allv, bins=30 if paper else 40)
+        for data, color, kind in ((cb, "tab:green", "bar"), (cs, "tab:red", "bar"),
+                                  (wb, "darkgreen", "step"), (ws, "darkred", "step")):
             if data.size:
-                ax.hist(data, bins=bins, density=True, histtype=style, color=color, label=lab,
-                        alpha=0.35 if style == "bar" else 1.0, linewidth=1.3)
-        lab = level_labels(results, family).get(worst, f"s{worst}") if worst is not None else ""
-        ax.set_title(safe_label(textwrap.fill(f"{m}: clean vs s{worst} ({lab})" if worst is not None
-                                              else f"{m}: clean", 34)), fontsize=8)
-        ax.set_xlabel("score (higher = more bona fide)", fontsize=7)
-        ax.set_ylabel("density", fontsize=7)
-        ax.tick_params(labelsize=6)
-        ax.legend(fontsize=6)
-    title = f"Score histograms: {family} (worst severity = highest EER)"
-    fig.suptitle(safe_label(textwrap.fill(title, int(fig.get_figwidth() * 11))), fontsize=10)
+                ax.hist(data, bins=bins, density=True, histtype=kind, color=color,
+                        alpha=0.35 if kind == "bar" else 1.0, linewidth=1.0 if paper else 1.3)
+        title = f"{m}: clean vs {labs.get(worst, f's{worst}')}" if worst is not None else f"{m}: clean"
+        ax.set_title(safe_label(style.wrap(title, fig.get_figwidth() / ncol - (0.3 if paper else 0.5), style.text)),
+                     fontsize=style.text)
+        if i % ncol == 0:
+            ax.set_ylabel("density", fontsize=style.small)
+        if i >= len(models) - ncol:
+            ax.set_xlabel(style.wrap("score (higher = more bona fide)", fig.get_figwidth() / ncol - 0.4, style.small),
+                          fontsize=style.small)
+        ax.tick_params(labelsize=style.small)
+    handles = [Patch(color="tab:green", alpha=0.35, label="clean bona fide"),
+               Patch(color="tab:red", alpha=0.35, label="clean spoof"),
+               Line2D([], [], color="darkgreen", label="worst level: bona fide"),
+               Line2D([], [], color="darkred", label="worst level: spoof")]
+    fig.legend(handles=handles, loc="outside lower center", fontsize=style.small, frameon=False,
+               ncol=legend_columns([h.get_label() for h in handles], style, fig.get_figwidth(), 4))
+    title = f"Score histograms: {family} (worst level = highest EER)"
+    fig.suptitle(safe_label(style.wrap(title, fig.get_figwidth(), style.title)))
     return fig
 
 
-def heatmap_matrix(results: pd.DataFrame, models: Sequence[str] | None = None) -> pd.DataFrame:
-    """EER (fraction) with rows = models, columns = conditions ('clean', 'family sK')."""
-    models = _models(results, models)
-    conds = conditions(results)
-    idx = results.set_index(["model", "family", "severity"])["eer"]
-    cols = {("clean" if c == CLEAN else f"{c[0]} s{c[1]}"): [idx.get((m, *c), np.nan) for m in models]
-            for c in conds}
-    return pd.DataFrame(cols, index=pd.Index(models, name="model"), dtype=float)
-
-
-def fig_heatmap(results: pd.DataFrame, models: Sequence[str] | None = None, title: str = "EER (%) by condition"):
-    mat = heatmap_matrix(results, models)
-    n_m, n_c = mat.shape
-    fig = _figure(min(max(5.0, 0.32 * n_c + 2.5), 30.0), max(2.2, 0.42 * n_m + 1.9))
-    ax = fig.add_subplot()
-    data = 100 * mat.to_numpy(float)
-    im = ax.imshow(np.ma.masked_invalid(data), aspect="auto", cmap="viridis", vmin=0,
-                   vmax=max(50.0, float(np.nanmax(data))) if np.isfinite(data).any() else 50.0)
-    ax.set_xticks(np.arange(n_c), [safe_label(c) for c in mat.columns], rotation=70, ha="right", fontsize=7)
-    ax.set_yticks(np.arange(n_m), [safe_label(m) for m in mat.index], fontsize=8)
-    if n_m * n_c <= ANNOTATE_MAX_CELLS:
-        for i in range(n_m):
-            for j in range(n_c):
-                if np.isfinite(data[i, j]):
-                    ax.text(j, i, f"{data[i, j]:.1f}", ha="center", va="center", fontsize=6,
-                            color="white" if data[i, j] < 30 else "black")
-    fig.colorbar(im, ax=ax, label="EER (%)")
-    ax.set_title(safe_label(title))
-    return fig
-
-
-def fig_overview(results: pd.DataFrame, models: Sequence[str] | None = None,
-                 names: Mapping[str, str] | None = None, title: str = "EER (%) by family and severity"):
-    """Per model a families x severities heat map (clean in the first column), the EER and the level's
-    label in every cell; one panel per model, two per row."""
-    import textwrap
-
-    models = _models(results, models)
-    names = dict(names or {})
-    fams = [f for f in dict.fromkeys(results["family"]) if f != "clean"] or []
-    sevs = sorted({int(s) for s in results["severity"] if int(s) != 0})
-    cols = ["clean"] + [f"s{s}" for s in sevs]
-    idx = results.set_index(["model", "family", "severity"])["eer"]
-    labs = {f: level_labels(results, f) for f in fams}
-    ncol = min(len(models), 2)
-    nrow = int(np.ceil(len(models) / ncol))
-    rows = max(len(fams), 1)
-    fig = _figure(ncol * (2.2 + 1.05 * len(cols)) + 0.8, nrow * (0.9 + 0.48 * rows) + 0.5)
-    vmax = max(50.0, float(np.nanmax(100 * results["eer"].to_numpy(float)))) if results["eer"].notna().any() else 50.0
-    im = None
-    for k, m in enumerate(models):
-        ax = fig.add_subplot(nrow, ncol, k + 1)
-        clean = float(idx.get((m, "clean", 0), np.nan))
-        data = np.array([[clean] + [float(idx.get((m, f, s), np.nan)) for s in sevs] for f in fams] or
-                        [[clean] + [np.nan] * len(sevs)]) * 100
-        im = ax.imshow(np.ma.masked_invalid(data), aspect="auto", cmap="viridis", vmin=0, vmax=vmax)
-        ax.set_xticks(np.arange(len(cols)), cols, fontsize=8)
-        ax.set_yticks(np.arange(rows), [safe_label(textwrap.shorten(f, 28)) for f in fams] or ["clean"], fontsize=8)
-        ax.set_title(safe_label(names.get(m, m)), fontsize=10)
-        for i, f in enumerate(fams or ["clean"]):
-            for j, col in enumerate(cols):
-                v = data[i, j]
-                if not np.isfinite(v):
-                    continue
-                sub = "" if j == 0 else textwrap.shorten(labs.get(f, {}).get(sevs[j - 1], ""), 15, placeholder="…")
-                ax.text(j, i, f"{v:.1f}", ha="center", va="bottom" if sub else "center", fontsize=9,
-                        color="white" if v < 0.6 * vmax else "black")
-                if sub:
-                    ax.text(j, i + 0.06, sub, ha="center", va="top", fontsize=6.5,
-                            color="white" if v < 0.6 * vmax else "black")
-    if im is not None:
-        fig.colorbar(im, ax=fig.axes, label="EER (%)", shrink=0.9)
-    fig.suptitle(safe_label(title))
-    return fig
-
-
-def save_figure(fig, base) -> dict[str, bytes]:
-    """Writes ``base``.png (for the HTML page), .svg (text kept as text) and .pdf; returns their bytes."""
-    from pathlib import Path
-
-    import matplotlib
-
-    base = Path(base)
-    out = {}
-    with matplotlib.rc_context({"svg.fonttype": "none", "pdf.fonttype": 42}):
-        for ext in ("png", "svg", "pdf"):
-            buf = io.BytesIO()
-            fig.savefig(buf, format=ext, dpi=DPI if ext == "png" else None)
-            out[ext] = buf.getvalue()
-            tmp = base.with_name(base.name + f".{ext}.tmp")
-            tmp.write_bytes(out[ext])
-            tmp.replace(base.with_name(base.name + f".{ext}"))
-    return out
+from reports.plots_heat import fig_heatmap, fig_overview, heatmap_matrix  # noqa: E402 (re-exported)

@@ -30,9 +30,13 @@ _TEX = {"\\": r"$\backslash$", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "
 #: accented letters pdflatex composes in its default fonts; any other non-ASCII character becomes '?'
 _LATIN = set("ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿ")
 
-#: an article's text width (pt) and rough glyph widths of the table fonts (\small, \scriptsize), padding per column
+#: an article's text width (pt); glyph widths (pt) of \small text and of the \scriptsize CI; a column's padding
 TEXT_WIDTH_PT = 345.0
-CHAR_PT, SMALL_CHAR_PT, COL_PAD_PT = 5.0, 3.8, 10.0
+CHAR_PT, SMALL_CHAR_PT, COL_PAD_PT = 4.6, 3.6, 8.0
+#: a header longer than this (characters) is set on several lines; row names get what width is left, at least this
+LINE_CHARS = 16
+#: the most text lines of body rows in one float (a longer table continues in another, its header repeated)
+MAX_LINES = 40
 _CI = re.compile(r"^(\S+) (\[[^\]]*\])(.*)$")
 
 
@@ -42,50 +46,113 @@ def tex_escape(s: str) -> str:
     return "".join(_TEX.get(ch, ch if ord(ch) < 128 or ch in _LATIN else "?") for ch in str(s))
 
 
-def _tex_cell(text: str) -> tuple[str, float]:
-    r"""A cell's LaTeX and its estimated width (pt): ``EER [lo, hi]`` stacks the interval below in
-    \scriptsize; long headers break at ``→`` and ``, ``."""
+def _lines(text: str, chars: int = LINE_CHARS) -> list[str]:
+    """A long header or name broken after ``→`` and ``, `` and then at spaces, into lines of ``chars``."""
+    import textwrap
+
+    text = str(text)
+    if len(text) <= chars:
+        return [text]
+    out: list[str] = []
+    for part in re.split(r"(?<= →) |(?<=,) ", text):
+        out += textwrap.wrap(part, chars, break_long_words=False, break_on_hyphens=False) or [""]
+    return out
+
+
+def _tex_cell(text: str, head: bool = False, chars: int = LINE_CHARS) -> tuple[str, float]:
+    r"""A cell's LaTeX and its estimated width (pt). ``EER [lo, hi]`` keeps its interval on the same line in
+    \scriptsize (a stacked cell would sit above its row's baseline); a long header or row name becomes a
+    one-column tabular, bottom-aligned in the header and top-aligned in the body, so its first line sits on
+    the row's baseline."""
     m = _CI.match(str(text))
     if m:
         main, ci = m.group(1) + m.group(3), m.group(2)
-        return (rf"\shortstack[r]{{{tex_escape(main)}\\\scriptsize {tex_escape(ci)}}}",
-                max(len(main) * CHAR_PT, len(ci) * SMALL_CHAR_PT))
-    parts = re.split(r"(?<= →) |(?<=,) ", str(text)) if len(str(text)) > 16 else [str(text)]
+        return (rf"{tex_escape(main)} {{\scriptsize {tex_escape(ci)}}}",
+                len(main) * CHAR_PT + 3 + len(ci) * SMALL_CHAR_PT)
+    parts = _lines(text, chars)
     if len(parts) > 1:
-        return (r"\shortstack{" + r"\\".join(tex_escape(p) for p in parts) + "}",
-                max(len(p) for p in parts) * CHAR_PT)
+        pos, align = ("b", "c") if head else ("t", "l")
+        return (rf"\begin{{tabular}}[{pos}]{{@{{}}{align}@{{}}}}" + r"\\".join(tex_escape(p) for p in parts)
+                + r"\end{tabular}", max(len(p) for p in parts) * CHAR_PT)
     return tex_escape(text), len(str(text)) * CHAR_PT
 
 
-def _chunks(widths: list[float], limit: float = TEXT_WIDTH_PT) -> list[list[int]]:
-    """Column indices of each part of a table split to fit ``limit`` (column 0 repeated in every part)."""
+def _parts(widths: list[float], limit: float = TEXT_WIDTH_PT) -> list[list[int]]:
+    """Column indices of each part of a table split to fit ``limit``, column 0 repeated in every part: the
+    fewest parts, with the columns shared out evenly (never a last part of one stray column)."""
     first = widths[0] + COL_PAD_PT
-    parts, cur, used = [], [], first
-    for j in range(1, len(widths)):
-        w = widths[j] + COL_PAD_PT
-        if cur and used + w > limit:
-            parts.append(cur)
-            cur, used = [], first
-        cur.append(j)
-        used += w
-    parts.append(cur)
-    return [[0] + p for p in parts if p] or [[0]]
+    rest = [w + COL_PAD_PT for w in widths[1:]]
+    n = len(rest)
+    for k in range(1, n + 1):
+        size, extra = divmod(n, k)
+        groups, start = [], 1
+        for g in range(k):
+            stop = start + size + (g < extra)
+            groups.append(list(range(start, stop)))
+            start = stop
+        if all(first + sum(rest[j - 1] for j in g) <= limit for g in groups):
+            return [[0] + g for g in groups]
+    return [[0, j] for j in range(1, n + 1)] or [[0]]
+
+
+def transposed(t: Table) -> Table:
+    """``t`` with rows and columns swapped: its columns (after the first) become the rows."""
+    cols = [t.transpose_corner] + [r[0][0] for r in t.rows]
+    rows = [[(c, c)] + [r[j] if j < len(r) else ("–", None) for r in t.rows] for j, c in enumerate(t.columns)
+            if j > 0]
+    return Table(t.title, cols, rows, caption=t.caption, key=t.key, notes=list(t.notes))
+
+
+def _layout(t: Table) -> tuple[list[tuple[str, float]], list[list[tuple[str, float]]], list[list[int]]]:
+    """Header and body cells (LaTeX, width) and the column parts; row names take the width the other
+    columns leave (between LINE_CHARS and 40 characters a line)."""
+    head = [_tex_cell(c, head=True) for c in t.columns]
+    body = [[_tex_cell(c[0]) for c in r[1:]] for r in t.rows]
+    others = sum(max([head[j][1]] + [r[j - 1][1] for r in body if j - 1 < len(r)]) + COL_PAD_PT
+                 for j in range(1, len(t.columns)))
+    chars = int(min(max((TEXT_WIDTH_PT - others - COL_PAD_PT) / CHAR_PT, LINE_CHARS), 40))
+    body = [[_tex_cell(r[0][0], chars=chars)] + b for r, b in zip(t.rows, body)]
+    widths = [max([head[j][1]] + [r[j][1] for r in body if j < len(r)]) for j in range(len(t.columns))]
+    return head, body, _parts(widths)
+
+
+def _row_parts(body: list[list[tuple[str, float]]], limit: int = MAX_LINES) -> list[list[int]]:
+    """Row indices of each float of a long table: the fewest, of even size, each at most ``limit`` lines."""
+    lines = [max([c[0].count(r"\\") + 1 for c in r] or [1]) for r in body]
+    n = len(body)
+    for k in range(1, n + 1):
+        size, extra = divmod(n, k)
+        groups, start = [], 0
+        for g in range(k):
+            stop = start + size + (g < extra)
+            groups.append(list(range(start, stop)))
+            start = stop
+        if all(sum(lines[i] for i in g) <= limit for g in groups):
+            return groups
+    return [[i] for i in range(n)] or [[]]
 
 
 def to_latex(t: Table) -> str:
-    """A booktabs table that fits an article's text width: EER cells stack their CI; a table still
-    too wide is split into parts by columns (the first column repeated)."""
-    head = [_tex_cell(c) for c in t.columns]
-    body = [[_tex_cell(c[0]) for c in r] for r in t.rows]
-    widths = [max([head[j][1]] + [r[j][1] for r in body if j < len(r)]) for j in range(len(t.columns))]
-    parts = _chunks(widths)
+    """A booktabs table that fits an article's text width. Cells ``EER [lo, hi]`` keep the interval on their
+    line in a smaller font. A table marked ``prefer_transposed`` (rows = models, columns = levels) is set with
+    the levels as rows when that needs no more parts; any table is transposed when that needs fewer. A table
+    still too wide is split into parts by columns, shared out evenly (the first column repeated)."""
+    plans = [(t, _layout(t))]
+    if len(t.rows) and all(len(r) == len(t.columns) for r in t.rows):
+        tt = transposed(t)
+        plans.append((tt, _layout(tt)))
+        n0, n1 = len(plans[0][1][2]), len(plans[1][1][2])
+        if n1 < n0 or (t.prefer_transposed and n1 <= n0):
+            plans.reverse()
+    t, (head, body, col_parts) = plans[0]
+    parts = [(cols, rows) for cols in col_parts for rows in _row_parts(body)]
     out = []
-    for k, cols in enumerate(parts):
+    for k, (cols, rows) in enumerate(parts):
         spec = "l" + "r" * (len(cols) - 1)
         out += [r"\begin{table}[htbp]", r"\centering", r"\small", r"\setlength{\tabcolsep}{4pt}",
                 rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
                 " & ".join(head[j][0] for j in cols) + r" \\", r"\midrule"]
-        out += [" & ".join(r[j][0] for j in cols if j < len(r)) + r" \\" for r in body]
+        out += [" & ".join(body[i][j][0] for j in cols if j < len(body[i])) + r" \\" for i in rows]
         part = f" (part {k + 1} of {len(parts)})" if len(parts) > 1 else ""
         out += [r"\bottomrule", r"\end{tabular}",
                 rf"\caption{{{tex_escape(t.title + part)}" + (f". {tex_escape(t.caption)}" if t.caption and

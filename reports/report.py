@@ -23,7 +23,7 @@ from reports import html as H
 from reports import plots as P
 from reports import render as R
 from reports import tables as T
-from reports.load import CLEAN, Run, RunError, conditions, families, family_kind, level_labels, load_run
+from reports.load import Run, RunError, condition_name, conditions, families, family_kind, load_run
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,12 @@ def provenance_items(run: Run) -> list[tuple[str, Any]]:
         items.append(("suite", f"{suite.get('name', '?')} v{suite.get('version', '?')} "
                                f"sha256 {str(suite.get('sha256', ''))[:12]}"))
     for mod in m.get("models", []) if isinstance(m.get("models"), list) else []:
-        if isinstance(mod, dict):
+        if not isinstance(mod, dict):
+            continue
+        served = served_model(mod)
+        if served is not None:
+            items.append((f"model {mod.get('name', '?')}", served))
+        else:
             items.append((f"model {mod.get('name', '?')}", f"checkpoint {mod.get('checkpoint', '?')} "
                                                           f"sha256 {str(mod.get('sha256') or '')[:16]}"))
     if isinstance(m.get("policy"), dict):
@@ -76,6 +81,20 @@ def provenance_items(run: Run) -> list[tuple[str, Any]]:
         items.append(("versions", ", ".join(f"{k} {v}" for k, v in vers.items()
                                             if k in ("python", "torch", "numpy", "scipy", "av") and v)))
     return items
+
+
+def served_model(mod: dict[str, Any]) -> str | None:
+    """What a model served over HTTP (``--model http://HOST:PORT``) really was, from the /health answer run.json
+    keeps: ``serves aasist (architecture aasist, checkpoint sha256 0123...)``; None for a local model."""
+    card = mod.get("card") if isinstance(mod.get("card"), dict) else {}
+    extra = card.get("extra") if isinstance(card.get("extra"), dict) else {}
+    health = extra.get("health") if isinstance(extra.get("health"), dict) else None
+    if health is None:
+        return None
+    digest = health.get("checkpoint_sha256") or mod.get("sha256")
+    what = [f"architecture {health['architecture']}"] if health.get("architecture") else []
+    what += [f"checkpoint sha256 {str(digest)[:16]}"] if digest else ["no checkpoint digest given by the service"]
+    return f"a service at this URL serving {health.get('model') or 'an unnamed model'} ({', '.join(what)})"
 
 
 def asv_table(run: Run, models: list[str]) -> T.Table | None:
@@ -94,7 +113,7 @@ def asv_table(run: Run, models: list[str]) -> T.Table | None:
         raise RunError(f"{path} must hold target, nontarget and spoof rows")
     rows = []
     for fam, sev in conditions(run.results):
-        row: list[tuple[str, Any]] = [("clean" if (fam, sev) == CLEAN else f"{fam} s{sev}",) * 2]
+        row: list[tuple[str, Any]] = [(condition_name(run.results, fam, sev),) * 2]
         for m in models:
             b, s = P._split(scores, m, fam, sev)
             v = min_tdcf(b, s, parts["target"], parts["nontarget"], parts["spoof"]) if b.size and s.size else np.nan
@@ -130,23 +149,53 @@ def breakdown_table(df: pd.DataFrame, results: pd.DataFrame, column: str, model:
     values = list(dict.fromkeys(v for v in sub[column] if v != "-"))[:limit]
     rows = []
     for (fam, sev), g in sub.groupby(["family", "severity"], sort=False):
-        lab = level_labels(results, fam).get(int(sev), f"s{sev}") if fam != "clean" else ""
-        name = "clean" if (fam, int(sev)) == CLEAN else f"{fam} {lab}"
+        name = condition_name(results, fam, int(sev))
         e = g.set_index(column)["eer"]
         rows.append([(name, name)] + [(T.pct(float(e.get(v, np.nan)), 1), T._num(e.get(v, np.nan))) for v in values])
     n_all = sub[column].nunique()
-    return T.Table(f"EER (%) per {column}: {model}", ["condition", *values], rows,
-                   caption=f"Each cell: the EER of that {column}'s bona fide against its spoofs"
-                   + (f"; the first {limit} of {n_all} shown, all in by_{column}.csv." if n_all > limit else "."),
-                   key=f"by-{column}-{model}")
+    t = T.Table(f"EER (%) per {column}: {model}", ["condition", *values], rows,
+                caption=f"Each cell: the EER of that {column}'s bona fide against its spoofs"
+                + (f"; the first {limit} of {n_all} shown, all in by_{column}.csv." if n_all > limit else "."),
+                key=f"by-{column}-{model}")
+    why = empty_breakdown(sub, column)
+    if why:
+        t.notes.append(why)
+    return t
+
+
+def empty_breakdown(df: pd.DataFrame, column: str) -> str:
+    """Why some values of ``column`` have no EER in any condition (an EER needs both bona fide and spoof
+    clips of that value), or '' when every value has one somewhere."""
+    if df.empty:
+        return ""
+    have = df.groupby(column)["eer"].apply(lambda e: bool(np.isfinite(e.to_numpy(float)).any()))
+    blank = [v for v, ok in have.items() if not ok]
+    if not blank:
+        return ""
+    counts = df.groupby(column)[["n_bonafide", "n_spoof"]].max()
+    shown = ", ".join(f"{v}: {int(counts.at[v, 'n_bonafide'])} bona fide, {int(counts.at[v, 'n_spoof'])} spoof"
+                      for v in blank[:4]) + (f" (+{len(blank) - 4} more)" if len(blank) > 4 else "")
+    if len(blank) == len(have):
+        return (f"no {column} has both bona fide and spoof clips in any condition ({shown}); an EER needs both, so "
+                f"the table is empty: score more clips per {column} (a larger --limit, or the full data).")
+    return (f"{len(blank)} of {len(have)} {column} values never have both bona fide and spoof clips ({shown}); an "
+            "EER needs both, so their columns are empty.")
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, reference: str | None = None,
-                 plots: bool = True, by: tuple[str, ...] | list[str] = ()) -> Report:
+                 plots: bool = True, by: tuple[str, ...] | list[str] = (), style: str = "screen",
+                 calibration: list[str] | None = None) -> Report:
     """Write every table, plot and the HTML page of one run; returns what was written.
 
     ``by`` adds breakdowns from scores.csv's manifest columns (``speaker``, ``language``), written as
-    ``by_<column>.csv`` and shown per model."""
+    ``by_<column>.csv`` and shown per model. ``style``: ``screen`` (figures sized for the HTML page) or
+    ``paper`` (every figure one column of a two-column article wide, 8.5 cm, no text under 6 pt).
+    ``calibration``: CAL.json files, applied to the run's scores into ``results_calibrated.csv`` (see
+    :mod:`reports.calibrated`)."""
+    from reports.figure import STYLES
+
+    if style not in STYLES:
+        raise RunError(f"--style {style!r}: choose {' or '.join(STYLES)}")
     run = load_run(run_dir)
     out = Path(out) if out else run.path / "report"
     (out / "plots").mkdir(parents=True, exist_ok=True)
@@ -174,7 +223,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
     competent, ref = _competent(res, models, reference, rep)
     deg = T.degradation(competent, ref, scores=scores)
     rep.degradation = deg
-    deg.to_csv(out / "degradation.csv", index=False)
+    T.rounded(deg).to_csv(out / "degradation.csv", index=False)
     rep.files["degradation.csv"] = out / "degradation.csv"
 
     fam_tables = [T.eer_table(res, f, models) for f in families(res)]
@@ -192,11 +241,19 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
         bd.to_csv(out / f"by_{col}.csv", index=False)
         rep.files[f"by_{col}.csv"] = out / f"by_{col}.csv"
         by_tables += [breakdown_table(bd, res, col, m) for m in models]
+        why = empty_breakdown(bd, col)
+        if why:
+            rep.notes.append(f"--by {col}: {why}")
     from reports.operating import operating_tables
 
     ops = operating_tables(res, models)
+    from reports.calibrated import calibration_section, figures as calibration_figures
+
+    cal = calibration_section(run, out, calibration)
+    if cal.file is not None and cal.file.parent == out:
+        rep.files[cal.file.name] = cal.file
     rep.tables = [T.clean_table(res, models), *fam_tables, *deg_tables, *ops] + ([tdcf] if tdcf else [])
-    rep.tables += gen_tables + by_tables
+    rep.tables += gen_tables + by_tables + cal.tables
     figures: list[tuple[str, str]] = []   # (file stem under plots/, caption) for Markdown and LaTeX
 
     title = f"Robustness report: {run.name}"
@@ -209,21 +266,24 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
                       or "leave out" in n else "note")
 
     def add_fig(fig, name: str, alt: str, caption: str = "") -> None:
+        from reports.figure import display_width
+
         base = out / "plots" / slug(name)
         data = P.save_figure(fig, base)
         for ext in data:
             rep.files[f"plots/{base.name}.{ext}"] = base.with_name(f"{base.name}.{ext}")
         figures.append((f"plots/{base.name}", alt))
-        page.figure(data["png"], alt, caption)
+        page.figure(data["png"], alt, caption, width=display_width(fig))
 
     page.section("Clean condition")
     page.table(rep.tables[0])
     page.section("Overview")
     if plots:
-        add_fig(P.fig_overview(res, models), "overview", "EER (%) by family and severity, one panel per model")
+        add_fig(P.fig_overview(res, models, style=style), "overview", "EER (%) by family and level, one block per "
+                "family")
         from reports.plots_quality import fig_eer_vs_pesq
 
-        fig = fig_eer_vs_pesq(res, models)
+        fig = fig_eer_vs_pesq(res, models, style=style)
         if fig is not None:
             add_fig(fig, "eer-vs-pesq", "EER against the median PESQ of every condition",
                     "How much harm to the listener (PESQ, right = worse) buys how much harm to the detector.")
@@ -241,11 +301,12 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
         if not plots:
             continue
         attack = family_kind(res, fam) == "attack"
-        add_fig(P.fig_eer_curve(res, fam, models), f"eer-{fam}",
-                f"EER against {'budget' if attack else 'severity'}: {fam}")
+        add_fig(P.fig_eer_curve(res, fam, models, style=style), f"eer-{fam}",
+                f"EER against {'budget' if attack else 'level'}: {fam}")
         if scores is not None:
-            add_fig(P.fig_det(scores, res, fam, models), f"det-{fam}", f"DET curves: {fam}")
-            add_fig(P.fig_histograms(scores, res, fam, models), f"hist-{fam}", f"Score histograms: {fam}")
+            add_fig(P.fig_histograms(scores, res, fam, models, style=style), f"hist-{fam}",
+                    f"Score histograms: {fam}")
+            add_fig(P.fig_det(scores, res, fam, models, style=style), f"det-{fam}", f"DET curves: {fam}")
     if plots and scores is None:
         rep.notes.append("scores.csv is missing: no DET curves or score histograms.")
         page.para(rep.notes[-1], "note warn")
@@ -253,6 +314,12 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
         page.section("Operating point (clean threshold)")
         for t in ops:
             page.table(t)
+    if cal.tables:
+        page.section("Calibration and fusion under stress")
+        for t in cal.tables:
+            page.table(t)
+        for fig, name, alt, caption in calibration_figures(cal, res) if plots else ():
+            add_fig(fig, name, alt, caption)
     if tdcf is not None:
         page.section("min t-DCF")
         page.table(tdcf)

@@ -24,16 +24,32 @@ DEFAULT_FAMILIES: Mapping[str, tuple[str, Sequence[int]]] = {
 }
 
 
+#: a run the size of a paper's: 12 families x 5 levels and an attack, 66 conditions with clean
+PAPER_FAMILIES: Mapping[str, tuple[str, Sequence[int]]] = {
+    **{f: ("perturbation", (1, 2, 3, 4, 5)) for f in (
+        "mp3", "aac", "opus", "g711-mulaw", "white-noise", "pink-noise", "babble", "room", "rir", "packet-loss",
+        "clipping")},
+    "room+pink-noise+mp3": ("chain", (1, 2, 3, 4, 5)),
+    "pgd-linf": ("attack", (1, 2, 3, 4, 5)),
+}
+
+
 def level_params(family: str, kind: str, severity: int) -> dict[str, Any]:
     if kind == "attack":
         return {"snr_db": 50.0 - 10.0 * (severity - 1), "steps": 10, "restarts": 1}
     if kind == "chain":
         return {"steps": [{"family": s, "severity": severity, "params": level_params(s, "perturbation", severity),
                            "version": 1} for s in family.split("+")]}
-    if family.startswith("room"):
+    if family.startswith("room") or family == "rir":
         return {"rt60": round(0.3 * severity, 2)}
-    if "noise" in family:
+    if "noise" in family or family == "babble":
         return {"snr_db": 30.0 - 5.0 * severity}
+    if family == "packet-loss":
+        return {"loss_rate": round(0.05 * severity, 2)}
+    if family == "clipping":
+        return {"threshold": round(0.5 ** severity, 4)}
+    if family.startswith("g711"):
+        return {"bitrate": 64000, "input_level_dbov": -16.0 - 6.0 * severity}
     return {"bitrate": int(128000 // 2 ** severity)}
 
 
@@ -70,15 +86,39 @@ def make_scores(models: Sequence[str], conds: Sequence[Condition], n_bonafide: i
     return pd.concat(frames, ignore_index=True)
 
 
+def add_quality(results: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Plausible measured quality (median snr_db, wide-band pesq, stoi) per condition, worse with severity;
+    the clean condition has none (it is the reference), as in a real run."""
+    out = results.copy()
+    keys = list(dict.fromkeys(zip(out["family"], out["severity"])))
+    drops = {f: 0.35 + 0.25 * rng.random() for f in dict.fromkeys(out["family"])}
+    q = {}
+    for fam, sev in keys:
+        if sev == 0:
+            q[(fam, sev)] = (np.nan, np.nan, np.nan)
+            continue
+        drop = drops[fam]
+        q[(fam, sev)] = (35.0 - 5.0 * sev + rng.normal(0, 1.5), float(np.clip(4.6 - drop * sev, 1.02, 4.64)),
+                         float(np.clip(0.99 - 0.06 * sev * drop, 0.3, 1.0)))
+    for i, col in enumerate(("snr_db", "pesq", "stoi")):
+        out[col] = [q[(f, s)][i] for f, s in zip(out["family"], out["severity"])]
+    return out
+
+
 def write_run(folder: str | Path, scores: pd.DataFrame, conds: Sequence[Condition], data_spec: str = "demo",
               n_boot: int = 50, seed: int = 0, suite: str = "synthetic",
-              problems: pd.DataFrame | None = None) -> Path:
-    """Write a run folder from a scores table (results.csv through bench.run.results.results_table)."""
+              problems: pd.DataFrame | None = None, quality: bool = False,
+              model_meta: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
+    """Write a run folder from a scores table (results.csv through bench.run.results.results_table); with
+    ``quality`` the results carry made-up PESQ/SNR/STOI columns; ``model_meta`` adds fields to a model's
+    run.json record (a served model's ``health``)."""
     from bench.run.results import by_attack_table, results_table, write_tables
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     results = results_table(scores, suite, conds, n_boot=n_boot, seed=seed)
+    if quality:
+        results = add_quality(results, np.random.default_rng([seed, 7]))
     if problems is None:
         problems = pd.DataFrame(columns=["utt_id", "path", "stage", "family", "severity", "model", "reason"])
     write_tables(folder, results, scores, problems, by_attack_table(scores, suite, conds, n_boot=n_boot, seed=seed))
@@ -90,7 +130,8 @@ def write_run(folder: str | Path, scores: pd.DataFrame, conds: Sequence[Conditio
             "data": {"spec": data_spec, "name": data_spec, "n_utterances": int(n_utt),
                      "n_bonafide": int(scores.loc[scores["label"] == "bonafide", "utt_id"].nunique()),
                      "n_problems": len(problems)},
-            "models": [{"name": m, "card": {}, "checkpoint": f"{m}.pth", "sha256": "f" * 64} for m in models],
+            "models": [{"name": m, "card": {}, "checkpoint": f"{m}.pth", "sha256": "f" * 64,
+                        **dict((model_meta or {}).get(m, {}))} for m in models],
             "versions": {"python": "3.11"}, "status": "complete"}
     (folder / "run.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
     return folder
@@ -98,9 +139,11 @@ def write_run(folder: str | Path, scores: pd.DataFrame, conds: Sequence[Conditio
 
 def make_run(folder: str | Path, models: Sequence[str] = ("model-a", "model-b"),
              fams: Mapping[str, tuple[str, Sequence[int]]] | None = None, n_bonafide: int = 30,
-             n_spoof: int = 40, seed: int = 0, data_spec: str = "demo", n_boot: int = 50, **kw: Any) -> Path:
-    """A complete synthetic run folder; keyword arguments go to :func:`make_scores`."""
+             n_spoof: int = 40, seed: int = 0, data_spec: str = "demo", n_boot: int = 50, quality: bool = False,
+             model_meta: Mapping[str, Mapping[str, Any]] | None = None, **kw: Any) -> Path:
+    """A complete synthetic run folder; other keyword arguments go to :func:`make_scores`."""
     rng = np.random.default_rng(seed)
     conds = conditions_for(fams if fams is not None else DEFAULT_FAMILIES)
     scores = make_scores(models, conds, n_bonafide, n_spoof, rng, **kw)
-    return write_run(folder, scores, conds, data_spec=data_spec, n_boot=n_boot, seed=seed)
+    return write_run(folder, scores, conds, data_spec=data_spec, n_boot=n_boot, seed=seed, quality=quality,
+                     model_meta=model_meta)

@@ -40,6 +40,10 @@ class Table:
     caption: str = ""
     key: str = ""                    # a stable id (for file names and HTML anchors)
     notes: list[str] = field(default_factory=list)
+    #: LaTeX sets a table transposed (its columns as rows) when that needs fewer parts, or, when
+    #: ``prefer_transposed``, no more; ``transpose_corner`` is then the text of the corner cell
+    transpose_corner: str = ""
+    prefer_transposed: bool = False
 
 
 # ---------------------------------------------------------------- formatting
@@ -137,7 +141,7 @@ def eer_table(results: pd.DataFrame, family: str, models: Sequence[str] | None =
     return Table(f"EER (%) against severity: {family}" + (" (attack budgets)" if kind == "attack" else ""),
                  ["model", *column_labels(results, family)], rows,
                  caption=("Cells: EER % [95% bootstrap CI]. " + (f"Levels: {cap}." if cap else "")).strip(),
-                 key=f"eer-{family}")
+                 key=f"eer-{family}", transpose_corner="level", prefer_transposed=True)
 
 
 def clean_table(results: pd.DataFrame, models: Sequence[str] | None = None) -> Table:
@@ -290,7 +294,7 @@ def degradation_tables(deg: pd.DataFrame) -> list[Table]:
     if tested:
         cap += " * = its 95% paired-bootstrap interval (same utterances resampled in every condition) excludes 0."
     out.append(Table("Mean EER increase over clean (EER points, %)", ["model", *[str(c) for c in w.columns]],
-                     rows, caption=cap, key="deg-mean_increase"))
+                     rows, caption=cap, key="deg-mean_increase", transpose_corner="family"))
     if len(models) < 2:
         return out
     for value, title, cap in (
@@ -302,7 +306,8 @@ def degradation_tables(deg: pd.DataFrame) -> list[Table]:
              "– where the reference does not degrade.")):
         w = mce(deg, value)
         rows = [[(str(m), str(m))] + [(ratio(float(v)), _num(v)) for v in w.loc[m]] for m in w.index if m != ref]
-        out.append(Table(title, ["model", *[str(c) for c in w.columns]], rows, caption=cap, key=f"deg-{value}"))
+        out.append(Table(title, ["model", *[str(c) for c in w.columns]], rows, caption=cap, key=f"deg-{value}",
+                         transpose_corner="family"))
     return out
 
 
@@ -324,6 +329,13 @@ def generator_table(by_attack: pd.DataFrame, model: str) -> Table | None:
                  rows, caption="Each cell: all bona fide clips against that generator's spoofs (the manifest's "
                  "attack column), as ASVspoof reports A07-A19; n = spoofs of the generator per condition.",
                  key=f"gen-{model}")
+
+
+def rounded(df: pd.DataFrame, digits: int = 6) -> pd.DataFrame:
+    """``df`` with its float columns rounded to ``digits`` decimals (what a CSV should carry: 0.075, not
+    0.07500000000000001; EER fractions need no more than 1e-6)."""
+    floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
+    return df.assign(**{c: df[c].round(digits) for c in floats})
 
 
 def frame_table(df: pd.DataFrame, title: str, caption: str = "", key: str = "") -> Table:

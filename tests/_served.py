@@ -65,3 +65,33 @@ def post(url: str, body: bytes, timeout: float = 60.0) -> tuple[int, dict]:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
+
+
+class InThread:
+    """A real uvicorn server (bench/serve's configuration and connection limits) for a ``Service`` built in this
+    process, on a thread, on 127.0.0.1:<free port>; ``stop()`` ends it."""
+
+    def __init__(self, service, timeout: float = 30.0):
+        import threading
+
+        import uvicorn
+
+        from bench.serve.app import create_app, server_config
+
+        self.service = service
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws = f"ws://127.0.0.1:{self.port}/stream"
+        self.server = uvicorn.Server(server_config(create_app(service), service, "127.0.0.1", self.port, "warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.time() > deadline:
+                self.stop()
+                raise RuntimeError("the in-thread server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)

@@ -1,13 +1,17 @@
 """bench.run.calibrate on small scores.csv files written in tmp_path: CAL.json fitting (one model, a fusion
 joined on utt_id), saving and validated loading, calibrated per-condition results, and the refusals."""
 import hashlib
+import math
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from bench import metrics as M
+
 from bench.run import calibrate as R
+from bench.run import calibrated as A
 from bench.metrics import calibration as C
 
 
@@ -38,8 +42,9 @@ def test_fit_calibration_on_the_clean_condition(tmp_path):
     prov = {"data": {"sha256": "d" * 64}, "seed": 3, "suite": {"name": "compression", "version": 2},
             "models": [{"name": "aasist", "sha256": "c" * 64, "card": {}}]}
     run = _run(tmp_path, _rows("aasist", "clean", 0, cb, cs) + _rows("aasist", "mp3", 3, mb, ms), run_json=prov)
-    cal = R.fit_calibration(run, prior=0.05)
-    a, b = C.train_calibration(cb, cs, prior=0.05)
+    cal = R.fit_calibration(run, p_spoof=0.2, c_fa=4.0)
+    a, b = C.train_calibration(cb, cs, prior=0.8 / (0.8 + 0.2 * 4.0))     # the effective bona fide prior
+    assert cal["costs"] == {"p_spoof": 0.2, "c_miss": 1.0, "c_fa": 4.0} and cal["prior"] == pytest.approx(0.5)
     assert (cal["map"]["a"], cal["map"]["b"]) == (a, b)                    # the clean rows only
     assert cal["model"] == "aasist" and cal["condition"] == {"family": "clean", "severity": 0}
     assert (cal["n_bonafide"], cal["n_spoof"], cal["n_trials"]) == (60, 90, 150)
@@ -51,7 +56,9 @@ def test_fit_calibration_on_the_clean_condition(tmp_path):
     assert cal["min_cllr"] == pytest.approx(C.min_cllr(cb, cs)) and cal["min_cllr"] < cal["cllr_after"]
     other = R.fit_calibration(run, condition="mp3")                      # a family with one severity
     assert other["condition"] == {"family": "mp3", "severity": 3}
-    assert other["map"]["a"] == C.train_calibration(mb, ms)[0]
+    assert other["map"]["a"] == C.train_calibration(mb, ms)[0]                # default: ASVspoof 5's application
+    assert other["prior"] == pytest.approx(0.95 / 1.45) == C.DEFAULT_PRIOR
+    assert (other["penalty"], other["penalty_auto"]) == (0.0, False)
 
 
 def test_model_and_condition_selection_is_refused_clearly(tmp_path):
@@ -77,8 +84,12 @@ def test_model_and_condition_selection_is_refused_clearly(tmp_path):
 def test_unfittable_runs_are_refused(tmp_path):
     sep = _run(tmp_path, _rows("m", "clean", 0, [3.0, 4.0], [1.0, 2.0]), name="separable")
     with pytest.raises(ValueError, match="model 'm', condition clean@0: the scores separate"):
-        R.fit_calibration(sep)
+        R.fit_calibration(sep, penalty=0)
     assert R.fit_calibration(sep, penalty=0.1)["map"]["a"] > 0
+    with pytest.raises(ValueError, match="penalty must be 'auto' or"):
+        R.fit_calibration(sep, penalty="lots")
+    with pytest.raises(ValueError, match=r"spoof prior \(--prior\) must lie strictly between 0 and 1"):
+        R.fit_calibration(sep, p_spoof=1.0)
     nan = _run(tmp_path, _rows("m", "clean", 0, [3.0, np.nan], [1.0, 3.5]), name="nan")
     with pytest.raises(ValueError, match="not finite.*'ub1'"):
         R.fit_calibration(nan)
@@ -112,6 +123,7 @@ def test_fit_fusion_joins_members_on_utt_id(tmp_path):
     cal = R.fit_fusion(run, models=["c", "a"])
     x = np.column_stack([members["c"], members["a"]])
     w, b = C.train_fusion(x[labels == "bonafide"], x[labels == "spoof"], prior=C.DEFAULT_PRIOR)
+    assert cal["penalty_auto"] is False
     assert cal["members"] == ["c", "a"] and cal["weights"] == [w[0], w[1]] and cal["bias"] == b
     assert cal["n_trials"] == 120 and set(cal["cllr_before"]) == {"c", "a"}
     everyone = R.fit_fusion(run)
@@ -133,6 +145,8 @@ def test_save_and_load_validate_the_file(tmp_path):
     assert R.load_calibration(path) == cal
     cases = [({"format": "other"}, "field 'format'"), ({"version": 9}, "field 'version'"),
              ({"prior": 1.5}, "field 'prior'"), ({"map": {"a": 1.0}}, "field 'map.b' is missing"),
+             ({"costs": {"p_spoof": 0.05, "c_miss": 1}}, "field 'costs.c_fa' is missing"),
+             ({"costs": {"p_spoof": 0.05, "c_miss": 1, "c_fa": -1}}, "field 'costs.c_fa' must be positive"),
              ({"map": {"a": "x", "b": 0.0}}, "field 'map.a' must be a finite number"),
              ({"kind": "isotonic"}, "field 'kind'"), ({"condition": {"family": "clean"}}, "condition.severity")]
     for change, msg in cases:
@@ -160,9 +174,9 @@ def test_calibrated_results_per_condition(tmp_path):
     rows = _rows("m", "clean", 0, cb, cs) + _rows("m", "mp3", 3, mb, ms) + _rows("m", "only-spoof", 1, [], ms[:5])
     run = _run(tmp_path, rows + _rows("other", "clean", 0, cb, cs))
     cal = R.fit_calibration(run, model="m")
-    res = R.calibrated_results(R.read_scores(run), cal).set_index("family")
+    res = A.calibrated_results(R.read_scores(run), cal).set_index("family")
     assert list(res.columns) == ["model", "severity", "n_bonafide", "n_spoof", "cllr", "min_cllr", "actdcf",
-                                 "min_dcf"]
+                                 "min_dcf", "eer"]
     assert set(res["model"]) == {"m"}                                     # the map is only for its own model
     a, b = cal["map"]["a"], cal["map"]["b"]
     for fam, (bona, spoof) in {"clean": (cb, cs), "mp3": (mb, ms)}.items():
@@ -173,20 +187,73 @@ def test_calibrated_results_per_condition(tmp_path):
         assert row["min_cllr"] == pytest.approx(C.min_cllr(bona, spoof), rel=1e-12)   # monotone map, a > 0
         assert row["actdcf"] == pytest.approx(C.act_dcf(lb, ls, 0.95, 1, 10), rel=1e-12)
         assert row["min_dcf"] == pytest.approx(C.min_dcf(bona, spoof, 0.95, 1, 10), rel=1e-12)
+        assert row["eer"] == M.eer(bona, spoof)[0]                           # a monotone map keeps the EER
     assert res.loc["mp3", "cllr"] > res.loc["clean", "cllr"]                # the stressed condition costs more
     assert np.isnan(res.loc["only-spoof", "cllr"]) and res.loc["only-spoof", "n_spoof"] == 5
     with pytest.raises(ValueError, match="model 'm', which the scores do not hold"):
-        R.calibrated_results(R.read_scores(run).query("model == 'other'"), cal)
+        A.calibrated_results(R.read_scores(run).query("model == 'other'"), cal)
 
 
 def test_calibrated_results_of_a_fusion(tmp_path):
     rng = np.random.default_rng(5)
     run, members, labels = _fusion_run(tmp_path, rng)
     cal = R.fit_fusion(run, models=["a", "c"])
-    res = R.calibrated_results(R.read_scores(run), cal).set_index("family")
+    res = A.calibrated_results(R.read_scores(run), cal).set_index("family")
     assert set(res["model"]) == {"fuse:a+c"}
     llr = np.column_stack([members["a"], members["c"]]) @ np.array(cal["weights"]) + cal["bias"]
     assert res.loc["clean", "cllr"] == pytest.approx(cal["cllr_after"], rel=1e-12)
     assert res.loc["clean", "cllr"] == pytest.approx(C.cllr(llr[labels == "bonafide"], llr[labels == "spoof"]))
     shifted = (members["a"] + 0.6) * cal["weights"][0] + (members["c"] + 0.6) * cal["weights"][1] + cal["bias"]
     assert res.loc["noise", "cllr"] == pytest.approx(C.cllr(shifted[labels == "bonafide"], shifted[labels == "spoof"]))
+
+
+def test_a_separable_condition_falls_back_to_the_recorded_penalty(tmp_path):
+    rng = np.random.default_rng(6)
+    bona, spoof = rng.normal(6, 1, 20), rng.normal(-2, 1, 30)             # separated by a wide gap
+    run = _run(tmp_path, _rows("m", "clean", 0, bona, spoof))
+    cal = R.fit_calibration(run)
+    assert cal["penalty_auto"] is True and cal["penalty"] == R.AUTO_PENALTY
+    a, b = C.train_calibration(bona, spoof, prior=C.DEFAULT_PRIOR, penalty=R.AUTO_PENALTY)
+    assert (cal["map"]["a"], cal["map"]["b"]) == (a, b)
+    llr_b, llr_s = a * bona + b, a * spoof + b
+    assert llr_b.min() > 0 > llr_s.max() and np.all(np.isfinite(np.r_[llr_b, llr_s]))
+    assert cal["cllr_after"] < 0.05                                         # confident, and finite
+    path = R.save_calibration(cal, tmp_path / "CAL.json")
+    assert R.load_calibration(path)["penalty_auto"] is True
+
+
+def test_bayes_threshold_on_the_models_scores(tmp_path):
+    rng = np.random.default_rng(8)
+    run = _run(tmp_path, _rows("m", "clean", 0, *_scores(rng)))
+    cal = R.fit_calibration(run, p_spoof=0.1, c_miss=2.0, c_fa=5.0)
+    t_llr = A.bayes_threshold(cal)
+    assert t_llr == pytest.approx(-math.log(0.9 * 2 / (0.1 * 5)))
+    t = A.score_threshold(cal)
+    a, b = cal["map"]["a"], cal["map"]["b"]
+    assert a * t + b == pytest.approx(t_llr)
+    s = np.linspace(t - 1, t + 1, 201)
+    np.testing.assert_array_equal(s >= t, a * s + b >= t_llr - 1e-12)
+    inverted = {**cal, "map": {"a": -a, "b": b}}
+    with pytest.raises(ValueError, match="slope .* <= 0"):
+        A.score_threshold(inverted)
+
+
+def test_calibrated_table_keeps_the_run_order_and_refuses_two_maps_for_one_model(tmp_path):
+    rng = np.random.default_rng(10)
+    rows = []
+    for m in ("x", "y"):
+        rows += _rows(m, "clean", 0, *_scores(rng)) + _rows(m, "mp3", 2, *_scores(rng, shift=0.5))
+    run = _run(tmp_path, rows)
+    scores = R.read_scores(run)
+    cx, cy = R.fit_calibration(run, model="x"), R.fit_calibration(run, model="y")
+    results = pd.DataFrame({"model": ["y", "y", "x", "x"], "family": ["clean", "mp3"] * 2, "severity": [0, 2] * 2,
+                            "level_label": ["clean", "64 kb/s"] * 2})
+    t = A.calibrated_table(scores, [("cx.json", cx), ("cy.json", cy)], results)
+    assert list(zip(t["model"], t["family"])) == [("x", "clean"), ("x", "mp3"), ("y", "clean"), ("y", "mp3")]
+    assert list(t["level_label"]) == ["clean", "64 kb/s"] * 2 and list(t["calibration"][:2]) == ["cx.json"] * 2
+    with pytest.raises(ValueError, match="two calibrations give rows for model 'x'"):
+        A.calibrated_table(scores, [("a.json", cx), ("b.json", cx)])
+    with pytest.raises(ValueError, match="both for x"):
+        A.check_models([("a.json", cx), ("b.json", cx)], ["x", "y"])
+    with pytest.raises(ValueError, match=r"--calibration a.json: it is for model \['x'\], which the run does not"):
+        A.check_models([("a.json", cx)], ["y"])

@@ -14,14 +14,18 @@ from bench.metrics import calibration as C
 
 def _sklearn_fit(tar, non, prior, penalty=0.0):
     """BOSARIS's objective through scikit-learn: per-class weights P/N_tar, (1-P)/N_non (scaled by N, which
-    moves no minimiser), the logit(P) offset taken out of the intercept, C = 1/(penalty * scale)."""
+    moves no minimiser), the logit(P) offset taken out of the intercept, C = 1/(penalty * scale); the penalty is
+    on the weights of standardised scores, so scikit-learn fits those and the weights are mapped back."""
     tar, non = (np.asarray(m, dtype=np.float64).reshape(len(m), -1) for m in (tar, non))
     x = np.concatenate([tar, non])
+    mu, sd = x.mean(0), x.std(0)
     y = np.r_[np.ones(len(tar)), np.zeros(len(non))]
     sw = np.where(y > 0, prior / len(tar), (1 - prior) / len(non)) / C.prior_entropy(prior) * len(x)
     c = np.inf if penalty == 0 else 1.0 / (penalty * len(x))
-    lr = LogisticRegression(C=c, solver="newton-cholesky", tol=1e-14, max_iter=1000).fit(x, y, sample_weight=sw)
-    return lr.coef_[0], lr.intercept_[0] - C.logit(prior)
+    lr = LogisticRegression(C=c, solver="newton-cholesky", tol=1e-14, max_iter=1000).fit((x - mu) / sd, y,
+                                                                                          sample_weight=sw)
+    w = lr.coef_[0] / sd
+    return w, lr.intercept_[0] - w @ mu - C.logit(prior)
 
 
 @pytest.mark.parametrize("prior", [0.05, 0.5, 0.9])
@@ -193,3 +197,28 @@ def test_min_dcf_by_hand_and_as_asvspoof5():
         for p, cm, cf in ((0.95, 1, 10), (0.5, 1, 1), (0.01, 1, 10)):
             assert C.min_dcf(b, s, p, cm, cf) == pytest.approx(_asvspoof5_mindcf(b, s, 1 - p, cm, cf), abs=1e-12)
         assert C.min_dcf(b, s, 0.5) <= C.act_dcf(b, s, 0.5) + 1e-15
+
+
+def test_effective_prior_folds_the_costs_into_the_bayes_threshold():
+    # ASVspoof 5: P(bona fide) 0.95, Cmiss 1, Cfa 10 -> 0.95 / (0.95 + 0.5); its threshold -logit is -ln 1.9
+    pe = C.effective_prior(**C.ASVSPOOF5_CM)
+    assert pe == pytest.approx(0.95 / 1.45) == pytest.approx(C.DEFAULT_PRIOR)
+    assert -C.logit(pe) == pytest.approx(C.bayes_threshold(**C.ASVSPOOF5_CM)) == pytest.approx(-math.log(1.9))
+    assert C.effective_prior(0.3) == pytest.approx(0.3)                     # equal costs: the prior itself
+    # at the effective prior with unit costs, actDCF (unnormalised, scaled) ranks maps as the costly model does
+    rng = np.random.default_rng(9)
+    b, s = rng.normal(1, 1, 50), rng.normal(-1, 1, 50)
+    raw = C.act_dcf(b, s, **C.ASVSPOOF5_CM, normalize=False)
+    eff = C.act_dcf(b, s, pe, normalize=False)
+    assert raw == pytest.approx(eff * (0.95 + 0.5))
+
+
+def test_separable_says_when_the_unpenalised_fit_has_no_optimum():
+    assert C.separable([1.0, 2.0], [0.0, 0.5]) and C.separable([1.0, 2.0], [0.0, 1.0])
+    assert not C.separable([1.0, 2.0, 0.2], [0.0, 0.5])
+    assert C.separable([[1.0, 1.0], [2.0, -0.5], [-0.4, 2.0]], [[0.0, 0.0], [1.0, -1.5], [-1.2, 1.0]])
+    # the penalty is on standardised weights: scaling the scores scales the weights inversely, llrs unchanged
+    tar, non = np.array([1.0, 2.0, 2.5]), np.array([0.0, 0.5, -1.0])
+    a1, b1 = C.train_calibration(tar, non, penalty=0.01)
+    a2, b2 = C.train_calibration(tar * 1000, non * 1000, penalty=0.01)
+    assert a2 * 1000 == pytest.approx(a1, rel=1e-9) and b2 == pytest.approx(b1, rel=1e-9)

@@ -43,7 +43,7 @@ def test_missing_baseline_condition_fails_unless_allowed(tmp_path, capsys):
     new = run(tmp_path, "new", {"mp3": ("perturbation", (1,))})
     assert bench_main(["check", str(new), "--baseline", str(base), "--max-eer-increase", "0.5"]) == 1
     out = capsys.readouterr().out
-    assert "FAIL" in out and "mp3@2" in out and "MISSING" in out and "missing from the new run" in out
+    assert "FAIL" in out and "mp3 32 kb/s" in out and "MISSING" in out and "missing from the new run" in out
     assert bench_main(["check", str(new), "--baseline", str(base), "--max-eer-increase", "0.5",
                        "--allow-missing"]) == 0
     assert "missing (allowed)" in capsys.readouterr().out
@@ -54,7 +54,7 @@ def test_runs_sharing_only_clean_fail(tmp_path, capsys):
     new = run(tmp_path, "new", {"opus": ("perturbation", (1,))})
     assert bench_main(["check", str(new), "--baseline", str(base), "--max-eer-increase", "0.5"]) == 1
     out = capsys.readouterr().out
-    assert "FAIL: 2 of 3" in out and "not in the baseline (not checked): opus@1" in out
+    assert "FAIL: 2 of 3" in out and "not in the baseline (not checked): opus 64 kb/s" in out
 
 
 def test_other_data_or_suite_is_refused_unless_asked(tmp_path, capsys):
@@ -87,9 +87,11 @@ def test_table_of_every_condition_with_paired_ci_and_mode(tmp_path, capsys):
     header = next(line for line in out.splitlines() if line.startswith("model"))
     for col in ("base EER %", "new EER %", "diff", "95% CI"):
         assert col in header
-    lines = {line.split()[1]: line for line in out.splitlines() if line.startswith("m ")}
-    assert set(lines) == {"clean@0", "mp3@1", "mp3@2"}
-    assert lines["mp3@1"].rstrip().endswith("ok") and "FAIL" in lines["mp3@2"]
+    # conditions are named in their units
+    a, b = header.index("condition"), header.index("base EER %")
+    lines = {line[a:b].strip(): line for line in out.splitlines() if line.startswith("m ")}
+    assert set(lines) == {"clean", "mp3 64 kb/s", "mp3 32 kb/s"}
+    assert lines["mp3 64 kb/s"].rstrip().endswith("ok") and "FAIL" in lines["mp3 32 kb/s"]
     res = check_runs(new, base, 0.05)
     r = res.rows.set_index("family").loc["mp3"].set_index("severity").loc[2]
     assert r["ci_kind"] == "paired" and r["ci_low"] <= r["increase"] <= r["ci_high"]

@@ -227,3 +227,18 @@ def test_breakdowns_long_table():
     assert len(m1[m1.factor == "pooled"]) == 1
     assert sorted(m1[m1.factor == "codec"].level) == ["mp3", "none"]
     assert len(m1[m1.factor == "speaker"]) == 4
+
+
+def test_competence_says_too_few_clips_when_the_ci_holds_both_a_detector_and_chance():
+    import pandas as pd
+
+    from bench.metrics.competence import check, flagged
+
+    res = pd.DataFrame([
+        {"model": "few", "family": "clean", "severity": 0, "eer": 0.25, "eer_ci_low": 0.0, "eer_ci_high": 0.75},
+        {"model": "coin", "family": "clean", "severity": 0, "eer": 0.45, "eer_ci_low": 0.2, "eer_ci_high": 0.7},
+        {"model": "good", "family": "clean", "severity": 0, "eer": 0.05, "eer_ci_low": 0.0, "eer_ci_high": 0.2}])
+    c = check(res).set_index("model")
+    assert c.loc["few", "status"] == "undetermined" and "too few clips to tell" in c.loc["few", "message"]
+    assert c.loc["coin", "status"] == "at-chance" and c.loc["good", "status"] == "ok"
+    assert set(flagged(res)) == {"coin"}   # too few clips is said, but does not leave a model out

@@ -287,3 +287,225 @@ def test_a_custom_ladder_shows_its_units_in_results_report_and_axes(tmp_path):
     svgs = sorted(p.name for p in (rep.out / "plots").glob("*.svg"))
     assert any("mp3" in n for n in svgs) and any("hiss" in n for n in svgs)
     assert "kb/s" in next(p for p in (rep.out / "plots").glob("*mp3*.svg")).read_text()
+
+
+# ---------------------------------------------------------------- figures and tables for a paper
+FIG_FAMS = {"mp3": ("perturbation", (1, 2, 3, 4, 5)), "pink-noise": ("perturbation", (1, 2, 3, 4, 5)),
+            "room+pink-noise+mp3": ("chain", (1, 2, 3, 4, 5)), "pgd-linf": ("attack", (1, 2, 3, 4, 5))}
+
+
+@pytest.fixture(scope="module")
+def fig_run(tmp_path_factory):
+    from reports.load import load_run
+
+    folder = make_run(tmp_path_factory.mktemp("figs") / "run", models=("aasist", "a_very_long_model_name&co"),
+                      fams=FIG_FAMS, n_bonafide=16, n_spoof=20, n_boot=20, quality=True)
+    return load_run(folder)
+
+
+def _figures(run, style):
+    from reports import plots as P
+    from reports.plots_quality import fig_eer_vs_pesq
+
+    res, sc = run.results, run.scores
+    figs = {"overview": P.fig_overview(res, style=style), "heatmap": P.fig_heatmap(res, style=style),
+            "eer-vs-pesq": fig_eer_vs_pesq(res, style=style),
+            "det": P.fig_det(sc, res, "room+pink-noise+mp3", style=style),
+            "hist": P.fig_histograms(sc, res, "mp3", style=style)}
+    figs.update({f"eer-{f}": P.fig_eer_curve(res, f, style=style) for f in FIG_FAMS})
+    return figs
+
+
+def _legends(fig):
+    return list(fig.legends) + [a.get_legend() for a in fig.axes if a.get_legend() is not None]
+
+
+def test_every_paper_figure_fits_one_column_with_text_of_6_pt_inside_it(fig_run):
+    """Issue "Every figure and table printable", item 5: at 8.5 cm wide no text is under 6 pt; no tick or cell
+    label leaves the figure or its axes (renderer bounding boxes); tick labels do not overlap; figures with
+    several series have a legend, never placed by loc='best'."""
+    from reports.figure import COLUMN_IN, layout_problems
+
+    figs = _figures(fig_run, "paper")
+    for name, fig in figs.items():
+        assert fig.get_figwidth() <= COLUMN_IN + 1e-9, name
+        assert layout_problems(fig, printed_width_in=COLUMN_IN) == [], name
+        if name not in ("overview", "heatmap"):
+            assert _legends(fig), f"{name} has no legend"
+        assert all(leg._loc != 0 for leg in _legends(fig)), f"{name}: a legend placed by loc='best'"
+    texts = [t.get_fontsize() for f in figs.values() for t in f.findobj(lambda a: hasattr(a, "get_fontsize"))]
+    assert min(texts) >= 6.0
+
+
+def test_screen_figures_keep_their_text_inside_too(fig_run):
+    from reports.figure import layout_problems
+
+    for name, fig in _figures(fig_run, "screen").items():
+        assert fig.get_figwidth() <= 13.0 and layout_problems(fig) == [], name
+
+
+def test_layout_check_sees_text_outside_small_fonts_and_overlapping_ticks():
+    from reports.figure import PAPER, layout_problems, new_figure
+
+    fig = new_figure(6.0, 3.0, PAPER)        # a paper figure is at most one column wide
+    assert fig.get_figwidth() == PAPER.width
+    ax = fig.add_subplot()
+    ax.text(1.4, 0.5, "outside the axes", transform=ax.transAxes)
+    ax.set_xticks([0, 0.01], ["a long tick label", "another long one"])
+    ax.set_title("tiny", fontsize=4)
+    found = "\n".join(layout_problems(fig, printed_width_in=PAPER.width))
+    assert "'outside the axes' reaches outside its axes" in found
+    assert "'tiny' is 4.0 pt" in found and "overlap" in found
+
+
+def test_eer_vs_pesq_has_one_colour_and_marker_per_family_a_legend_and_padded_axes(fig_run):
+    """Item 3: no pile of per-point labels; each family one look, named in the legend; axes padded to the data."""
+    from reports.plots_quality import fig_eer_vs_pesq
+
+    res = fig_run.results
+    fig = fig_eer_vs_pesq(res, style="paper")
+    panels = [a for a in fig.axes if a.get_lines()]
+    assert len(panels) == 2 and all(not a.texts for a in panels)       # one panel per model, no point labels
+    fams = [f for f in dict.fromkeys(res["family"]) if f != "clean"]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == fams + ["clean EER"]
+    for ax, model in zip(panels, fig_run.models):
+        series = [ln for ln in ax.get_lines() if ln.get_linestyle() != "--"]
+        looks = {(ln.get_color(), ln.get_marker()) for ln in series}
+        assert len(series) == len(looks) == len(fams)
+        sub = res[(res["model"] == model) & res["pesq"].notna()]
+        lo, hi = sorted(ax.get_xlim())
+        assert ax.xaxis_inverted() and lo < sub["pesq"].min() and sub["pesq"].max() < hi
+        span = sub["pesq"].max() - sub["pesq"].min()
+        assert hi - lo < 1.3 * span                                     # padded to the data, not 1..4.7
+        ylo, yhi = ax.get_ylim()
+        assert ylo < 100 * sub["eer"].min() and 100 * sub["eer"].max() < yhi
+
+
+def test_overview_rows_by_family_name_levels_in_units_and_fit_1400_px(fig_run):
+    """Item 4: a block per family with its own level labels (never s1..s5), uncut, readable when the page
+    shows the figure at its size (96 px per inch: text >= 12 px)."""
+    from reports import plots as P
+    from reports.figure import display_width
+
+    fig = P.fig_overview(fig_run.results)
+    blocks = [a for a in fig.axes if a.images]
+    assert [a.get_title(loc="left") for a in blocks] == list(FIG_FAMS)
+    for ax, fam in zip(blocks, FIG_FAMS):
+        ticks = [t.get_text().replace("\n", " ") for t in ax.get_xticklabels()]
+        want = ["clean"] + [lab for _, lab in sorted(level_labels_of(fig_run.results, fam).items())]
+        assert ticks == want and not any(t.startswith("s") and t[1:].isdigit() for t in ticks)
+        assert all("…" not in t and "..." not in t for t in ticks)
+    assert display_width(fig) <= 1400 - 40
+    assert min(t.get_fontsize() for t in fig.findobj(lambda a: hasattr(a, "get_fontsize"))) * 96 / 72 >= 12
+
+
+def level_labels_of(results, family):
+    from reports.load import level_labels
+
+    return level_labels(results, family)
+
+
+def test_latex_family_tables_keep_one_table_ci_on_the_line_and_rows_in_units(fig_run):
+    """Item 6: a 5-level family is one table (no "part 2" of one column), its CI in \\scriptsize on the EER's
+    line (no \\shortstack), its rows the levels in units; a wide table's parts share the columns evenly and a
+    long one continues by rows."""
+    from reports import render as R
+    from reports import tables as T
+    from reports.operating import operating_tables
+
+    res = fig_run.results
+    tex = R.to_latex(T.eer_table(res, "pink-noise"))
+    assert "part" not in tex and r"\shortstack" not in tex
+    body = tex.split(r"\midrule")[1].split(r"\bottomrule")[0].strip().splitlines()
+    assert [ln.split(" & ")[0] for ln in body] == ["clean", "25 dB SNR", "20 dB SNR", "15 dB SNR", "10 dB SNR",
+                                                    "5 dB SNR"]
+    assert all(ln.count(r"{\scriptsize [") == 2 for ln in body)
+    wide = T.Table("wide", ["model"] + [f"column {i}" for i in range(7)],
+                   [[(f"m{k}", f"m{k}")] + [("12.34 [10.00, 14.00]", 0.1234)] * 7 for k in range(10)])
+    parts = R.to_latex(wide).split(r"\begin{table}")[1:]
+    sizes = [p.split(r"\midrule")[0].count(" & ") for p in parts]
+    assert len(parts) > 1 and max(sizes) - min(sizes) <= 1 and min(sizes) >= 2
+    ops = R.to_latex(operating_tables(res, fig_run.models)[0])
+    assert "pink-noise 20 dB SNR" in ops and "pink-noise s2" not in ops and r"\shortstack" not in ops
+    for part in ops.split(r"\begin{table}")[1:]:
+        rows = part.split(r"\midrule")[1].split(r"\bottomrule")[0].strip().splitlines()
+        assert sum(r.count(r"\\") for r in rows) <= R.MAX_LINES + len(rows)
+
+
+def test_report_in_paper_style_writes_column_wide_pdfs_without_matplotlib_warnings(fig_run, tmp_path):
+    """`bench report --style paper`: every PDF is 8.5 cm wide; no matplotlib warning leaks (loc='best' can be
+    slow, collapsed layouts); degradation.csv carries rounded numbers."""
+    import re
+    import warnings
+
+    from reports.cli import add_parser
+    from reports.report import build_report
+
+    fams = {"room+pink-noise+mp3": ("chain", (1, 3, 5))}
+    run = make_run(tmp_path / "run", models=("aasist", "aasist-l"), fams=fams, n_bonafide=12, n_spoof=16, n_boot=10,
+                   quality=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rep = build_report(run, out=tmp_path / "rep", style="paper")
+    leaked = [str(w.message) for w in caught if "matplotlib" in w.filename or "loc=" in str(w.message)]
+    assert leaked == []
+    pdfs = sorted((tmp_path / "rep" / "plots").glob("*.pdf"))
+    assert len(pdfs) == 2 + 3 * len(fams)
+    column_pt = 8.5 / 2.54 * 72
+    for pdf in pdfs:
+        box = re.search(rb"MediaBox \[ *0 0 ([0-9.]+) ", pdf.read_bytes())
+        assert box and float(box.group(1)) < column_pt + 0.5, pdf.name            # never wider than a column
+        if pdf.name.startswith(("eer-", "det-", "hist-")):
+            assert abs(float(box.group(1)) - column_pt) < 0.5, pdf.name
+    deg = (tmp_path / "rep" / "degradation.csv").read_text()
+    assert not re.search(r"\d\.\d{7,}", deg) and "mean_increase" in deg
+    import argparse
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    assert add_parser(sub, "report").parse_args([str(fig_run.path), "--style", "paper"]).style == "paper"
+    assert add_parser(sub, "compare").parse_args(["a", "b"]).style == "screen"
+    assert rep.files["report.tex"].is_file()
+
+
+def test_terminal_tables_are_not_cut_in_a_log_file_and_wrap_on_a_narrow_terminal():
+    """Item 7: written to a file or pipe a table keeps every column whole (no `archite…`); on a terminal of 60
+    columns long cells wrap onto more lines instead of being cut."""
+    from rich.console import Console
+
+    from bench.terminal import table
+
+    rows = [{"name": "aasist", "architecture": "an-architecture-with-a-long-name", "params": "297866",
+             "training data": "ASVspoof 2019 LA train", "licence": "MIT", "s5": "4 kb/s"}]
+    buf = io.StringIO()
+    table(rows, list(rows[0]), "Detectors", file=buf)
+    text = buf.getvalue()
+    assert "an-architecture-with-a-long-name" in text and "…" not in text and "4 kb/s" in text
+    assert max(len(line) for line in text.splitlines()) > 80
+    narrow = io.StringIO()
+    table(rows, list(rows[0]), out=Console(file=narrow, width=60, force_terminal=True, color_system=None))
+    lines = narrow.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 60 and "…" not in narrow.getvalue()
+    body = [line.split("│")[1:-1] for line in lines if line.startswith("│")]
+    column = ["".join(r[i].strip() for r in body) for i in range(len(rows[0]))]
+    assert column[1] == "an-architecture-with-a-long-name" and column[5] == "4 kb/s"
+
+
+def test_a_breakdown_on_a_few_clips_says_why_it_is_empty_and_a_served_model_is_named(tmp_path):
+    """Item 9: `--by speaker` on four clips explains its empty table; a model scored over HTTP is shown with the
+    model and checkpoint digest its service reported (/health), not as a bare URL."""
+    from reports.report import build_report
+
+    url = "http://127.0.0.1:8000"
+    health = {"status": "ok", "model": "aasist", "architecture": "aasist", "checkpoint_sha256": "ab" * 32}
+    run = make_run(tmp_path / "r", models=(url,), fams={"mp3": ("perturbation", (1,))}, n_bonafide=2, n_spoof=2,
+                   n_boot=10, model_meta={url: {"card": {"architecture": "remote", "extra": {"health": health}}}})
+    rep = build_report(run, plots=False, by=("speaker",))
+    why = [n for n in rep.notes if n.startswith("--by speaker:")]
+    assert why and "no speaker has both bona fide and spoof clips" in why[0] and "spk0: 1 bona fide, 0 spoof" in why[0]
+    table = next(t for t in rep.tables if t.key == f"by-speaker-{url}")
+    assert all(c[0] == "–" for r in table.rows for c in r[1:]) and table.notes == [why[0][len("--by speaker: "):]]
+    md = (rep.out / "report.md").read_text()
+    assert f"**model {url}**: a service at this URL serving aasist (architecture aasist, checkpoint sha256 " \
+           f"{'ab' * 8})" in md
+    assert "score more clips per speaker" in (rep.out / "report.html").read_text()

@@ -69,8 +69,9 @@ def test_markdown_and_latex_escape_and_hold_cells():
     md = R.to_markdown(t)
     assert "| m_1 & 50% | 10.00 [9.00, 12.00] | 25.00 [24.00, 27.00] |" in md
     tex = R.to_latex(t)
-    assert (r"m\_1 \& 50\% & \shortstack[r]{10.00\\\scriptsize [9.00, 12.00]} & "
-            r"\shortstack[r]{25.00\\\scriptsize [24.00, 27.00]} \\") in tex
+    # a family's table is set with its levels as rows, the CI on the EER's line in a smaller font
+    assert r"level & m\_1 \& 50\% \\" in tex and r"clean & 10.00 {\scriptsize [9.00, 12.00]} \\" in tex
+    assert r"25.00 {\scriptsize [24.00, 27.00]} \\" in tex and r"\shortstack" not in tex
     assert "|" not in R.md_escape("a|b").replace("\\|", "")
 
 
@@ -134,17 +135,22 @@ def test_every_figure_is_written_as_png_svg_with_text_and_pdf(run_dir, tmp_path)
     assert (tmp_path / "eer.pdf").read_bytes() == data["pdf"]
 
 
-def test_overview_is_a_families_by_severities_grid_per_model(run_dir):
+def test_overview_is_one_block_per_family_with_its_levels_in_units(run_dir):
     run = load_run(run_dir)
     fig = P.fig_overview(run.results)
     panels = [a for a in fig.axes if a.images]
-    assert [a.get_title() for a in panels] == run.models
-    data = panels[0].images[0].get_array()
-    assert data.shape == (2, 4)                                # mp3, pgd-linf x clean, s1..s3
+    assert [a.get_title(loc="left") for a in panels] == ["mp3", "pgd-linf"]
+    mp3 = panels[0]
+    assert [t.get_text() for t in mp3.get_yticklabels()] == run.models
+    assert [t.get_text() for t in mp3.get_xticklabels()] == ["clean", "64 kb/s", "32 kb/s", "16 kb/s"]
+    data = mp3.images[0].get_array()
+    assert data.shape == (2, 4)                                # models x clean, 3 levels
     idx = run.results.set_index(["model", "family", "severity"])["eer"]
     assert data[0, 3] == pytest.approx(100 * idx[("model-a", "mp3", 3)])
-    texts = [t.get_text() for t in panels[0].texts]
-    assert f"{100 * idx[('model-a', 'mp3', 3)]:.1f}" in texts and "16 kb/s" in texts
+    texts = [t.get_text() for t in mp3.texts]
+    assert f"{100 * idx[('model-a', 'mp3', 3)]:.1f}" in texts
+    pgd = [t.get_text() for t in panels[1].get_xticklabels()]
+    assert pgd[0] == "clean" and "SNR" in pgd[1] and "s1" not in pgd
 
 
 def test_det_histogram_and_heatmap_figures(run_dir):
@@ -159,7 +165,10 @@ def test_det_histogram_and_heatmap_figures(run_dir):
     worst = P.worst_severity(run.results, "model-a", "mp3")
     sub = run.results[(run.results["model"] == "model-a") & (run.results["family"] == "mp3")]
     assert sub.set_index("severity").at[worst, "eer"] == sub["eer"].max()
-    assert f"s{worst}" in hist.axes[0].get_title()
+    from reports.load import level_labels
+
+    title = hist.axes[0].get_title()
+    assert level_labels(run.results, "mp3")[worst] in title and f"s{worst}" not in title   # named in its unit
     heat = P.fig_heatmap(run.results)
     data = heat.axes[0].images[0].get_array()
     mat = P.heatmap_matrix(run.results)
@@ -219,7 +228,7 @@ def test_min_tdcf_table_when_the_run_has_asv_scores(run_dir, tmp_path):
     g = sc[(sc["model"] == "model-b") & (sc["family"] == "mp3") & (sc["severity"] == 2)]
     want = min_tdcf(g.loc[g["label"] == "bonafide", "score"], g.loc[g["label"] == "spoof", "score"],
                     *(asv.loc[asv["label"] == k, "score"] for k in ("target", "nontarget", "spoof")))
-    row = next(r for r in tab.rows if r[0][0] == "mp3 s2")
+    row = next(r for r in tab.rows if r[0][0] == "mp3 32 kb/s")          # rows named in units
     assert row[2][1] == pytest.approx(want)
 
 
@@ -242,10 +251,16 @@ def test_check_passes_against_itself_and_fails_on_one_raised_condition(run_dir, 
     new = _copy_with(run_dir, tmp_path / "new", raise_one)
     assert bench_main(["check", str(new), "--baseline", str(run_dir), "--max-eer-increase", "0.02"]) == 1
     out = capsys.readouterr().out
-    assert "FAIL: 1 of 12" in out and "model-b mp3@2" in out and "(+3.00 points)" in out
+    assert "FAIL: 1 of 12" in out and "model-b mp3 32 kb/s" in out and "(+3.00 points)" in out
+    # the scores did not change, so the rise is not significant; both runs are named with digests and counts
+    assert "1 condition over the limit, 0 significant at 95%" in out and "consider --significant or more data" in out
+    assert f"baseline: {run_dir}: model-a (sha256 ffffffffffff)" in out and "70 utterances, 30 bona fide" in out
     assert bench_main(["check", str(new), "--baseline", str(run_dir), "--max-eer-increase", "0.04"]) == 0
     assert bench_main(["check", str(new), "--baseline", str(run_dir), "--max-eer-increase", "0.02",
                        "--exclude-families", "mp3"]) == 0
+    d = check_runs(new, run_dir, 0.02).to_dict()
+    assert d["n_over_limit"] == 1 and d["n_significant"] == 0
+    assert d["inputs"]["new"]["n_utterances"] == 70 and d["inputs"]["baseline"]["models"][0]["sha256"] == "f" * 64
     res = check_runs(new, run_dir, 0.02, families="mp3")
     assert len(res.rows) == 6 and list(res.failed["severity"]) == [2]
 
@@ -314,6 +329,12 @@ def test_compare_marks_significant_differences_and_writes_pages(run_dir, worse_d
     a = t.loc[("model-a@worse", "clean", 0)]
     assert a["reference"] == "model-a@base" and a["diff"] > 0 and a["significant"]
     assert a["diff_ci_low"] > 0
+    from reports.compare import summary
+    from reports.load import condition_name
+
+    names = {condition_name(load_run(run_dir).results, f, s) for f, s in load_run(run_dir).conditions()}
+    at = summary(cmp)["max_at"]
+    assert len(at) == 2 and set(at) <= names and not any("@" in x for x in at)   # "largest difference at" in units
     out = tmp_path / "cmp"
     assert bench_main(["compare", str(run_dir), str(worse_dir), "--out", str(out), "--n-boot", "50",
                        "--no-plots"]) == 0

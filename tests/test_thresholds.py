@@ -121,3 +121,24 @@ def test_operating_points_keep_the_clean_threshold():
     pd.testing.assert_frame_equal(op2.loc[["clean", "mp3"]], op)         # a row does not depend on the others
     with pytest.raises(ValueError, match="clean condition"):
         T.operating_points(_table([r for r in rows if r[2] != "clean"]), far=0.2)
+
+
+def test_operating_point_specs_parse_and_pick_their_threshold():
+    from bench.metrics.thresholds import OperatingPoint
+
+    assert OperatingPoint.parse("far=1%") == OperatingPoint("far", 0.01) == OperatingPoint.parse(" FAR = 0.01 ")
+    assert OperatingPoint.parse("frr=5%") == OperatingPoint("frr", 0.05)
+    assert OperatingPoint.parse("eer") == OperatingPoint("eer")
+    assert OperatingPoint.parse("threshold=-1.5") == OperatingPoint("threshold", -1.5)
+    assert str(OperatingPoint.parse("far=1%")) == "far=0.01" and str(OperatingPoint("bayes")) == "bayes"
+    for bad, msg in (("far=5", "fraction in"), ("far=x", "not a number"), ("tpr=1%", "expected one of"),
+                     ("threshold=inf", "finite"), ("far=150%", "fraction in")):
+        with pytest.raises(ValueError, match=msg):
+            OperatingPoint.parse(bad)
+    bona, spoof = np.arange(10.0, 20.0), np.arange(0.0, 100.0) / 5       # spoofs 0 .. 19.8
+    # far=1%: one spoof (19.8) may be accepted: the threshold is the next score above the second highest (19.6)
+    assert OperatingPoint.parse("far=1%").threshold(bona, spoof) == T.threshold_at(bona, spoof, far=0.01) == 19.8
+    assert OperatingPoint.parse("threshold=3").threshold(bona, spoof) == 3.0
+    assert OperatingPoint.parse("bayes").threshold(bona, spoof, bayes=1.25) == 1.25
+    with pytest.raises(ValueError, match="needs the Bayes threshold"):
+        OperatingPoint.parse("bayes").threshold(bona, spoof)

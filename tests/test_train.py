@@ -214,3 +214,26 @@ def test_finetuned_aasist_l_folder_is_a_model_for_score_and_run(tmp_path):
     assert not np.allclose(by_folder["score"], base["score"], atol=1e-6)   # the weights did change
     ident = model_identity(str(out), None)
     assert ident["checkpoint_sha256"] == rec["best"]["sha256"] and len(ident["training_sha256"]) == 64
+
+
+def test_two_processes_on_gloo_train_like_one(tmp_path):
+    """torchrun, 2 CPU processes (gloo): each makes and trains on half of every global batch of 4; the loss curve
+    and the weights equal one process's up to float rounding."""
+    data = _manifest(tmp_path, n=24)
+    args = ["train", "--model", "userplugin.train_tiny:PlainTiny", "--recipe", "aasist", "--data", str(data),
+            "--epochs", "2", "--batch-size", "4", "--lr", "3e-3", "--device", "cpu", "--json"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)]), "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([sys.executable, "-m", "bench.cli", *args, "--out", str(tmp_path / "one")], env=env,
+                         cwd=str(ROOT), capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          "-m", "bench.cli", *args, "--out", str(tmp_path / "two")], env=env, cwd=str(ROOT),
+                         capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = pd.read_csv(tmp_path / "one" / "metrics.csv"), pd.read_csv(tmp_path / "two" / "metrics.csv")
+    assert list(b["epoch"]) == [1, 2] and list(b["examples"]) == list(a["examples"])
+    assert np.allclose(a["train_loss"], b["train_loss"], rtol=0, atol=1e-4)
+    assert a["train_loss"].iloc[0] != a["train_loss"].iloc[1]          # it did train
+    wa, wb = _weights(tmp_path / "one" / "last.safetensors"), _weights(tmp_path / "two" / "last.safetensors")
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
+    assert not (tmp_path / "two" / "train.lock").exists()

@@ -4,7 +4,6 @@ die with their parent, and the small failure cases. Tiny user detectors keep the
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time

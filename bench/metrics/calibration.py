@@ -1,6 +1,8 @@
 """Score calibration and fusion (scores -> natural-log likelihood ratios) and the costs that judge them.
 
-Scores: higher = more bona fide. "Target" = bona fide, "non-target" = spoof, as in BOSARIS.
+Scores: higher = more bona fide. "Target" = bona fide, "non-target" = spoof, as in BOSARIS. Every ``prior`` /
+``p_target`` here is the bona fide prior; :func:`effective_prior` folds costs into it, and ``bench calibrate``
+(:mod:`bench.run.calibrate`) fits at the effective prior of ASVspoof 5's application (:data:`DEFAULT_PRIOR`).
 
 * :func:`train_fusion` / :func:`train_calibration`: prior-weighted linear logistic regression, the objective
   of BOSARIS's trainer (``train_binary_classifier``, read in pybosaris's Python port; an affine calibration
@@ -42,9 +44,8 @@ log = logging.getLogger(__name__)
 
 #: ASVspoof 5's countermeasure cost model (Pspoof 0.05, Cmiss 1, Cfa 10) as act_dcf/min_dcf arguments
 ASVSPOOF5_CM = {"p_target": 0.95, "c_miss": 1.0, "c_fa": 10.0}
-#: default target (bona fide) prior of the calibration objective, as the issue asks. Note: ASVspoof 5's
-#: Pspoof = 0.05 is a bona fide prior of 0.95 (0.655 effective, with Cfa = 10): pass that for its costs
-DEFAULT_PRIOR = 0.05
+#: the spoof prior of ASVspoof 5's cost model (``Pspoof``): what ``bench calibrate --prior`` names
+DEFAULT_P_SPOOF = 0.05
 
 
 def _values(x, name: str, allow_inf: bool = False) -> np.ndarray:
@@ -67,6 +68,14 @@ def _check_prior(p: float, name: str = "prior") -> float:
 
 def logit(p: float) -> float:
     return float(np.log(p) - np.log1p(-p))
+
+
+def effective_prior(p_target: float, c_miss: float = 1.0, c_fa: float = 1.0) -> float:
+    """The bona fide (target) prior that folds the costs in: ``P Cmiss / (P Cmiss + (1-P) Cfa)``. Its Bayes
+    threshold equals :func:`bayes_threshold` of ``(P, Cmiss, Cfa)``, so a map fitted at this prior is fitted
+    for the decisions that cost model makes (BOSARIS's "effective prior")."""
+    p, cm, cf = _costs(p_target, c_miss, c_fa)
+    return float(p * cm / (p * cm + (1 - p) * cf))
 
 
 def prior_entropy(p: float) -> float:
@@ -168,6 +177,10 @@ def min_dcf(tar_scores, non_scores, p_target: float, c_miss: float = 1.0, c_fa: 
     return cost / min(p * cm, (1 - p) * cf) if normalize else cost
 
 
+#: the calibration objective's default bona fide prior: ASVspoof 5's costs folded in (0.95 / 1.45 = 0.655)
+DEFAULT_PRIOR = effective_prior(1.0 - DEFAULT_P_SPOOF, ASVSPOOF5_CM["c_miss"], ASVSPOOF5_CM["c_fa"])
+
+
 # ---------------------------------------------------------------- logistic regression
 def _separable(z: np.ndarray, y: np.ndarray) -> bool:
     """True when some affine map puts every trial on its class's side or on the boundary, not all on it:
@@ -181,11 +194,9 @@ def _separable(z: np.ndarray, y: np.ndarray) -> bool:
     return res.status == 0
 
 
-def train_fusion(tar_matrix, non_matrix, prior: float = DEFAULT_PRIOR, penalty: float = 0.0,
-                 max_iter: int = 100) -> tuple[np.ndarray, float]:
-    """Fit ``llr = scores @ weights + bias`` (see the module notes) on ``[n_tar, d]`` and ``[n_non, d]``
-    member scores. Returns ``(weights[d], bias)``."""
-    p = _check_prior(prior)
+def _standardised(tar_matrix, non_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Checked ``[n, d]`` matrices as ``(z, y, mu, sd)``: rows sorted (so the fit does not depend on their order,
+    bit for bit), targets first, each column standardised over both classes."""
     tar = np.asarray(tar_matrix, dtype=np.float64)
     non = np.asarray(non_matrix, dtype=np.float64)
     tar, non = (m[:, None] if m.ndim == 1 else m for m in (tar, non))
@@ -194,9 +205,6 @@ def train_fusion(tar_matrix, non_matrix, prior: float = DEFAULT_PRIOR, penalty: 
                          f"got {tar.shape} and {non.shape}")
     for m, name in ((tar, "tar_matrix"), (non, "non_matrix")):
         _values(m, name)
-    if not (np.isfinite(penalty) and penalty >= 0):
-        raise ValueError(f"penalty must be a finite number >= 0, got {penalty}")
-    # sort rows: the same trials in any order give the same sums, so the same bits
     tar = tar[np.lexsort(tar.T[::-1])]
     non = non[np.lexsort(non.T[::-1])]
     x = np.concatenate([tar, non])
@@ -206,14 +214,32 @@ def train_fusion(tar_matrix, non_matrix, prior: float = DEFAULT_PRIOR, penalty: 
     if np.any(sd == 0) or np.linalg.matrix_rank(x - mu) < d:
         raise ValueError("the scores are linearly dependent (a constant member, or one member a multiple of "
                          "another): no unique map; drop the redundant member")
-    z = (x - mu) / sd
+    return (x - mu) / sd, y, mu, sd
+
+
+def separable(tar_matrix, non_matrix) -> bool:
+    """True when a linear map of the scores puts every bona fide trial at or above every spoof (or the
+    reverse): the unpenalised fit then has no finite optimum (the llrs would grow without bound)."""
+    z, y, _, _ = _standardised(tar_matrix, non_matrix)
+    return _separable(z, y)
+
+
+def train_fusion(tar_matrix, non_matrix, prior: float = DEFAULT_PRIOR, penalty: float = 0.0,
+                 max_iter: int = 100) -> tuple[np.ndarray, float]:
+    """Fit ``llr = scores @ weights + bias`` (see the module notes) on ``[n_tar, d]`` and ``[n_non, d]``
+    member scores. Returns ``(weights[d], bias)``."""
+    p = _check_prior(prior)
+    if not (np.isfinite(penalty) and penalty >= 0):
+        raise ValueError(f"penalty must be a finite number >= 0, got {penalty}")
+    z, y, mu, sd = _standardised(tar_matrix, non_matrix)
+    n_tar, d = int(np.sum(y > 0)), z.shape[1]
     if penalty == 0 and _separable(z, y):
         raise ValueError("the scores separate bona fide from spoof perfectly (or up to ties on the boundary): "
                          "the likelihood has no finite optimum; fit on a harder condition or pass penalty > 0")
-    omega = np.where(y > 0, p / len(tar), (1 - p) / len(non)) / prior_entropy(p)
+    omega = np.where(y > 0, p / n_tar, (1 - p) / (len(y) - n_tar)) / prior_entropy(p)
     off = logit(p)
     zz = np.column_stack([z, np.ones(len(z))])
-    pen = np.append(penalty / sd ** 2, 0.0)            # lam/2 |w|^2 with w = v / sd; bias free
+    pen = np.append(np.full(d, float(penalty)), 0.0)   # lam/2 |v|^2 on the standardised weights; bias free
 
     def objective(theta):
         m = y * (zz @ theta + off)

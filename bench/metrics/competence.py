@@ -22,12 +22,17 @@ from typing import Any
 import pandas as pd
 
 AT_CHANCE = "at chance on this data"
+TOO_FEW = "too few clips to tell"
+#: below this clean EER a CI that still reaches 50% says the data are too few, not that the model is at chance
+TELLING_EER = 0.4
 INVERTED = "orientation likely inverted, see --label-map"
 
 
 def check(results: pd.DataFrame) -> pd.DataFrame:
     """One row per model: model, clean_eer, eer_ci_low, eer_ci_high, status (ok | at-chance | inverted |
-    unknown), message (empty when ok)."""
+    undetermined | unknown), message (empty when ok). ``undetermined``: the clean EER is below
+    :data:`TELLING_EER` but its CI still reaches 50% (8 clips: EER 25%, CI [0, 75]): too few clips to tell, which
+    is said and does not leave the model out of aggregates."""
     cols = ["model", "clean_eer", "eer_ci_low", "eer_ci_high", "auc", "status", "message"]
     if results is None or results.empty:
         return pd.DataFrame(columns=cols)
@@ -51,6 +56,10 @@ def _status(model: str, eer: float, lo: float, hi: float, auc: float = math.nan)
     if auc == 0.5:
         return {"status": "at-chance",
                 "message": f"{model}: clean EER {100 * eer:.1f}%{ci}, AUC 0.50 (no ranking): {AT_CHANCE}"}
+    if math.isfinite(lo) and math.isfinite(hi) and lo <= 0.5 <= hi and eer < TELLING_EER:
+        return {"status": "undetermined",
+                "message": f"{model}: clean EER {100 * eer:.1f}%{ci}: the CI holds both a working detector and "
+                           f"chance: {TOO_FEW} (more clips narrow it)"}
     if math.isfinite(lo) and math.isfinite(hi) and lo <= 0.5 <= hi:
         above = f" (the EER is above 50%: if that persists, {INVERTED})" if eer > 0.5 else ""
         return {"status": "at-chance",

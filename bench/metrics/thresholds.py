@@ -22,10 +22,16 @@ When nothing may be accepted, ``t`` is the next float above the highest score.
 the bona fide utterances are resampled separately, with replacement, by a numpy ``Generator``; the number of
 errors in a resample of n utterances with k errors is drawn as Binomial(n, k/n), which is that resampling's
 exact distribution, at O(1) per resample. The threshold is not re-estimated (it is the deployed one).
+
+:class:`OperatingPoint` is the user's choice of that threshold (``bench run --operating-point``): ``far=1%``,
+``frr=0.05``, ``eer``, ``threshold=T`` (a fixed score) or ``bayes`` (the Bayes decision of a calibration, given
+as a score threshold by the caller).
 """
 from __future__ import annotations
 
+import re
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -78,6 +84,67 @@ def threshold_at(bona, spoof, far: float | None = None, frr: float | None = None
     frr_c = np.searchsorted(bs, cand, side="left") / b.size
     far_c = (s.size - np.searchsorted(ss, cand, side="left")) / s.size   # the official arithmetic, bit for bit
     return float(cand[int(np.argmin(np.abs(frr_c - far_c)))])
+
+
+OP_FORMS = "far=1%, far=0.01, frr=5%, eer, threshold=T or bayes"
+
+
+def _rate(text: str, spec: str) -> float:
+    t = text.strip()
+    try:
+        v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise ValueError(f"operating point {spec!r}: {t!r} is not a number; expected one of {OP_FORMS}") from None
+    if not 0.0 <= v <= 1.0 or not np.isfinite(v):
+        raise ValueError(f"operating point {spec!r}: the rate must be a fraction in [0, 1] or a percentage in "
+                         f"[0%, 100%] (far=0.01 or far=1%), got {t!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """How the deployed threshold is chosen: ``kind`` far | frr | eer | threshold | bayes, ``value`` the target
+    rate (a fraction) or the fixed threshold."""
+
+    kind: str
+    value: float | None = None
+
+    @classmethod
+    def parse(cls, spec: "str | OperatingPoint") -> "OperatingPoint":
+        if isinstance(spec, OperatingPoint):
+            return spec
+        text = str(spec).strip().lower()
+        m = re.fullmatch(r"(far|frr|threshold)\s*=\s*(.+)", text)
+        if text in ("eer", "bayes"):
+            return cls(text)
+        if m is None:
+            raise ValueError(f"operating point {spec!r}: expected one of {OP_FORMS}")
+        if m.group(1) == "threshold":
+            try:
+                t = float(m.group(2))
+            except ValueError:
+                raise ValueError(f"operating point {spec!r}: threshold=T needs a number, e.g. threshold=-1.5") \
+                    from None
+            if not np.isfinite(t):
+                raise ValueError(f"operating point {spec!r}: the threshold must be finite")
+            return cls("threshold", t)
+        return cls(m.group(1), _rate(m.group(2), str(spec)))
+
+    def __str__(self) -> str:
+        return self.kind if self.value is None else f"{self.kind}={self.value:g}"
+
+    def threshold(self, bona, spoof, bayes: float | None = None) -> float:
+        """The threshold on the clean scores (``bayes``: the caller's score threshold of the Bayes decision)."""
+        if self.kind == "threshold":
+            return float(self.value)
+        if self.kind == "bayes":
+            if bayes is None or not np.isfinite(bayes):
+                raise ValueError("operating point bayes needs the Bayes threshold of a calibration "
+                                 "(--calibration FILE for the model, or a fuse: model)")
+            return float(bayes)
+        if self.kind == "eer":
+            return threshold_at(bona, spoof, eer=True)
+        return threshold_at(bona, spoof, **{self.kind: self.value})
 
 
 def _rate_ci(errors: int, n: int, n_boot: int, alpha: float, rng: np.random.Generator) -> tuple[float, float]:

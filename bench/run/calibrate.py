@@ -1,11 +1,24 @@
-"""Calibration and fusion of a finished run: fit on one condition of its ``scores.csv``, save as CAL.json,
-apply to every condition (``calibrated_results``). Reads files only; the math is :mod:`bench.metrics.calibration`.
+"""Calibration and fusion of a finished run: fit on one condition of its ``scores.csv`` and save as CAL.json
+(applying it to every condition is :mod:`bench.run.calibrated`). Reads files only; the math is
+:mod:`bench.metrics.calibration`.
+
+The prior, one convention everywhere: the user names the application as ASVspoof 5 does, ``p_spoof`` (the
+spoof prior, ``bench calibrate --prior``, default 0.05) with the costs ``c_miss`` (a bona fide trial rejected,
+default 1) and ``c_fa`` (a spoof accepted, default 10). The map is fitted at the bona fide *effective* prior
+of that application, ``(1-p_spoof) Cmiss / ((1-p_spoof) Cmiss + p_spoof Cfa)`` (0.655 by default), whose Bayes
+threshold is the one ASVspoof 5's actDCF uses (-ln 1.9); calibrated actDCF/minDCF and the ``bayes`` operating
+point use the same three numbers, read back from the file.
+
+Penalty: ``"auto"`` (default) fits BOSARIS's unpenalised objective unless the fitting condition separates the
+classes perfectly (common on small clean sets), where that objective has no finite optimum; then it fits with
+the small L2 penalty :data:`AUTO_PENALTY` on the standardised weights and says so (``penalty_auto: true``).
 
 CAL.json (``format`` :data:`FORMAT`, ``version`` :data:`VERSION`), ``kind`` ``calibration`` or ``fusion``:
 
 * ``run``: ``scores_sha256`` (the bytes of scores.csv) and ``identity`` (from run.json when present: data
   digest, seed, suite, models with their checkpoint digests);
-* ``condition`` ``{family, severity}``, ``prior`` (target = bona fide prior of the objective), ``penalty``;
+* ``condition`` ``{family, severity}``; ``costs`` ``{p_spoof, c_miss, c_fa}`` (the application); ``prior`` (the
+  objective's bona fide prior, the effective prior of ``costs``); ``penalty`` and ``penalty_auto``;
 * calibration: ``model`` and ``map`` ``{a, b}`` (``llr = a * score + b``);
   fusion: ``members`` (in order), ``weights`` (one per member) and ``bias`` (``llr = sum w_i s_i + bias``);
 * ``n_bonafide``, ``n_spoof``, ``n_trials``, ``cllr_before`` (the raw scores read as llrs; per member for a
@@ -33,7 +46,9 @@ log = logging.getLogger(__name__)
 FORMAT, VERSION = "deepfake-bench/calibration", 1
 COLUMNS = ("utt_id", "model", "family", "severity", "label", "score")
 LABELS = ("bonafide", "spoof")
-RESULT_COLUMNS = ["model", "family", "severity", "n_bonafide", "n_spoof", "cllr", "min_cllr", "actdcf", "min_dcf"]
+#: the small L2 penalty (on the standardised weights) a separable fitting condition falls back to: finite llrs
+#: that still rank every clean trial right; the map's slope then grows like log(1 / AUTO_PENALTY)
+AUTO_PENALTY = 1e-3
 
 
 # ---------------------------------------------------------------- reading a run
@@ -139,9 +154,52 @@ def _split(sub: pd.DataFrame, what: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------- fitting
-def fit_calibration(run_dir, model: str | None = None, condition: str = "clean", prior: float = C.DEFAULT_PRIOR,
-                    penalty: float = 0.0) -> dict:
-    """Fit ``llr = a * score + b`` for one model on one condition of a finished run; the CAL.json content."""
+def application(p_spoof: float = C.DEFAULT_P_SPOOF, c_miss: float = 1.0, c_fa: float = 10.0) -> dict:
+    """``{"p_spoof", "c_miss", "c_fa"}`` checked (the spoof prior in (0, 1), positive costs)."""
+    for name, v in (("p_spoof", p_spoof), ("c_miss", c_miss), ("c_fa", c_fa)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"{name} must be a finite number, got {v!r}")
+    if not 0 < p_spoof < 1:
+        raise ValueError(f"the spoof prior (--prior) must lie strictly between 0 and 1, got {p_spoof}")
+    if not (c_miss > 0 and c_fa > 0):
+        raise ValueError(f"the costs must be positive, got c_miss={c_miss}, c_fa={c_fa}")
+    return {"p_spoof": float(p_spoof), "c_miss": float(c_miss), "c_fa": float(c_fa)}
+
+
+def cost_args(costs: dict) -> dict:
+    """CAL.json's ``costs`` as the ``(p_target, c_miss, c_fa)`` keyword arguments of act_dcf/min_dcf."""
+    return {"p_target": 1.0 - costs["p_spoof"], "c_miss": costs["c_miss"], "c_fa": costs["c_fa"]}
+
+
+def _penalty(penalty, tar: np.ndarray, non: np.ndarray) -> tuple[float, bool]:
+    """``(penalty, automatic)``: ``"auto"``/None -> 0, or :data:`AUTO_PENALTY` when the trials are separable."""
+    if penalty is None or penalty == "auto":
+        if C.separable(tar, non):
+            return AUTO_PENALTY, True
+        return 0.0, False
+    try:
+        value = float(penalty)
+    except (TypeError, ValueError):
+        raise ValueError(f"penalty must be 'auto' or a number >= 0, got {penalty!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"penalty must be 'auto' or a finite number >= 0, got {penalty!r}")
+    return value, False
+
+
+def _fitted(kind: str, run_dir, family: str, severity: int, costs: dict, pen: float, auto: bool, what: str) -> dict:
+    if auto:
+        log.warning("%s: the scores separate bona fide from spoof perfectly, so the unpenalised fit has no finite "
+                    "optimum; fitted with the L2 penalty %g instead (recorded as penalty_auto)", what, pen)
+    return {"format": FORMAT, "version": VERSION, "kind": kind, "run": run_digest(run_dir),
+            "condition": {"family": family, "severity": int(severity)}, "costs": costs,
+            "prior": C.effective_prior(**cost_args(costs)), "penalty": float(pen), "penalty_auto": bool(auto)}
+
+
+def fit_calibration(run_dir, model: str | None = None, condition: str = "clean", p_spoof: float = C.DEFAULT_P_SPOOF,
+                    c_miss: float = 1.0, c_fa: float = 10.0, penalty: float | str | None = "auto") -> dict:
+    """Fit ``llr = a * score + b`` for one model on one condition of a finished run, at the application
+    ``(p_spoof, c_miss, c_fa)`` (see the module); the CAL.json content."""
+    costs = application(p_spoof, c_miss, c_fa)
     df = read_scores(run_dir)
     model = _pick_model(df, model)
     family, severity = _pick_condition(df, condition)
@@ -150,12 +208,12 @@ def fit_calibration(run_dir, model: str | None = None, condition: str = "clean",
     _finite(sub, what)
     b, s = _split(sub, what)
     try:
-        a, bias = C.train_calibration(b, s, prior=prior, penalty=penalty)
+        pen, auto = _penalty(penalty, b, s)
+        a, bias = C.train_calibration(b, s, prior=C.effective_prior(**cost_args(costs)), penalty=pen)
     except ValueError as e:
         raise ValueError(f"{what}: {e}") from None
-    return {"format": FORMAT, "version": VERSION, "kind": "calibration", "run": run_digest(run_dir),
-            "condition": {"family": family, "severity": int(severity)}, "prior": float(prior),
-            "penalty": float(penalty), "model": model, "map": {"a": a, "b": bias},
+    return {**_fitted("calibration", run_dir, family, severity, costs, pen, auto, what),
+            "model": model, "map": {"a": a, "b": bias},
             "n_bonafide": int(b.size), "n_spoof": int(s.size), "n_trials": int(b.size + s.size),
             "cllr_before": C.cllr(b, s), "cllr_after": C.cllr(a * b + bias, a * s + bias),
             "min_cllr": C.min_cllr(b, s)}
@@ -182,9 +240,11 @@ def _member_matrix(df: pd.DataFrame, members: list[str], family: str, severity: 
 
 
 def fit_fusion(run_dir, models: list[str] | None = None, condition: str = "clean",
-               prior: float = C.DEFAULT_PRIOR, penalty: float = 0.0) -> dict:
+               p_spoof: float = C.DEFAULT_P_SPOOF, c_miss: float = 1.0, c_fa: float = 10.0,
+               penalty: float | str | None = "auto") -> dict:
     """Fit a linear fusion of two or more of the run's models (all of them by default, sorted by name) on one
     condition; the CAL.json content."""
+    costs = application(p_spoof, c_miss, c_fa)
     df = read_scores(run_dir)
     have = sorted(df["model"].unique())
     members = have if models is None else list(models)
@@ -201,13 +261,13 @@ def fit_fusion(run_dir, models: list[str] | None = None, condition: str = "clean
         raise ValueError(f"{what}: needs bona fide and spoof utterances, has {int(is_b.sum())} and "
                          f"{int((~is_b).sum())}")
     try:
-        w, bias = C.train_fusion(x[is_b], x[~is_b], prior=prior, penalty=penalty)
+        pen, auto = _penalty(penalty, x[is_b], x[~is_b])
+        w, bias = C.train_fusion(x[is_b], x[~is_b], prior=C.effective_prior(**cost_args(costs)), penalty=pen)
     except ValueError as e:
         raise ValueError(f"{what}: {e}") from None
     llr = x @ w + bias
-    return {"format": FORMAT, "version": VERSION, "kind": "fusion", "run": run_digest(run_dir),
-            "condition": {"family": family, "severity": int(severity)}, "prior": float(prior),
-            "penalty": float(penalty), "members": members, "weights": [float(v) for v in w], "bias": bias,
+    return {**_fitted("fusion", run_dir, family, severity, costs, pen, auto, what),
+            "members": members, "weights": [float(v) for v in w], "bias": bias,
             "n_bonafide": int(is_b.sum()), "n_spoof": int((~is_b).sum()), "n_trials": int(len(x)),
             "cllr_before": {m: C.cllr(x[is_b, i], x[~is_b, i]) for i, m in enumerate(members)},
             "cllr_after": C.cllr(llr[is_b], llr[~is_b]), "min_cllr": C.min_cllr(llr[is_b], llr[~is_b])}
@@ -240,6 +300,11 @@ def validate_calibration(cal, source: str = "calibration") -> dict:
         raise ValueError(f"{source}: field 'version' is {cal['version']!r}; this version reads {VERSION}")
     if not 0 < _number(cal, "prior", source) < 1:
         raise ValueError(f"{source}: field 'prior' must lie in (0, 1), got {cal['prior']!r}")
+    if not 0 < _number(cal, "costs.p_spoof", source) < 1:
+        raise ValueError(f"{source}: field 'costs.p_spoof' must lie in (0, 1), got {cal['costs']['p_spoof']!r}")
+    for key in ("c_miss", "c_fa"):
+        if not _number(cal, f"costs.{key}", source) > 0:
+            raise ValueError(f"{source}: field 'costs.{key}' must be positive, got {cal['costs'][key]!r}")
     fam = _field(cal, "condition.family", source)
     if not isinstance(fam, str) or not fam:
         raise ValueError(f"{source}: field 'condition.family' must be a non-empty string, got {fam!r}")
@@ -290,51 +355,3 @@ def load_calibration(path) -> dict:
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
     return validate_calibration(cal, str(path))
-
-
-# ---------------------------------------------------------------- applying
-def apply_calibration(scores: pd.DataFrame, cal: dict) -> pd.DataFrame:
-    """Rows ``model, family, severity, utt_id, label, llr``: the map applied to its model's rows, or the fusion
-    (model ``fuse:M1+M2...``) to every condition, which must have each utterance scored by every member (else
-    refused). Non-finite scores are left out (as in results.csv), so for a fusion they count as missing."""
-    cal = validate_calibration(cal)
-    df = check_scores(scores)
-    df = df[np.isfinite(df["score"].to_numpy())]
-    cols = ["model", "family", "severity", "utt_id", "label", "llr"]
-    if cal["kind"] == "calibration":
-        sub = df[df["model"] == cal["model"]]
-        if sub.empty:
-            raise ValueError(f"the calibration is for model {cal['model']!r}, which the scores do not hold "
-                             f"(they have {sorted(df['model'].unique())})")
-        out = sub.assign(llr=cal["map"]["a"] * sub["score"] + cal["map"]["b"])
-        return out[cols].reset_index(drop=True)
-    members, w = cal["members"], np.asarray(cal["weights"], dtype=np.float64)
-    if missing := [m for m in members if m not in set(df["model"])]:
-        raise ValueError(f"the fusion's member(s) {missing} are not in the scores")
-    parts = []
-    for family, severity in dict.fromkeys(zip(df["family"], df["severity"])):
-        wide = _member_matrix(df, members, family, severity)
-        parts.append(pd.DataFrame({"model": "fuse:" + "+".join(members), "family": family,
-                                   "severity": severity, "utt_id": wide.index, "label": wide["label"].to_numpy(),
-                                   "llr": wide[members].to_numpy(dtype=np.float64) @ w + cal["bias"]}))
-    return pd.concat(parts, ignore_index=True)[cols]
-
-
-def calibrated_results(scores: pd.DataFrame, cal: dict, p_target: float = C.ASVSPOOF5_CM["p_target"],
-                       c_miss: float = C.ASVSPOOF5_CM["c_miss"], c_fa: float = C.ASVSPOOF5_CM["c_fa"]) -> pd.DataFrame:
-    """Per model x family x severity of the calibrated (or fused) llrs: ``cllr``, ``min_cllr`` (bits),
-    ``actdcf``, ``min_dcf`` (normalised, at ASVspoof 5's CM costs by default), ``n_bonafide``, ``n_spoof``.
-    A condition lacking a class gets NaN metrics."""
-    llr = apply_calibration(scores, cal)
-    rows = []
-    for (model, family, severity), g in llr.groupby(["model", "family", "severity"], sort=False):
-        lab = g["label"].to_numpy()
-        v = g["llr"].to_numpy(dtype=np.float64)
-        b, s = v[lab == "bonafide"], v[lab == "spoof"]
-        row = {"model": model, "family": family, "severity": int(severity), "n_bonafide": int(b.size),
-               "n_spoof": int(s.size), "cllr": np.nan, "min_cllr": np.nan, "actdcf": np.nan, "min_dcf": np.nan}
-        if b.size and s.size:
-            row.update(cllr=C.cllr(b, s), min_cllr=C.min_cllr(b, s),
-                       actdcf=C.act_dcf(b, s, p_target, c_miss, c_fa), min_dcf=C.min_dcf(b, s, p_target, c_miss, c_fa))
-        rows.append(row)
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS)

@@ -36,6 +36,8 @@ class RunConfig:
     max_seconds: float | None = 600.0          # longer audio files are refused before decoding (None: no limit)
     rescore_changed: bool = False              # score files again whose content changed since (else refused)
     wait_for_service: float | None = None      # seconds to wait for a served detector to come back (inf: no limit)
+    calibration: tuple[str, ...] = ()          # CAL.json files: results_calibrated.csv (not identity: scores same)
+    operating_point: str | None = None         # far=1% | frr=.. | eer | threshold=T | bayes (results.csv columns)
 
     def validate(self) -> None:
         """Every option checked before any work: a bad value is one clear error naming the option."""
@@ -88,6 +90,10 @@ class RunConfig:
             raise ValueError("--data is empty; give demo, a manifest, a corpus spec or a folder")
         if not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", str(self.device)):
             raise ValueError(f"--device must be auto, cpu, cuda, cuda:N, mps or xpu, got {self.device!r}")
+        if self.calibration or self.operating_point:   # the files read and matched to the models, before any work
+            from bench.run.calibrated import deployment
+
+            deployment(self.operating_point, self.calibration, self.models)
         if self.executor == "local" and str(self.device).startswith("cuda"):
             from foundation.device import resolve_device
             resolve_device(self.device)   # an explicit GPU must exist (auto and cpu need no torch import here)

@@ -75,6 +75,8 @@ def model_identity(name: str, checkpoint: str | None, wait_s: float | None = 0.0
     out: dict[str, Any] = {"model": name}
     if name.startswith(("http://", "https://")):   # a remote detector: what the server says it serves
         return {**out, "served": served(name, wait_s)}
+    if name.lower().startswith("fuse:"):   # a fusion: its file and its members, each by content
+        return fusion_identity(name, checkpoint, wait_s)
     if _is_training_folder(name):   # a bench train folder: its weights and its record, by content
         folder = Path(name).expanduser()
         weights = Path(checkpoint) if checkpoint is not None else folder / "best.safetensors"
@@ -104,6 +106,21 @@ def model_identity(name: str, checkpoint: str | None, wait_s: float | None = 0.0
     return out
 
 
+def fusion_identity(name: str, checkpoint: str | None, wait_s: float | None = 0.0) -> dict[str, Any]:
+    """A ``fuse:M1+M2@FILE`` model: the fusion file's digest and each member's identity (without file paths)."""
+    from models.fusion import parse_spec
+
+    if checkpoint is not None:
+        raise ValueError(f"model {name} is a fusion: its members load their own checkpoints (drop --checkpoint)")
+    members, path = parse_spec(name)
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"fusion file {p} does not exist (write it with `bench calibrate --fuse RUN --out {p.name}`)")
+    return {"model": name, "fusion_file": str(p.resolve()), "fusion_sha256": _digest_path(p),
+            "members": [{k: v for k, v in model_identity(m, None, wait_s).items() if k not in _PATHS}
+                        for m in members]}
+
+
 def models_identity(models: tuple[str, ...] | list[str], checkpoint: str | None,
                     wait_s: float | None = 0.0) -> list[dict[str, Any]]:
     return [model_identity(m, checkpoint, wait_s) for m in models]
@@ -131,7 +148,7 @@ def check_loaded(ident: Mapping[str, Any], loaded) -> None:
 
 
 #: where a model's files were: recorded for messages, not compared
-_PATHS = ("checkpoint", "class_file", "training_folder")
+_PATHS = ("checkpoint", "class_file", "training_folder", "fusion_file")
 
 
 def by_content(ident: Mapping[str, Any]) -> dict[str, Any]:
@@ -164,7 +181,8 @@ def check_identity(store, out: Path, ident: Mapping[str, Any]) -> None:
             if not (isinstance(a, dict) and isinstance(b, dict)):
                 continue
             _check_served(out, a, b)
-            for key, what in (("checkpoint_sha256", "checkpoint"), ("class_sha256", "class_file")):
+            for key, what in (("checkpoint_sha256", "checkpoint"), ("class_sha256", "class_file"),
+                              ("fusion_sha256", "fusion_file")):
                 if a.get(key) != b.get(key):
                     raise ValueError(
                         f"{out} holds scores of {a.get('model')} with {what} {a.get(what)} (sha256 "

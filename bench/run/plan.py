@@ -43,6 +43,7 @@ def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str],
     workers only read the clean audio and the scorer perturbs it there (see ``Scorer._perturb_on_device``).
     A universal attack's units carry its training clips (``Unit.train``, see
     :func:`bench.suites.universal.universal_training_split`)."""
+    from bench.run.segments import segments_of
     from bench.suites.universal import is_universal
 
     for cond, todo, done in _todo(conditions, dataset, store, models, split):
@@ -57,5 +58,6 @@ def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str],
             shard = todo[i:i + size]
             needs = tuple((m, ids) for m in models
                           if (ids := tuple(u.utt_id for u in shard if u.utt_id not in done[m])))
-            tasks = tuple(Task(u.utt_id, str(u.path), u.label, cond.key(), cond.spec, kind) for u in shard)
+            tasks = tuple(Task(u.utt_id, str(u.path), u.label, cond.key(), cond.spec, kind, segments_of(u))
+                          for u in shard)
             yield Unit(cond, tasks, needs, train)

@@ -34,6 +34,7 @@ class Task:
     condition_key: str
     spec: Mapping[str, Any]      # Perturbation.to_dict(); an attack condition prepares clean audio
     kind: str                    # perturbation | chain | attack | device (perturbed by the scorer)
+    segments: tuple | None = None   # spoofed (start_s, end_s) of partially spoofed data; None: no labels
 
 
 @dataclass(frozen=True)

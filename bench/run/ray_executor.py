@@ -83,7 +83,7 @@ class _ScorerActor:
         prepared = [p if p.wav is None or p.wav.flags.writeable else replace(p, wav=np.array(p.wav))
                     for chunk in chunks for p in chunk]
         res = self.scorer(unit, prepared)
-        return res.scores, res.problems, res.quality, res.files
+        return res.scores, res.problems, res.quality, res.segments, res.files
 
 
 @dataclass
@@ -267,7 +267,7 @@ class RayExecutor:
             job = pending.pop(ready[0])
             load[job.slot] -= 1
             try:
-                scores, problems, quality, files = ray.get(ready[0])
+                scores, problems, quality, segments, files = ray.get(ready[0])
             except RETRYABLE as e:
                 if isinstance(e, RayActorError) and job.generation == self._generation[job.slot]:
                     self._replace_actor(job.slot, e)
@@ -281,7 +281,7 @@ class RayExecutor:
                     continue
                 yield self._failed(job, e)
                 continue
-            yield UnitResult(job.unit, scores, problems, quality, files)
+            yield UnitResult(job.unit, scores, problems, quality, segments, files)
 
     def _failed(self, job: _Job, err: BaseException) -> UnitResult:
         cond = job.unit.condition

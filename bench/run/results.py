@@ -14,6 +14,9 @@ from bench.run.store import Store
 log = logging.getLogger(__name__)
 
 SCORE_COLUMNS = list(Store.SCORE_COLUMNS)
+#: results.csv's columns of ``bench run --operating-point`` (empty / NaN without one)
+OP_COLUMNS = ["operating_point", "op_threshold", "far_at_op", "far_at_op_ci_low", "far_at_op_ci_high", "frr_at_op",
+              "frr_at_op_ci_low", "frr_at_op_ci_high"]
 RESULT_COLUMNS = ["model", "suite", "family", "severity", "n_bonafide", "n_spoof", "eer", "eer_ci_low",
                   "eer_ci_high", "auc", "eer_threshold", "kind", "params", "level_label", "adv_attack", "source",
                   "through", "snr_db", "pesq", "stoi",
@@ -26,7 +29,9 @@ RESULT_COLUMNS = ["model", "suite", "family", "severity", "n_bonafide", "n_spoof
                   "queries",
                   # scored clips of the condition with a level warning (silent, too short, channels that cancel,
                   # far above full scale, left unchanged by the perturbation): problems.csv, stage "level"
-                  "n_warnings"]
+                  "n_warnings",
+                  # bench run --operating-point: FAR/FRR at the threshold it chose on the model's clean condition
+                  *OP_COLUMNS]
 #: a condition's structure (bench.suites.suite.Condition.columns), in results.csv and scores.csv
 CONDITION_COLUMNS = ["adv_attack", "source", "through"]
 #: fewer distinct speakers than this and CIs resample utterances (a cluster bootstrap needs many clusters)
@@ -58,11 +63,12 @@ def condition_labels(conditions: Sequence) -> dict[tuple[str, int], str]:
 
 
 def results_table(scores: pd.DataFrame, suite: str, conditions: Sequence, n_boot: int = 1000,
-                  seed: int = 0, speakers: Mapping[str, str] | None = None) -> pd.DataFrame:
+                  seed: int = 0, speakers: Mapping[str, str] | None = None, operating=None) -> pd.DataFrame:
     """One row per model x condition, in the suite's condition order (clean first); no quality columns
     (they come from the store, see :func:`results_from_store`). ``speakers`` (utt_id -> speaker, at least
     :data:`MIN_SPEAKERS` of them): CIs resample whole speakers. ``queries``: the median of the per-utterance
-    query counts of black-box attacks (NaN where none were recorded)."""
+    query counts of black-box attacks (NaN where none were recorded). ``operating``: ``(OperatingPoint, {model:
+    Bayes score threshold})`` fills the ``OP_COLUMNS`` (a threshold per model from its clean condition)."""
     def queries(g: pd.DataFrame) -> np.ndarray:
         return pd.to_numeric(g["queries"], errors="coerce").dropna().to_numpy(float) if "queries" in g else np.array([])
 
@@ -70,11 +76,12 @@ def results_table(scores: pd.DataFrame, suite: str, conditions: Sequence, n_boot
                g["utt_id"].to_numpy() if "utt_id" in g else None, queries(g))
               for (model, family, severity), g in scores.groupby(["model", "family", "severity"], sort=False)]
     clean = {g[0]: _clean_threshold(g[3], g[4]) for g in groups if (g[1], g[2]) == ("clean", 0)}
-    return _table(groups, suite, conditions, n_boot, seed, speakers, clean)
+    ops = {g[0]: _op_threshold(operating, g[0], g[3], g[4]) for g in groups if (g[1], g[2]) == ("clean", 0)}
+    return _table(groups, suite, conditions, n_boot, seed, speakers, clean, _op(operating, ops))
 
 
 def results_from_store(store, suite: str, conditions: Sequence, n_boot: int = 1000, seed: int = 0,
-                       speakers: Mapping[str, str] | None = None) -> pd.DataFrame:
+                       speakers: Mapping[str, str] | None = None, operating=None) -> pd.DataFrame:
     """:func:`results_table` of a run's store, reading one condition's scores at a time."""
     def groups():
         for model, family, severity in store.groups():
@@ -83,11 +90,29 @@ def results_from_store(store, suite: str, conditions: Sequence, n_boot: int = 10
             yield (model, family, int(severity), np.asarray([r[1] for r in rows]),
                    np.asarray([r[2] for r in rows], float), store.group_quality(model, family, severity), ids,
                    np.asarray(store.group_queries(model, family, severity), float))
-    clean = {}
+    clean, ops = {}, {}
     for model in dict.fromkeys(m for m, _f, _s in store.groups()):
         labels, scores = store.group_scores(model, "clean", 0)
         clean[model] = _clean_threshold(np.asarray(labels), np.asarray(scores, float))
-    return _table(groups(), suite, conditions, n_boot, seed, speakers, clean, warned=store.warned)
+        ops[model] = _op_threshold(operating, model, np.asarray(labels), np.asarray(scores, float))
+    return _table(groups(), suite, conditions, n_boot, seed, speakers, clean, _op(operating, ops),
+                  warned=store.warned)
+
+
+def _op_threshold(operating, model: str, labels: np.ndarray, scores: np.ndarray) -> float:
+    """The operating point's threshold on a model's clean scores (NaN without both classes or without one)."""
+    if operating is None:
+        return float("nan")
+    point, bayes = operating
+    bona, spoof = scores[labels == "bonafide"], scores[labels == "spoof"]
+    bona, spoof = bona[np.isfinite(bona)], spoof[np.isfinite(spoof)]
+    if point.kind in ("threshold", "bayes"):
+        return point.threshold(bona, spoof, bayes=bayes.get(model))
+    return point.threshold(bona, spoof) if len(bona) and len(spoof) else float("nan")
+
+
+def _op(operating, thresholds: Mapping[str, float]) -> tuple[str, Mapping[str, float]] | None:
+    return None if operating is None else (str(operating[0]), thresholds)
 
 
 def _clean_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -98,7 +123,8 @@ def _clean_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: int, seed: int,
-           speakers: Mapping[str, str] | None, clean_thr: Mapping[str, float], warned=None) -> pd.DataFrame:
+           speakers: Mapping[str, str] | None, clean_thr: Mapping[str, float],
+           op: tuple[str, Mapping[str, float]] | None = None, warned=None) -> pd.DataFrame:
     from bench import metrics
     from bench.metrics import costs
     from bench.metrics.quality import medians
@@ -135,6 +161,7 @@ def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: in
                 frr = float(np.mean(bona <= ct))
                 frr_lo, frr_hi = costs.bootstrap_rate_ci(bona <= ct, n_boot=n_boot, seed=seed + 1, groups=gb)
         c = info.get((family, severity))
+        at_op = _at_op(op, model, bona, spoof, gb, gs, n_boot, seed)
         rows.append({"model": model, "suite": suite, "family": family, "severity": severity,
                      "n_bonafide": len(bona), "n_spoof": len(spoof), "eer": float(eer),
                      "eer_ci_low": float(lo), "eer_ci_high": float(hi), "auc": float(auc),
@@ -146,11 +173,34 @@ def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: in
                      "clean_threshold": float(ct), "far_at_clean_threshold": far, "far_ci_low": far_lo,
                      "far_ci_high": far_hi, "frr_at_clean_threshold": frr, "frr_ci_low": frr_lo,
                      "frr_ci_high": frr_hi, "cllr": float(cllr), "actdcf": float(actdcf), "min_dcf": float(mindcf),
-                     "queries": float(np.median(queries)) if len(queries) else float("nan"),
+                     "queries": float(np.median(queries)) if len(queries) else float("nan"), **at_op,
                      "n_warnings": len(set(ids) & warned(family, severity)) if warned and ids is not None else 0,
                      "_order": order.get((family, severity), len(order)), "_m": models[model]})
     df = pd.DataFrame(rows, columns=RESULT_COLUMNS + ["_order", "_m"])
     return df.sort_values(["_m", "_order"]).drop(columns=["_order", "_m"]).reset_index(drop=True)
+
+
+def _at_op(op, model: str, bona: np.ndarray, spoof: np.ndarray, gb, gs, n_boot: int, seed: int) -> dict:
+    """The ``OP_COLUMNS`` of one condition: FAR (``spoof >= t``) and FRR (``bona < t``) at the model's operating
+    threshold, with the same bootstrap as the clean-EER-threshold columns (speaker clusters when given)."""
+    from bench.metrics import costs
+
+    out: dict[str, Any] = {**dict.fromkeys(OP_COLUMNS, float("nan")), "operating_point": ""}
+    if op is None:
+        return out
+    t = float(op[1].get(model, float("nan")))
+    out.update(operating_point=op[0], op_threshold=t)
+    if not np.isfinite(t):
+        return out
+    if len(spoof):
+        out["far_at_op"] = float(np.mean(spoof >= t))
+        out["far_at_op_ci_low"], out["far_at_op_ci_high"] = costs.bootstrap_rate_ci(spoof >= t, n_boot=n_boot,
+                                                                                    seed=seed, groups=gs)
+    if len(bona):
+        out["frr_at_op"] = float(np.mean(bona < t))
+        out["frr_at_op_ci_low"], out["frr_at_op_ci_high"] = costs.bootstrap_rate_ci(bona < t, n_boot=n_boot,
+                                                                                    seed=seed + 1, groups=gb)
+    return out
 
 
 def utterance_info(utterances: Iterable) -> pd.DataFrame:

@@ -26,8 +26,8 @@ from bench.run.config import RunConfig
 from bench.run.executors import make_executor
 from bench.run.identity import by_content as _by_content, check_identity as _check_identity, check_loaded
 from bench.run.inputs import check_contents
-from bench.run.outage import RunIncomplete, after_outage, wait_seconds  # noqa: F401 (RunIncomplete: the API)
-from bench.run.plan import _count_scores, _todo, _units  # noqa: F401 (tests reach them here)
+from bench.run.outage import after_outage, wait_seconds
+from bench.run.plan import _count_scores, _units
 from bench.run.resources import check_resources
 from bench.run.progress import Progress as _Progress
 from bench.run.provenance import data_digest, run_provenance, timing_summary
@@ -84,6 +84,9 @@ def run(cfg: RunConfig, show_progress: bool = True, progress=None) -> RunResult:
         raise ValueError(f"data set {cfg.data!r} has no usable utterances"
                          + (f" ({len(dataset.problems)} listed inputs missing, e.g. {dataset.problems[0][0]})"
                             if dataset.problems else ""))
+    from bench.run.segments import check_dataset
+
+    check_dataset(dataset.utterances)   # a bad spoof_segments cell stops the run here, naming the utterance
     ident = cfg.identity(suite.sha256, data_digest(dataset), model_ids)
     out = Path(cfg.out) if cfg.out else default_out(cfg, ident)
     created = not out.exists()
@@ -259,7 +262,7 @@ def _store_result(store: Store, res, seen: set[tuple]) -> None:
             seen.add((prob[2], prob[4], prob[5], prob[3]))
             log.warning("%s failed for %s (%s@%s): %s (further such inputs: see problems.csv)",
                         prob[2], prob[0], prob[4] or "-", prob[5], prob[3])
-    store.add_scores(res.scores, res.quality, res.files)
+    store.add_scores(res.scores, res.quality, res.segments, res.files)
 
 
 def _sample_rate(models: list[str]) -> int:
@@ -297,13 +300,23 @@ def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: di
     from bench.run.results import (by_attack_from_store, results_from_store, utterance_info, with_condition_columns,
                                with_info, write_tables)
 
+    from bench.run.calibrated import deployment, write_calibrated_tables
+
+    operating, cals = deployment(cfg.operating_point, cfg.calibration, cfg.models)
     problems = store.problems()
-    results = results_from_store(store, suite.name, conditions, n_boot=cfg.n_boot, seed=cfg.seed,
-                                 speakers=speakers)
+    from bench.run.segments import with_segment_eer
+
+    results = with_segment_eer(results_from_store(store, suite.name, conditions, n_boot=cfg.n_boot, seed=cfg.seed,
+                                                  speakers=speakers, operating=operating), store)
     info = utterance_info(dataset.utterances)
     by_attack = by_attack_from_store(store, suite.name, conditions, info, n_boot=cfg.n_boot, seed=cfg.seed)
     scores = with_info(with_condition_columns(store.iter_scores(), conditions), info)
     write_tables(out, results, scores, problems, by_attack)
+    prov = {**{k: v for k, v in prov.items() if k not in ("calibration", "operating_point")},
+            **write_calibrated_tables(out, cals, operating, results, cfg.calibration)}   # this command's own
+    if isinstance(prov.get("config"), dict):   # a finished run given again keeps its config, but not these
+        prov["config"] = {**prov["config"], "calibration": list(cfg.calibration),
+                          "operating_point": cfg.operating_point}
     why = _failure(cfg, conditions, store, problems, results, out)
     prov = {**prov, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "n_scores": store.n_scores(), "n_problems": len(problems),

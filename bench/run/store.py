@@ -45,13 +45,19 @@ CREATE TABLE IF NOT EXISTS quality (
     snr_db REAL, pesq REAL, stoi REAL,
     PRIMARY KEY (model, family, severity, utt_id)
 );
+CREATE TABLE IF NOT EXISTS segments (
+    model TEXT NOT NULL, family TEXT NOT NULL, severity INTEGER NOT NULL, utt_id TEXT NOT NULL,
+    start_s REAL NOT NULL, end_s REAL NOT NULL, spoofed INTEGER NOT NULL, score REAL NOT NULL,
+    PRIMARY KEY (model, family, severity, utt_id, start_s)
+);
 """
 # ``files`` (added later; empty in older run folders, filled as they resume): the content each utterance's
 # scores were computed from, (size, mtime_ns, sha256) of its file (bench/run/inputs.py).
 # ``quality`` (added later; created in older run folders when they are opened, left empty for what
 # they had already scored): the measured quality of a condition's audio against its clean input
 # (bench/metrics/quality.py); model "" for perturbations (one audio for every model), the scored model for
-# white-box attacks.
+# white-box attacks. ``segments`` (added later, likewise): the window scores of partially spoofed data with their
+# labels (bench/run/segments.py), written in the same commit as the utterance's score.
 
 
 class RunBusy(RuntimeError):
@@ -145,13 +151,16 @@ class Store:
                                (model, family, severity))
         return {r[0] for r in rows}
 
-    def add_scores(self, rows: Iterable[tuple], quality: Iterable[tuple] = (), files: Iterable[tuple] = ()) -> None:
+    def add_scores(self, rows: Iterable[tuple], quality: Iterable[tuple] = (), segments: Iterable[tuple] = (),
+                   files: Iterable[tuple] = ()) -> None:
         """rows: (model, family, severity, utt_id, label, score, policy, condition_key[, queries]); quality:
-        (model, family, severity, utt_id, snr_db, pesq, stoi); files: (utt_id, path, size, mtime_ns, sha256) of
-        the audio the scores came from; one commit for all."""
+        (model, family, severity, utt_id, snr_db, pesq, stoi); segments: (model, family, severity, utt_id, start_s,
+        end_s, spoofed, score); files: (utt_id, path, size, mtime_ns, sha256) of the audio the scores came from;
+        one commit for all."""
         rows = [tuple(r) + (None,) * (9 - len(r)) for r in rows]
         with self.db:
             self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", [tuple(f) for f in files])
+            self.db.executemany("INSERT OR REPLACE INTO segments VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(segments))
             self.db.executemany("INSERT OR REPLACE INTO quality VALUES (?, ?, ?, ?, ?, ?, ?)",
                                 [tuple(q[:4]) + tuple(_real(v) for v in q[4:]) for q in quality])
             self.db.executemany("INSERT OR REPLACE INTO scores (model, family, severity, utt_id, label, score, policy, "
@@ -267,6 +276,20 @@ class Store:
         rows = self.db.execute("SELECT snr_db, pesq, stoi FROM quality WHERE model IN (?, '') AND family=? "
                                "AND severity=? ORDER BY utt_id", (model, family, severity)).fetchall()
         return [tuple(float("nan") if v is None else float(v) for v in r) for r in rows]
+
+    def segment_groups(self) -> dict[tuple[str, str, int], tuple]:
+        """(model, family, severity) -> (window labels, window scores) as arrays (1 = spoofed); empty when the
+        run's data has no segment labels."""
+        import numpy as np
+
+        out: dict[tuple[str, str, int], tuple] = {}
+        for model, family, severity in self.db.execute(
+                "SELECT DISTINCT model, family, severity FROM segments ORDER BY model, family, severity").fetchall():
+            rows = self.db.execute("SELECT spoofed, score FROM segments WHERE model=? AND family=? AND severity=? "
+                                   "ORDER BY utt_id, start_s", (model, family, severity)).fetchall()
+            out[(model, family, int(severity))] = (np.array([r[0] for r in rows], np.int64),
+                                                   np.array([r[1] for r in rows], float))
+        return out
 
     def problems(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM problems ORDER BY stage, utt_id, family, severity", self.db)

@@ -44,6 +44,7 @@ class UnitResult:
     scores: list[tuple] = field(default_factory=list)    # rows for Store.add_scores
     problems: list[tuple] = field(default_factory=list)  # (utt_id, path, stage, reason, family, severity, model)
     quality: list[tuple] = field(default_factory=list)   # rows for Store.add_quality
+    segments: list[tuple] = field(default_factory=list)  # window rows of partially spoofed data (run/segments.py)
     files: list[tuple] = field(default_factory=list)     # (utt_id, path, size, mtime_ns, sha256): what was read
 
 
@@ -172,6 +173,11 @@ class Scorer:
                 res.problems.extend((u, paths[u], "score", f"{type(e).__name__}: {e}", cond.family,
                                      cond.severity, name) for u in todo)
                 continue
+            if any(t.segments is not None for t in unit.tasks):   # partially spoofed data: where, not only if
+                from bench.run.segments import segment_rows
+
+                res.segments.extend(segment_rows(name, cond, todo, ok, {t.utt_id: t.segments for t in unit.tasks},
+                                                 self.by_name[name].detector, self.engines[name]))
             if queries is None:
                 queries = [crafted_q.get(u) for u in todo]
             for u, s, q in zip(todo, scores, queries):

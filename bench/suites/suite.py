@@ -303,7 +303,10 @@ def _parse_levels(where: str, levels: Any) -> tuple[dict[str, Any], ...]:
 
 
 def is_code_spec(spec: str) -> bool:
-    """A ``package.module:Class`` spec (importing it runs code), as opposed to a card name or a URL."""
+    """A ``package.module:Class`` spec (importing it runs code), as opposed to a card name or a URL; a fusion
+    (``fuse:M1+M2@FILE``) is one when a member is."""
+    if spec.lower().startswith("fuse:"):
+        return any(is_code_spec(m) for m in spec[5:].rpartition("@")[0].split("+"))
     return ":" in spec and not spec.startswith(("hf:", "http://", "https://"))
 
 

@@ -23,6 +23,7 @@ examples:
   bench train --model aasist-l --data manifest.csv --out runs/train-l --augment realworld --epochs 5
   bench train --model rawnet2 --data asvspoof2019-la:/data/LA --dev dev.csv --out runs/rawnet2 --rawboost 5
   bench train --model aasist --data demo --out runs/adv --adversarial pgd-linf@1 --limit 32 --epochs 1
+  bench train --model raw-pc-darts --search --search-epochs 30 --data manifest.csv --out runs/darts
 then:
   bench run --suite compression --model runs/train-l      (the trained detector)
   bench check RUN_TRAINED --baseline RUN_BASE --max-eer-increase 0.01
@@ -60,6 +61,13 @@ def add_parser(sub) -> None:
     s.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
     s.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast (default fp32)")
     s.add_argument("--workers", type=int, default=0, help="processes preparing the next batches (default 0)")
+    g = s.add_argument_group("architecture search (the DARTS family: raw-pc-darts, light-darts)")
+    g.add_argument("--search", action="store_true", help="PC-DARTS search first (Raw PC-DARTS' first-order "
+                   "search), writing DIR/genotype.json and figures of the cells, then train the derived network")
+    g.add_argument("--search-only", action="store_true", help="stop after the search")
+    g.add_argument("--search-epochs", type=int, help="search epochs (default: the release's 30, 10 of warm-up)")
+    g.add_argument("--layers", type=int, help="cells of the searched and derived networks (default: the card's)")
+    g.add_argument("--channels", type=int, help="initial channels (default: the card's)")
     s.add_argument("--json", action="store_true", help="print metrics.csv as JSON at the end")
     s.set_defaults(func=cmd_train)
 
@@ -74,9 +82,10 @@ def cmd_train(a: argparse.Namespace) -> int:
                       batch_size=a.batch_size, lr=a.lr, augment=a.augment, augment_prob=a.augment_prob,
                       rawboost=a.rawboost, adversarial=a.adversarial, adversarial_prob=a.adversarial_prob,
                       patience=a.patience, checkpoint_every=a.checkpoint_every, device=a.device,
-                      precision=a.precision, workers=a.workers)
+                      precision=a.precision, workers=a.workers, search=a.search, search_only=a.search_only,
+                      search_epochs=a.search_epochs, layers=a.layers, channels=a.channels)
     df = train(cfg, progress=not a.json)
-    if a.json:
+    if a.json or a.search_only:
         print_json(df.to_dict(orient="records"))
         return 0
     cols = ["epoch", "train_loss", "dev_eer", "lr", "seconds", "best"]

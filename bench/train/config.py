@@ -56,6 +56,12 @@ class TrainConfig:
     patience: int | None = None          # epochs without a better dev EER before stopping (None: never)
     checkpoint_every: int = 50           # optimiser steps between resumable step checkpoints
     dev_share: float = 0.2               # without --dev: the share of TRAIN held out
+    search: bool = False                 # DARTS: architecture search first (bench/train/search.py)
+    search_only: bool = False
+    search_epochs: int | None = None     # None: the release's 30
+    layers: int | None = None            # DARTS: cells (search and derived network)
+    channels: int | None = None          # DARTS: initial channels
+    model_config: Any = None             # configuration overrides of the architecture (a mapping; JSON)
 
     def validate(self) -> None:
         for name in ("model", "data", "out"):
@@ -83,6 +89,13 @@ class TrainConfig:
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
             raise ValueError(f"--workers must be a whole number >= 0, got {self.workers!r}")
         parse_adversarial(self.adversarial)
+        _positive_int(self.search_epochs, "--search-epochs")
+        _positive_int(self.layers, "--layers")
+        _positive_int(self.channels, "--channels")
+        if (self.search_only or self.search_epochs or self.layers or self.channels) and not self.search:
+            raise ValueError("--search-only, --search-epochs, --layers and --channels belong to --search")
+        if self.model_config is not None and not isinstance(self.model_config, dict):
+            raise ValueError(f"model_config must be a mapping, got {type(self.model_config).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

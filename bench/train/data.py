@@ -65,15 +65,15 @@ def split_dev(utts: Sequence[Utterance], seed: int, share: float = DEV_SHARE
     return train, dev, {"by": "utterance", "seed": int(seed), "share": share}
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The order of the training examples in ``epoch`` (a permutation drawn from (seed, epoch))."""
-    return rng_for(seed, "#order", f"epoch={int(epoch)}").permutation(n)
+def epoch_order(n: int, seed: int, epoch: int, tag: str = "") -> np.ndarray:
+    """The order of the training examples in ``epoch`` (a permutation drawn from (seed, epoch[, tag]))."""
+    return rng_for(seed, "#order" + (f"|{tag}" if tag else ""), f"epoch={int(epoch)}").permutation(n)
 
 
-def epoch_batches(n: int, batch: int, seed: int, epoch: int) -> list[np.ndarray]:
+def epoch_batches(n: int, batch: int, seed: int, epoch: int, tag: str = "") -> list[np.ndarray]:
     """The batches of an epoch: the seeded order cut into ``batch``-sized pieces, the last partial one dropped
     (as the official loaders' ``drop_last=True``) unless it would be the only one."""
-    order = epoch_order(n, seed, epoch)
+    order = epoch_order(n, seed, epoch, tag)
     full = n // batch
     if full == 0:
         return [order]

@@ -13,6 +13,7 @@ import numpy as np
 from bench.data.manifest import BONAFIDE, SPOOF, Utterance
 from bench.train import state as st
 from bench.train.config import TrainConfig, parse_adversarial
+from bench.train.dist import Dist
 from bench.train.data import ExampleMaker, augmentation_from_suite, label_index, split_dev
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class Setup:
     maker: ExampleMaker
     attack: Any
     identity: dict[str, Any]
+    dist: Dist = field(default_factory=Dist)
     problems: list[tuple[str, str, str]] = field(default_factory=list)
 
     def write_record(self, s: dict[str, Any]) -> None:
@@ -82,21 +84,25 @@ def _start_model(cfg: TrainConfig, device: str) -> tuple[Any, dict[str, Any]]:
         return ld.detector, {"spec": spec, "name": ld.name, "architecture": ld.card.architecture,
                              "config": dict(ld.card.config), "start": start}
     card = CARDS.get(spec) if ":" not in spec else None
-    if card is not None and card.filename:
+    if card is not None and card.filename and not cfg.model_config:
         try:
             ld = load_detector(spec, device=device, fast_inference=False)
             start = {"from": "published weights", "path": ld.checkpoint, "sha256": ld.sha256}
             return ld.detector, {"spec": spec, "name": ld.name, "architecture": card.architecture,
                                  "config": dict(card.config), "start": start}
         except WeightsError as e:
-            raise ValueError(f"--model {spec}: its published weights are not available ({e}); give --checkpoint, "
-                             "or fill the cache with `bench weights`") from e
+            if card.url:   # downloadable, but not here: an error, never a silent fresh start
+                raise ValueError(f"--model {spec}: its published weights are not available ({e}); give "
+                                 "--checkpoint, or fill the cache with `bench weights`") from e
+            log.warning("%s: its published weights are not here (%s)", spec, e)
     if card is None:
         from models import _user_class
 
         cls, config, arch = _user_class(spec), {}, spec
     else:
         cls, config, arch = ARCHITECTURES.get(card.architecture), dict(card.config), card.architecture
+    if cfg.model_config:   # e.g. the network an architecture search derived
+        config = {**config, **dict(cfg.model_config)}
     import torch
 
     from foundation.seeding import rng_for
@@ -110,8 +116,9 @@ def _start_model(cfg: TrainConfig, device: str) -> tuple[Any, dict[str, Any]]:
 
 
 def _recipe(cfg: TrainConfig, architecture: str, nb_samp: int):
-    """The official recipe of the architecture (or --recipe's), with the command line's overrides. A recipe
-    borrowed from another architecture crops to this detector's input length (its ``nb_samp``)."""
+    """The official recipe of the architecture (or --recipe's), with the command line's overrides. The training
+    crop is the detector's input length (its ``nb_samp``; the recipes' numbers are their own cards' lengths), except
+    for ``hf:`` models, which take any length and train on the recipe's random 20 s crops."""
     from bench.train.recipes import RECIPES, get_recipe, recipe_for_architecture
 
     if cfg.recipe:
@@ -124,8 +131,8 @@ def _recipe(cfg: TrainConfig, architecture: str, nb_samp: int):
             if v is not None}
     if cfg.rawboost is not None:
         over["rawboost"] = cfg.rawboost or None
-    if cfg.recipe and base.crop_samples != nb_samp:
-        over["crop_samples"] = int(nb_samp)
+    if base.name != "hf" and base.crop_samples != nb_samp:   # the crop is the input the detector scores:
+        over["crop_samples"] = int(nb_samp)                  # a borrowed recipe, or a changed nb_samp
     return base.replace(**over) if over else base
 
 
@@ -142,12 +149,13 @@ def _attack(cfg: TrainConfig):
     return cls.at(spec[1])
 
 
-def prepare(cfg: TrainConfig, out: Path) -> Setup:
+def prepare(cfg: TrainConfig, out: Path, dist: Dist | None = None) -> Setup:
     from bench.data import load_dataset
     from bench.run.provenance import data_digest
     from foundation.device import resolve_device
 
-    device = resolve_device(cfg.device)
+    dist = dist or Dist()
+    device = dist.device(resolve_device(cfg.device))
     ds = load_dataset(cfg.data, limit=cfg.limit, seed=cfg.seed)
     problems = [(str(p), str(p), str(r)) for p, r in ds.problems]
     if cfg.dev:
@@ -184,9 +192,10 @@ def prepare(cfg: TrainConfig, out: Path) -> Setup:
                 "dev": split.get("digest") or split, "seed": cfg.seed, "limit": cfg.limit,
                 "recipe": recipe.to_dict(), "augmentation": aug.to_dict(), "adversarial": cfg.adversarial,
                 "adversarial_prob": cfg.adversarial_prob if cfg.adversarial else None, "precision": cfg.precision}
-    _check_identity(out, identity)
+    if dist.main:
+        _check_identity(out, identity)
     return Setup(cfg, out, recipe, det, model, device, train_utts, dev_utts, dev_wavs, dev_labels, split, maker,
-                 attack, identity, problems)
+                 attack, identity, dist, problems)
 
 
 def _check_identity(out: Path, identity: dict[str, Any]) -> None:

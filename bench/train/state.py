@@ -74,6 +74,26 @@ def save_state(folder: Path, state: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def generator_states(module: Any) -> dict[str, Any]:
+    """The states of the torch generators a model keeps on its modules (a sinc front end's frequency masks),
+    by module path: part of a resumable state, so a resumed training draws what an uninterrupted one would."""
+    import torch
+
+    out = {}
+    for path, m in module.named_modules():
+        for attr, value in vars(m).items():
+            if isinstance(value, torch.Generator):
+                out[f"{path}:{attr}"] = value.get_state()
+    return out
+
+
+def set_generator_states(module: Any, states: Mapping[str, Any]) -> None:
+    mods = dict(module.named_modules())
+    for key, state in states.items():
+        path, _, attr = key.rpartition(":")
+        getattr(mods[path], attr).set_state(state)
+
+
 def load_state(folder: Path) -> dict[str, Any] | None:
     """The last step checkpoint, or None when the folder has none. Tensors and plain data only."""
     import torch

@@ -14,6 +14,7 @@ moment and resumed ends with the weights of an uninterrupted one, bit for bit on
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -36,7 +37,8 @@ class _Batches:
     """Batch k of one epoch, made from (seed, utterance, epoch): the same in any worker process."""
 
     def __init__(self, setup: Setup, epoch: int, batches: list[np.ndarray]):
-        self.maker, self.examples, self.epoch, self.batches = setup.maker, setup.train, epoch, batches
+        self.maker, self.examples, self.epoch = setup.maker, setup.train, epoch
+        self.batches = [setup.dist.share(b) for b in batches]   # this process's rows of every global batch
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -67,31 +69,11 @@ def _loader(ds: _Batches, start: int, workers: int):
     return DataLoader(ds, batch_size=None, sampler=range(start, len(ds)), **kwargs)
 
 
-def _step_seed(seed: int, epoch: int, step: int) -> int:
+def _step_seed(seed: int, epoch: int, step: int, rank: int = 0) -> int:
     from foundation.seeding import rng_for
 
-    return int(rng_for(seed, "#dropout", f"epoch={epoch}|step={step}").integers(0, 2**62))
-
-
-def _logits(detector: Any, x: Any) -> Any:
-    """[B, 2] logits (column 1 bona fide): the detector's own when it has two outputs, else [0, score], whose
-    cross-entropy is the logistic loss of the score."""
-    import torch
-
-    if hasattr(detector, "logits"):
-        return detector.logits(x)
-    s = detector(x)
-    return torch.stack([torch.zeros_like(s), s], dim=1)
-
-
-def _loss(kind: str, logits: Any, y: Any, weights: Any) -> Any:
-    """The recipe's loss: weighted cross-entropy (AASIST, RawNet2, SSL, hf), or P2SGrad's mean squared error
-    between the two cos theta outputs and the one-hot target (Raw PC-DARTS)."""
-    import torch.nn.functional as F
-
-    if kind == "p2sgrad":
-        return F.mse_loss(logits, F.one_hot(y, 2).to(logits.dtype))
-    return F.cross_entropy(logits, y, weight=weights)
+    tag = f"epoch={epoch}|step={step}" + (f"|rank={rank}" if rank else "")
+    return int(rng_for(seed, "#dropout", tag).integers(0, 2**62))
 
 
 def _dev_eer(setup: Setup) -> float:
@@ -120,30 +102,59 @@ def _adversarial(setup: Setup, x: Any, y: Any, ids: list[str], epoch: int, step:
         return x, False
     det = setup.detector
     det.eval()
-    gens = [torch_generator_for(setup.cfg.seed, u, f"#adversarial|epoch={epoch}", "cpu") for u in ids]
-    adv = setup.attack(det, x, y, gens if len(gens) > 1 else gens[0]).detach()
-    det.train()
+    gdev = setup.device if str(setup.device).startswith("cuda") else "cpu"
+    gens = [torch_generator_for(setup.cfg.seed, u, f"#adversarial|epoch={epoch}", gdev) for u in ids]
+    frozen = [p for p in det.parameters() if p.requires_grad]
+    for p in frozen:   # the attack takes input gradients only: no parameter gradient may accumulate
+        p.requires_grad_(False)
+    try:
+        adv = setup.attack(det, x, y, gens if len(gens) > 1 else gens[0]).detach()
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+        det.train()
     return adv, True
 
 
 def train(cfg: TrainConfig, progress: bool = True):
-    """Runs (or resumes) the training ``cfg`` describes; returns metrics.csv as a DataFrame."""
+    """Runs (or resumes) the training ``cfg`` describes; returns metrics.csv as a DataFrame. Under torchrun (several
+    processes, see :mod:`bench.train.dist`) every process calls this; rank 0 holds the lock and writes."""
     import pandas as pd
 
     from bench.run.store import RunBusy, RunLock
+    from bench.train import dist as D
+    from foundation.device import resolve_device
 
     cfg.validate()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    d = D.init(resolve_device(cfg.device))
+    lock = None
     try:
-        lock = RunLock(out, "train.lock").__enter__()
-    except RunBusy as e:
-        raise RunBusy(str(e).replace("--out folder", "--out folder for this training")) from None
-    try:
-        setup = prepare(cfg, out)
-        _loop(setup, out, progress)
+        if d.main:
+            try:
+                lock = RunLock(out, "train.lock").__enter__()
+            except RunBusy as e:
+                raise RunBusy(str(e).replace("--out folder", "--out folder for this training")) from None
+        if cfg.search:
+            if d.world > 1:
+                raise ValueError("--search runs in one process; train the derived network with torchrun after it")
+            from bench.train.search import derived_model_config, run_search
+
+            run_search(cfg, out, progress)
+            if cfg.search_only:
+                return pd.read_csv(out / "search" / "alphas.csv")
+            cfg = dataclasses.replace(cfg, search=False, search_epochs=None, layers=None, channels=None,
+                                      model_config={**dict(cfg.model_config or {}), **derived_model_config(out)})
+        setup = prepare(cfg, out, d)
+        _loop(setup, out, progress and d.main)
+        d.barrier()
     finally:
-        lock.__exit__(None, None, None)
+        if lock is not None:
+            lock.__exit__(None, None, None)
+        D.close(d)
+    if not (out / st.METRICS_CSV).is_file():   # stopped before an epoch ended
+        return pd.DataFrame(columns=list(st.METRIC_COLUMNS))
     return pd.read_csv(out / st.METRICS_CSV)
 
 
@@ -152,33 +163,33 @@ def _loop(setup: Setup, out: Path, progress: bool) -> None:
 
     from bench.run.progress import Progress
     from bench.train.recipes import optimizer_for, scheduler_for
+    from bench.train.step import Stepper
 
-    cfg, recipe, det = setup.cfg, setup.recipe, setup.detector
+    cfg, recipe, det, d = setup.cfg, setup.recipe, setup.detector, setup.dist
     n_batches = len(epoch_batches(len(setup.train), recipe.batch_size, cfg.seed, 0))
     opt = optimizer_for(recipe, [p for p in det.parameters() if p.requires_grad])
     sched = scheduler_for(recipe, opt, n_batches)
-    weights = torch.tensor(recipe.class_weights or (1.0, 1.0), dtype=torch.float32, device=setup.device)
     saved = st.load_state(out)
     s: dict[str, Any] = {"epoch": 0, "step": 0, "global_step": 0, "loss_sum": 0.0, "loss_n": 0, "skipped": 0,
-                         "augmented": 0, "adversarial": 0, "examples": 0, "nan_streak": 0, "history": [],
-                         "best_eer": math.inf, "best_epoch": None, "bad_epochs": 0, "status": "running",
-                         "seconds": 0.0}
+                         "adversarial": 0, "examples": 0, "nan_streak": 0, "history": [], "best_eer": math.inf,
+                         "best_epoch": None, "bad_epochs": 0, "status": "running", "seconds": 0.0}
     if saved is not None:
         det.load_state_dict(saved.pop("model"))
         opt.load_state_dict(saved.pop("optimizer"))
         sched.load_state_dict(saved.pop("scheduler"))
+        st.set_generator_states(det, saved.pop("generators", {}))
         s.update(saved)
         log.info("resuming %s at epoch %d, step %d", out, s["epoch"] + 1, s["step"])
     if s["status"] != "running":
         log.info("%s: this training has ended (%s); nothing to do", out, s["status"])
         return
+    stepper = Stepper(det, recipe, opt, setup.device, cfg.precision, d)
 
     def checkpoint() -> None:
-        st.save_state(out, {"model": det.state_dict(), "optimizer": opt.state_dict(),
-                            "scheduler": sched.state_dict(), **s})
+        if d.main:
+            st.save_state(out, {"model": det.state_dict(), "optimizer": opt.state_dict(),
+                                "scheduler": sched.state_dict(), "generators": st.generator_states(det), **s})
 
-    autocast = (torch.autocast(device_type=str(setup.device).split(":")[0], dtype=torch.bfloat16)
-                if cfg.precision == "bf16" else None)
     total = (recipe.epochs - s["epoch"]) * n_batches - s["step"]
     det.train()
     with Progress(progress, max(total, 0)) as bar:
@@ -191,47 +202,34 @@ def _loop(setup: Setup, out: Path, progress: bool) -> None:
                 step = s["step"]
                 s["step"] += 1
                 bar.advance(1)
-                if len(ids) == 0:
+                n = int(d.sum(torch.tensor(len(ids))))   # the global batch's usable examples
+                if n == 0:
                     continue
-                x, y = x.to(setup.device), y.to(setup.device)
-                x, was_adv = _adversarial(setup, x, y, ids, epoch, step)
                 acc = recipe.accumulate
                 last_micro = step % acc == acc - 1 or s["step"] == len(batches)
+                x, y = x.to(setup.device), y.to(setup.device)
+                x, was_adv = _adversarial(setup, x, y, ids, epoch, step)
                 with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(_step_seed(cfg.seed, epoch, step))
-                    if step % acc == 0:
-                        opt.zero_grad(set_to_none=True)
-                    if autocast is not None:
-                        with autocast:
-                            logits = _logits(det, x)
-                    else:
-                        logits = _logits(det, x)
-                    loss = _loss(recipe.loss, logits.float(), y, weights)
-                    if not torch.isfinite(loss):
-                        s["skipped"] += 1
-                        s["nan_streak"] += 1
-                        log.warning("epoch %d step %d: the loss is %s; the step is skipped", epoch + 1, step + 1,
-                                    loss.item())
-                        opt.zero_grad(set_to_none=True)
-                        if s["nan_streak"] >= MAX_NAN_STREAK:
-                            s["status"] = (f"stopped: {MAX_NAN_STREAK} non-finite losses in a row (epoch {epoch + 1}, "
-                                           f"step {step + 1}); the last good checkpoint is kept")
-                            log.error("%s", s["status"])
-                            break
-                        continue
-                    (loss / acc).backward()
-                    if last_micro:
-                        if recipe.max_grad_norm:
-                            torch.nn.utils.clip_grad_norm_(det.parameters(), recipe.max_grad_norm)
-                        opt.step()
+                    torch.manual_seed(_step_seed(cfg.seed, epoch, step, d.rank))
+                    loss = stepper.step(x, y, first=step % acc == 0, last=last_micro)
+                if not math.isfinite(loss):
+                    s["skipped"] += 1
+                    s["nan_streak"] += 1
+                    log.warning("epoch %d step %d: the loss is %s; the step is skipped", epoch + 1, step + 1, loss)
+                    if s["nan_streak"] >= MAX_NAN_STREAK:
+                        s["status"] = (f"stopped: {MAX_NAN_STREAK} non-finite losses in a row (epoch {epoch + 1}, "
+                                       f"step {step + 1}); the last good checkpoint is kept")
+                        log.error("%s", s["status"])
+                        break
+                    continue
                 if last_micro:
                     sched.step()
                     s["global_step"] += 1
                 s["nan_streak"] = 0
-                s["loss_sum"] += float(loss.item()) * len(ids)
-                s["loss_n"] += len(ids)
-                s["examples"] += len(ids)
-                s["adversarial"] += len(ids) if was_adv else 0
+                s["loss_sum"] += loss * n
+                s["loss_n"] += n
+                s["examples"] += n
+                s["adversarial"] += n if was_adv else 0
                 bar.describe(f"epoch {epoch + 1}/{recipe.epochs} loss {s['loss_sum'] / max(s['loss_n'], 1):.4f}")
                 if last_micro and s["global_step"] % cfg.checkpoint_every == 0:
                     s["seconds"] += time.monotonic() - t0
@@ -244,17 +242,22 @@ def _loop(setup: Setup, out: Path, progress: bool) -> None:
             _end_epoch(setup, out, s, opt)
             bar.describe(f"epoch {epoch + 1}/{recipe.epochs} dev EER {100 * s['history'][-1]['dev_eer']:.2f}%")
             checkpoint()
-    setup.write_record(s)
+    if d.main:
+        setup.write_record(s)
 
 
 def _end_epoch(setup: Setup, out: Path, s: dict[str, Any], opt: Any) -> None:
-    """Dev EER, weights, selection, early stopping and the tables of one finished epoch."""
-    dev_eer = _dev_eer(setup)
+    """Dev EER, weights, selection, early stopping and the tables of one finished epoch (rank 0 evaluates and
+    writes; the others receive the dev EER, so that every process takes the same decisions)."""
+    d = setup.dist
+    dev_eer = d.broadcast_float(_dev_eer(setup) if d.main else math.nan, setup.device)
     epoch = s["epoch"]
     improved = math.isfinite(dev_eer) and dev_eer < s["best_eer"]
-    st.save_weights(out / st.LAST, setup.detector)
+    if d.main:
+        st.save_weights(out / st.LAST, setup.detector)
     if improved or s["best_epoch"] is None:
-        st.save_weights(out / st.BEST, setup.detector)
+        if d.main:
+            st.save_weights(out / st.BEST, setup.detector)
         s["best_eer"], s["best_epoch"], s["bad_epochs"] = dev_eer if math.isfinite(dev_eer) else math.inf, \
             epoch + 1, 0
     else:
@@ -272,6 +275,7 @@ def _end_epoch(setup: Setup, out: Path, s: dict[str, Any], opt: Any) -> None:
         log.info("%s", s["status"])
     elif s["epoch"] >= setup.recipe.epochs:
         s["status"] = "finished"
-    st.write_metrics(out, s["history"])
-    st.plot_curves(out, s["history"])
-    setup.write_record(s)
+    if d.main:
+        st.write_metrics(out, s["history"])
+        st.plot_curves(out, s["history"])
+        setup.write_record(s)

@@ -37,3 +37,12 @@ class NanTiny(TrainTiny):
     @classmethod
     def from_config(cls, config):
         return cls(nan=True)
+
+
+class PlainTiny(TrainTiny):
+    """No batch norm, no dropout: nothing per process, so two processes train exactly as one (the DDP test)."""
+
+    def __init__(self, hidden: int = 8):
+        super().__init__(hidden)
+        self.bn = nn.Identity()
+        self.drop = nn.Identity()
