@@ -65,13 +65,18 @@ def suites() -> list[dict[str, Any]]:
 
 def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None = None,
                 policy: str | None = None, device: str = "auto", batch_size: int | str = "auto",
-                label_map: str | None = None, precision: str = "fp32", compile: str = "off") -> pd.DataFrame:
-    """Scores audio files (any rate, channels, common formats). Unreadable files get a NaN score and an error.
-    ``batch_size``, ``precision`` and ``compile`` as in :mod:`bench.scoring.engine`."""
+                label_map: str | None = None, precision: str = "fp32", compile: str = "off",
+                max_seconds: float | None = 600.0) -> pd.DataFrame:
+    """Scores audio files (any rate, channels, common formats). Unreadable files, and files the detector gives a
+    non-finite score, get a NaN score and an ``error``; a usable file with a level warning (silent, too short,
+    channels that cancel, far above full scale: as ``bench run`` records them) gets a ``warning``. Files longer
+    than ``max_seconds`` are refused before decoding (None: no limit). ``batch_size``, ``precision`` and
+    ``compile`` as in :mod:`bench.scoring.engine`."""
     from foundation.audio import AudioError, load_audio
     from foundation.device import check_inference_options
     from models import load_detector
 
+    from bench.run.inputs import level_notes
     from bench.scoring.score import score_clips
 
     dev = resolve_device(device)
@@ -81,32 +86,40 @@ def score_files(model: str, files: Sequence[str | Path], checkpoint: str | None 
     wavs, rows = [], []
     for f in files:
         try:
-            wav, info = load_audio(f, target_sr=ld.detector.sample_rate)
+            wav, info = load_audio(f, target_sr=ld.detector.sample_rate, max_seconds=max_seconds)
             wavs.append(wav)
-            rows.append({"path": str(f), "duration_s": info.duration_s, "orig_sr": info.orig_sr, "error": None})
+            warning = "; ".join(level_notes(wav, ld.detector.sample_rate, info.channel_rms)) or None
+            if warning:
+                log.warning("%s: %s", f, warning)
+            rows.append({"path": str(f), "duration_s": info.duration_s, "orig_sr": info.orig_sr, "error": None,
+                         "warning": warning})
         except AudioError as e:
-            rows.append({"path": str(f), "duration_s": None, "orig_sr": None, "error": str(e)})
+            rows.append({"path": str(f), "duration_s": None, "orig_sr": None, "error": str(e), "warning": None})
     # one pass through the scoring part: windows -> batches -> scores
     values, pol = score_clips(ld.detector, wavs, policy or ld.card.input_policy, batch_size=batch_size,
                               precision=precision, compile=compile, device=dev, name=ld.name)
     scores = iter(values)
     for r in rows:
         r["score"] = float(next(scores)) if r["error"] is None else float("nan")
+        if r["error"] is None and not np.isfinite(r["score"]):   # as bench run records it: never a silent "nan"
+            r["error"] = f"{r['path']}: the detector returned a non-finite score ({r['score']})"
         r.update(model=ld.name, policy=str(pol), checkpoint_sha256=ld.sha256)
     df = pd.DataFrame(rows, columns=["path", "score", "model", "policy", "duration_s", "orig_sr",
-                                     "checkpoint_sha256", "error"])
-    df["error"] = pd.Series([r["error"] for r in rows], index=df.index, dtype=object)   # None, never NaN
+                                     "checkpoint_sha256", "error", "warning"])
+    for col in ("error", "warning"):   # None, never NaN
+        df[col] = pd.Series([r[col] for r in rows], index=df.index, dtype=object)
     return df
 
 
 def score_timeline(model: str, files: Sequence[str | Path], window: float | None = None, hop: float = 0.5,
                    checkpoint: str | None = None, device: str = "auto", batch_size: int | str = "auto",
                    label_map: str | None = None, precision: str = "fp32", compile: str = "off",
-                   threshold: float | None = None) -> pd.DataFrame:
+                   threshold: float | None = None, max_seconds: float | None = 600.0) -> pd.DataFrame:
     """Scores of sliding windows over each file (``bench score --timeline``): one row per window with ``path``,
     ``start_s``, ``end_s``, ``score`` (and ``decision``, bona fide iff score >= ``threshold``, when one is given),
     ``model``, ``error``. ``window``/``hop`` in seconds (window default: the detector's input length); windows
-    are placed as :mod:`bench.scoring.timeline` says. An unreadable file is one row with its error."""
+    are placed as :mod:`bench.scoring.timeline` says. An unreadable file (or one longer than ``max_seconds``,
+    None: no limit) is one row with its error."""
     from foundation.audio import AudioError, load_audio
     from foundation.device import check_inference_options
     from models import load_detector
@@ -127,7 +140,7 @@ def score_timeline(model: str, files: Sequence[str | Path], window: float | None
     rows: list[dict[str, Any]] = []
     for f in files:
         try:
-            wav, _info = load_audio(f, target_sr=sr)
+            wav, _info = load_audio(f, target_sr=sr, max_seconds=max_seconds)
         except AudioError as e:
             rows.append({"path": str(f), "start_s": float("nan"), "end_s": float("nan"), "score": float("nan"),
                          "error": str(e)})
@@ -215,7 +228,8 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
         cache_dir: str | None = None, resources: Mapping[str, str] | None = None, prepare_on: str = "auto",
         label_map: str | None = None, trust_code: bool = False, retry_problems: bool = False,
         precision: str = "fp32", compile: str = "off", calibration: Sequence[str | Path] | str | None = None,
-        operating_point: str | None = None,
+        operating_point: str | None = None, max_seconds: float | None = 600.0,
+        rescore_changed: bool = False, wait_for_service: float | None = None,
         progress: bool | Callable[[int, int, str], None] = True) -> RunResult:
     """Python mirror of ``bench run``; returns a :class:`RunResult` (``.results`` DataFrame, ``.scores``,
     ``.problems``, ``.provenance``, ``.out`` the run folder).
@@ -245,6 +259,10 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
       trust_code  allow a suite file to name Python classes (source: package.module:Class), which imports
                   and runs their code; refused otherwise
       retry_problems  try again the inputs recorded in problems.csv (e.g. after repairing files)
+      max_seconds     audio files longer than this are refused before decoding (None: no limit)
+      rescore_changed files whose content changed since they were scored are scored again (else refused)
+      wait_for_service  seconds to wait for a served detector that stops answering (inf: no limit); None
+                  (default): the run stops as incomplete (:class:`bench.run.outage.RunIncomplete`)
       progress    True: a progress bar on a terminal, log lines otherwise; False: quiet; or a function
                   ``progress(done, total, condition)`` called after every unit of work.
 
@@ -266,7 +284,8 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
                     prepare_on=prepare_on, label_map=label_map, trust_code=trust_code,
                     retry_problems=retry_problems, precision=precision, compile=compile,
                     calibration=(calibration,) if isinstance(calibration, (str, Path)) else tuple(calibration or ()),
-                    operating_point=operating_point)
+                    operating_point=operating_point, max_seconds=max_seconds,
+                    rescore_changed=rescore_changed, wait_for_service=wait_for_service)
     callback = progress if callable(progress) else None
     return _run(cfg, show_progress=progress is True, progress=callback)
 

@@ -7,6 +7,8 @@ import os
 import sys
 from typing import Any, Sequence
 
+from bench.run.options import (add_max_seconds, add_reliability_options, incomplete_exit, max_seconds as _max_seconds,
+                                reliability_kwargs, resources as _resources)
 from bench.terminal import print_json as _print_json, strict_json, table as _table
 
 log = logging.getLogger("bench")
@@ -80,7 +82,7 @@ def cmd_score(a: argparse.Namespace) -> int:
         check_label_map(a.label_map, [a.model])
     df = api.score_files(_remote(a.model, a.remote_output), a.files, checkpoint=a.checkpoint, policy=a.policy,
                          device=a.device, batch_size=a.batch_size, label_map=a.label_map,
-                         precision=a.precision, compile=a.compile)
+                         precision=a.precision, compile=a.compile, max_seconds=_max_seconds(a.max_seconds))
     rows = [{**r, "error": r["error"] if isinstance(r["error"], str) and r["error"] else None}
             for r in df.to_dict(orient="records")]   # a missing error may come back as NaN (truthy)
     if a.calibration:   # llr and decision at the calibration's Bayes threshold
@@ -192,16 +194,6 @@ def _params(items: Sequence[str] | None) -> dict[str, Any]:
     return out
 
 
-def _resources(a: argparse.Namespace) -> dict[str, str]:
-    res = {}
-    for key, env in (("noise_dir", "BENCH_NOISE_DIR"), ("rir_dir", "BENCH_RIR_DIR"),
-                     ("device_ir_dir", "BENCH_DEVICE_IR_DIR")):
-        val = getattr(a, key, None) or os.environ.get(env)
-        if val:
-            res[key] = val
-    return res
-
-
 def cmd_run(a: argparse.Namespace) -> int:
     from bench import api
     from bench.summary import render
@@ -211,12 +203,16 @@ def cmd_run(a: argparse.Namespace) -> int:
         from models.hf import check_label_map
 
         check_label_map(a.label_map, models)
-    res = api.run(a.suite, models=models, checkpoint=a.checkpoint, data=a.data, out=a.out, limit=a.limit,
-                  seed=a.seed, device=a.device, batch_size=a.batch_size, executor=a.executor, address=a.address,
-                  workers=a.workers, policy=a.policy, resources=_resources(a),
-                  cache_dir=a.cache, prepare_on=a.prepare_on, label_map=a.label_map,
-                  trust_code=a.trust_code, retry_problems=a.retry_problems, precision=a.precision,
-                  compile=a.compile, calibration=a.calibration, operating_point=a.operating_point)
+    try:
+        res = api.run(a.suite, models=models, checkpoint=a.checkpoint, data=a.data, out=a.out, limit=a.limit,
+                      seed=a.seed, device=a.device, batch_size=a.batch_size, executor=a.executor, address=a.address,
+                      workers=a.workers, policy=a.policy, resources=_resources(a),
+                      cache_dir=a.cache, prepare_on=a.prepare_on, label_map=a.label_map,
+                      trust_code=a.trust_code, retry_problems=a.retry_problems, precision=a.precision,
+                      compile=a.compile, calibration=a.calibration, operating_point=a.operating_point,
+                      **reliability_kwargs(a))
+    except Exception as e:   # a detector that stopped answering: not a failure of the inputs; try again later
+        return incomplete_exit(e)   # anything else is raised again
     render(res, {"data_name": res.provenance.get("data", {}).get("name", a.data), "demo": a.data == "demo"})
     return 0
 
@@ -270,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
     add_inference_options(s)
     s.add_argument("--json", action="store_true", help="print a JSON array of {path, score, ...}")
+    add_max_seconds(s)
     s.add_argument("files", nargs="+", metavar="FILE", help="wav, flac, mp3, ogg, m4a ... at any rate")
     add_score_options(s)
     from bench.timeline_cli import add_options as add_timeline_options
@@ -358,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where perturbations that can run in torch (noise, rooms, impulse responses, gain, "
                    "clipping, quantisation, packet loss, resampling, the telephone channel) are applied: on the scoring device, or in the CPU workers; auto "
                    "(default) = device when scoring on a GPU. Codecs always run in the CPU workers.")
+    add_reliability_options(s)
     add_run_options(s)
     s.set_defaults(func=cmd_run)
 

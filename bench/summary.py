@@ -139,8 +139,21 @@ def competence(res, ctx: dict) -> Section | None:
     return Section(notes=[f"competence check: {msg}" for msg in msgs]) if msgs else None
 
 
+def missing_eer(res, ctx: dict) -> Section | None:
+    """Why a cell shows "–": the condition lacks one class (an EER needs bona fide and spoof scores)."""
+    r = res.results
+    if r.empty:
+        return None
+    gone = r[~r["eer"].astype(float).apply(math.isfinite)]
+    notes = [f"EER –: {row['model']} {row['family']}@{row['severity']} has {int(row['n_bonafide'])} bona fide and "
+             f"{int(row['n_spoof'])} spoof scores; an EER needs both classes" for _, row in gone.head(5).iterrows()]
+    if len(gone) > 5:
+        notes.append(f"EER –: {len(gone) - 5} more conditions lack a class (results.csv: n_bonafide, n_spoof)")
+    return Section(notes=notes) if notes else None
+
+
 SECTIONS: list[Callable[[Any, dict], Section | None]] = [eer_table, ci_note, operating_point, competence,
-                                                         small_classes, problems, files_and_next_step]
+                                                         small_classes, missing_eer, problems, files_and_next_step]
 
 
 def sections(res, ctx: dict | None = None) -> list[Section]:

@@ -63,6 +63,7 @@ def calibration_threshold(path: str | Path, model: str) -> float:
 
 def cmd_timeline(a: argparse.Namespace) -> int:
     from bench import api
+    from bench.run.options import max_seconds
     from bench.terminal import print_json
 
     if a.policy:
@@ -76,7 +77,8 @@ def cmd_timeline(a: argparse.Namespace) -> int:
         log.info("threshold %.6g from %s", threshold, calibration)
     df = api.score_timeline(a.model, a.files, window=a.window, hop=a.hop, checkpoint=a.checkpoint,
                             device=a.device, batch_size=a.batch_size, label_map=a.label_map,
-                            precision=a.precision, compile=a.compile, threshold=threshold)
+                            precision=a.precision, compile=a.compile, threshold=threshold,
+                            max_seconds=max_seconds(getattr(a, "max_seconds", 600.0)))
     failed = df[df["error"].notna()]
     for err in dict.fromkeys(failed["error"]):   # each names its file
         log.error("%s", err)

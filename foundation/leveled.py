@@ -10,7 +10,45 @@ cannot drift apart.
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import os
 from typing import Any, ClassVar, Mapping
+
+
+#: simple annotations checked before a level is built: name -> (accepts(value), what it is called in a message)
+_SIMPLE: dict[str, tuple[Any, str]] = {
+    "float": (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool), "a number"),
+    "int": (lambda v: (isinstance(v, numbers.Integral) and not isinstance(v, bool))
+            or (isinstance(v, float) and v.is_integer()), "an integer"),
+    "str": (lambda v: isinstance(v, (str, os.PathLike)), "text"),
+    "bool": (lambda v: isinstance(v, bool) or v in (0, 1), "true or false"),
+    "None": (lambda v: v is None, "null"),
+}
+
+
+def _field_types(cls: type) -> dict[str, tuple[str, ...] | None]:
+    """Each field's annotation as its simple type names (``"float | None"`` -> ``("float", "None")``), or None
+    for annotations this check does not understand (those values are left to ``validate()``)."""
+    out: dict[str, tuple[str, ...] | None] = {}
+    for f in dataclasses.fields(cls):
+        ann = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        parts = tuple(p.strip() for p in str(ann).replace("Optional[", "None | ").rstrip("]").split("|"))
+        out[f.name] = parts if parts and all(p in _SIMPLE for p in parts) else None
+    return out
+
+
+def _type_name(value: Any) -> str:
+    return {str: "text", bool: "a boolean", int: "an integer", float: "a number", list: "a list",
+            dict: "a mapping", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _check_type(owner: str, name: str, value: Any, kinds: tuple[str, ...] | None) -> None:
+    """A parameter of the wrong type is refused naming the field and the expected type (never a raw Python
+    comparison error from deep inside ``validate``)."""
+    if kinds is None or any(_SIMPLE[k][0](value) for k in kinds):
+        return
+    want = " or ".join(_SIMPLE[k][1] for k in kinds)
+    raise ValueError(f"{owner}: parameter {name!r} must be {want}, got {value!r} ({_type_name(value)})")
 
 
 class SeverityError(ValueError):
@@ -62,6 +100,8 @@ class Leveled:
         if unknown:
             raise ValueError(f"{cls.registered_name()}: unknown parameter(s) {', '.join(unknown)}; "
                              f"known: {', '.join(sorted(names)) or '(none)'}")
+        for key, value in params.items():
+            _check_type(cls.registered_name(), key, value, _field_types(cls).get(key))
         obj = cls(severity=int(severity), **params)
         obj.validate()
         return obj

@@ -6,6 +6,9 @@ cache from ``card.url`` when online. ``bench weights`` (:func:`install`) fills t
 time, from the release or from a folder of the official files, for machines that are offline later. A downloaded file whose sha256 differs from the card is
 refused and deleted. Checkpoints are never unpickled as arbitrary objects: ``.pt``/``.pth`` go
 through ``torch.load(weights_only=True)``, ``.safetensors`` through safetensors.
+:func:`read_checkpoint` reads a checkpoint's bytes once and both hashes and parses that one buffer, so the
+digest a run records is the digest of the weights it loaded, even if the file is replaced meanwhile (the
+price: the file's bytes and its tensors are in memory together while it loads).
 
 Folders (a neural codec's ``save_pretrained`` layout: ``config.json`` + ``model.safetensors``) resolve the
 same way with :class:`FolderCard`, :func:`resolve_folder` and :func:`install_folder`: an explicit folder,
@@ -72,8 +75,10 @@ def _download(url: str, dest: Path, sha256: str | None) -> Path:
             os.unlink(tmp)
 
 
-def resolve(card: "Card", explicit: str | os.PathLike | None = None, download: bool = True) -> Path:
-    """The local path of a card's checkpoint, verified against its sha256 where it has one."""
+def resolve(card: "Card", explicit: str | os.PathLike | None = None, download: bool = True,
+            verify: bool = True) -> Path:
+    """The local path of a card's checkpoint, verified against its sha256 where it has one (``verify=False``:
+    the caller verifies the bytes it loads, see :func:`check_card_digest`)."""
     if explicit is not None:
         p = Path(explicit)
         if not p.is_file():
@@ -89,11 +94,8 @@ def resolve(card: "Card", explicit: str | os.PathLike | None = None, download: b
     candidates.append(cached)
     for p in candidates:
         if p.is_file():
-            if card.sha256:
-                got = sha256_file(p)
-                if got != card.sha256:
-                    raise WeightsError(f"{p} has sha256 {got}, but the card of {card.name!r} says "
-                                       f"{card.sha256}; refusing to load it (delete or replace the file)")
+            if card.sha256 and verify:
+                check_card_digest(card, p, sha256_file(p))
             return p
     if download and card.url:
         try:
@@ -107,6 +109,13 @@ def resolve(card: "Card", explicit: str | os.PathLike | None = None, download: b
                        f"holding {card.filename} (or install it once: bench weights --from FOLDER), "
                        "pass --checkpoint PATH"
                        + (f", or go online to download {card.url}" if card.url else ""))
+
+
+def check_card_digest(card: "Card", path: str | os.PathLike, got: str) -> None:
+    """Refuses a card's file whose bytes (digest ``got``) are not the card's."""
+    if card.sha256 and got != card.sha256:
+        raise WeightsError(f"{path} has sha256 {got}, but the card of {card.name!r} says "
+                           f"{card.sha256}; refusing to load it (delete or replace the file)")
 
 
 def install(card: "Card", source_dir: str | os.PathLike | None = None) -> tuple[Path, str]:
@@ -150,19 +159,35 @@ def install(card: "Card", source_dir: str | os.PathLike | None = None) -> tuple[
 
 def read_state_dict(path: str | os.PathLike) -> dict:
     """Read tensors only: safetensors, or torch.load with weights_only=True (never arbitrary pickles)."""
+    return read_checkpoint(path)[0]
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict, str]:
+    """``(state_dict, sha256)`` of one read of the file: the digest is of the very bytes that were parsed."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise WeightsError(f"cannot read checkpoint {path} ({e.strerror or e})") from e
+    digest = hashlib.sha256(data).hexdigest()
+    return _parse_state(path, data), digest
+
+
+def _parse_state(path: Path, data: bytes) -> dict:
+    import io
+
     import torch
 
-    path = Path(path)
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from safetensors.torch import load
 
         try:
-            return load_file(str(path), device="cpu")
+            return load(data)
         except Exception as e:  # noqa: BLE001 - SafetensorError, OSError, ...: re-raised naming the file
             raise WeightsError(f"cannot read checkpoint {path} as safetensors ({type(e).__name__}: {e}); "
                                "the file is damaged or not a .safetensors file") from e
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - re-raised with the file named
         raise WeightsError(f"cannot read checkpoint {path} as tensors only ({type(e).__name__}: {e}); "
                            "it may contain pickled objects, which are refused for safety. "

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from foundation.registry import PLUGIN_GROUPS, PluginError, import_submodules
-from models.base import ARCHITECTURES, CARDS, Card, CheckpointMismatch, Detector, register_card, spec_prefix
+from models.base import (ARCHITECTURES, CARDS, Card, CheckpointMismatch, Detector, DetectorUnavailable, register_card,
+                         spec_prefix)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ARCHITECTURES", "CARDS", "Card", "CheckpointMismatch", "Detector", "register_card",
+__all__ = ["ARCHITECTURES", "CARDS", "Card", "CheckpointMismatch", "Detector", "DetectorUnavailable", "register_card",
            "load_detector", "LoadedDetector", "list_cards", "declared_sample_rate"]
 
 import_submodules(__name__)
@@ -113,7 +114,7 @@ def load_detector(name: str, checkpoint: str | Path | None = None, device: str =
     separate CPU inference path (the application reads ``BENCH_FAST_INFERENCE``; models read no environment).
     ``label_map`` (``"bonafide=L,spoof=L"`` or a mapping) names an ``hf:`` model's classes; detectors with
     fixed classes ignore it."""
-    from foundation.weights import read_state_dict, resolve, sha256_file
+    from foundation.weights import check_card_digest, read_checkpoint, resolve
 
     if (prefixed := spec_prefix(name)) is not None:
         return prefixed[0](name, checkpoint=checkpoint, device=device, config=config, fast_inference=fast_inference,
@@ -145,11 +146,13 @@ def load_detector(name: str, checkpoint: str | Path | None = None, device: str =
         cls = ARCHITECTURES.get(card.architecture)
         if config:
             card = Card(**{**card.to_dict(), "config": {**card.config, **config}})
-    path = resolve(card, checkpoint)
+    path = resolve(card, checkpoint, verify=False)
+    state, digest = read_checkpoint(path)   # one read: the digest is of the weights loaded (issue 26, item 4)
+    if checkpoint is None:
+        check_card_digest(card, path, digest)
     det = cls.from_config(card.config)
-    state = read_state_dict(path)
     det.load_checkpoint_state(state)
     det.eval().to(device)
     if hasattr(det, "fast_inference"):
         det.fast_inference = bool(fast_inference)
-    return LoadedDetector(name=name, detector=det, card=card, checkpoint=str(path), sha256=sha256_file(path))
+    return LoadedDetector(name=name, detector=det, card=card, checkpoint=str(path), sha256=digest)

@@ -21,6 +21,15 @@ from torch import nn
 
 from foundation.registry import Registry
 
+class DetectorUnavailable(RuntimeError):
+    """The detector stopped answering (a remote service that went away, or that now serves another model):
+    a property of the detector, not of the clips it was given. ``bench run`` stops (status ``incomplete``,
+    non-zero exit) instead of recording those clips as problems; ``retryable``: whether waiting for it may
+    help (``--wait-for-service``)."""
+
+    retryable: bool = True
+
+
 ARCHITECTURES: Registry[type["Detector"]] = Registry("architecture")
 CARDS: Registry["Card"] = Registry("model")
 

@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 
-from reports.plots import _figure, safe_label
+from reports.figure import SCREEN, new_figure, safe_label
 
 PANELS = (("eer", "EER (%)", 100.0), ("actdcf", "actDCF (Bayes threshold)", 1.0), ("cllr", "Cllr (bits)", 1.0))
 
@@ -25,7 +25,7 @@ def fig_calibration_curve(cal: pd.DataFrame, family: str):
                                                  cal.loc[cal["family"] == family, "level_label"])}
     ticks = ["clean"] + [textwrap.fill(labels.get(s) or f"s{s}", 12) for s in sevs]
     x = np.arange(len(ticks), dtype=float)
-    fig = _figure(10.5, 3.6)
+    fig = new_figure(10.5, 3.6, SCREEN)
     axes = [fig.add_subplot(1, 3, i + 1) for i in range(3)]
     dashed = {"actdcf": "min_dcf", "cllr": "min_cllr"}
     for i, m in enumerate(models):

@@ -22,8 +22,8 @@ def free_port() -> int:
 class Served:
     """``bench serve ARGS`` on 127.0.0.1:<free port>; ``stop()`` ends it (tests call it in a finalizer)."""
 
-    def __init__(self, *args: str, log: Path, timeout: float = 240.0):
-        self.port = free_port()
+    def __init__(self, *args: str, log: Path, timeout: float = 240.0, port: int | None = None):
+        self.port = port or free_port()   # a given port: serve something (else) where a service was before
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = Path(log)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]), "OMP_NUM_THREADS": "1"}

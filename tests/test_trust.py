@@ -4,7 +4,6 @@ die with their parent, and the small failure cases. Tiny user detectors keep the
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -128,7 +127,12 @@ def test_nan_detector_finishes_with_its_nan_clips_in_problems(tmp_path, monkeypa
     ckpt = tmp_path / "nan.pth"
     torch.save(NaNDetector().state_dict(), ckpt)
     out = tmp_path / "run"
-    res = _run(tmp_path, models=("nandet_trust:NaNDetector",), checkpoint=str(ckpt), out=str(out), batch_size=6)
+    from bench.run.runner import RunFailed
+
+    # the two finite scores are both spoof: no condition has an EER, which fails the run (issue 26, item 16),
+    # with every table written
+    with pytest.raises(RunFailed, match="no condition has an EER"):
+        _run(tmp_path, models=("nandet_trust:NaNDetector",), checkpoint=str(ckpt), out=str(out), batch_size=6)
     probs = pd.read_csv(out / "problems.csv")
     bad = probs[probs["stage"] == "nonfinite"]
     assert len(bad) == 4 and set(bad["model"]) == {"nandet_trust:NaNDetector"}   # 2 NaN + 2 inf of 6
@@ -137,9 +141,10 @@ def test_nan_detector_finishes_with_its_nan_clips_in_problems(tmp_path, monkeypa
     scores = pd.read_csv(out / "scores.csv")
     assert len(scores) == 2 and np.isfinite(scores["score"]).all()
     assert set(scores["utt_id"]).isdisjoint(bad["utt_id"])
-    assert json.loads((out / "run.json").read_text())["status"] == "complete"
-    again = _run(tmp_path, models=("nandet_trust:NaNDetector",), checkpoint=str(ckpt), out=str(out), batch_size=6)
-    assert len(again.problems) == len(res.problems)       # a resume does not re-score the NaN clips
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"
+    with pytest.raises(RunFailed):
+        _run(tmp_path, models=("nandet_trust:NaNDetector",), checkpoint=str(ckpt), out=str(out), batch_size=6)
+    assert len(pd.read_csv(out / "problems.csv")) == len(probs)   # a resume does not re-score the NaN clips
 
 
 # ---------------------------------------------------------------- 3. options validated before work

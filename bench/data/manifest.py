@@ -148,6 +148,8 @@ def drop_missing(utterances: Iterable[Utterance], problems: list[tuple[str, str]
 
     ``existing`` (a set of path strings from one directory listing) avoids a stat per file.
     """
+    from foundation.audio import describe_path
+
     kept: list[Utterance] = []
     missing: dict[str, list[str]] = {}   # path -> the utterances naming it (a file listed twice is one problem)
     for u in utterances:
@@ -157,7 +159,9 @@ def drop_missing(utterances: Iterable[Utterance], problems: list[tuple[str, str]
         else:
             missing.setdefault(str(u.path), []).append(u.utt_id)
     for path, ids in missing.items():
-        problems.append((path, f"audio file not found (utterance{'s' if len(ids) > 1 else ''} {', '.join(ids)})"))
+        what = describe_path(path) or "not a regular file"   # a directory, a broken link ... say which
+        what = "audio file not found" if what == "file not found" else what
+        problems.append((path, f"{what} (utterance{'s' if len(ids) > 1 else ''} {', '.join(ids)})"))
     if missing:
         log.warning("%d of %d listed audio files are missing", len(missing),
                     len(missing) + len({str(u.path) for u in kept}))
@@ -165,6 +169,19 @@ def drop_missing(utterances: Iterable[Utterance], problems: list[tuple[str, str]
 
 
 # ---------------------------------------------------------------- CSV manifests
+def _check_relisted(mpath: Path, by_path: dict, p: Path, line: int, label: str, uid: str) -> None:
+    """One audio file listed twice: with two labels it is refused (the clip would be scored as both bona fide
+    and spoof, which no detector can get right); with one label it is warned about (it weighs twice)."""
+    if p not in by_path:
+        by_path[p] = (line, label, uid)
+        return
+    first, first_label, first_id = by_path[p]
+    if first_label != label:
+        raise ManifestError(mpath, f"{p} is listed as {first_label} on line {first} (utterance {first_id!r}) and "
+                                   f"as {label} here (utterance {uid!r}); one clip cannot be both: remove one row",
+                            line=line, column="path")
+    log.warning("%s: line %d lists %s again (utterance %r; first on line %d as %r): it is scored and counted twice",
+                mpath, line, p, uid, first, first_id)
 REQUIRED = ("path", "label")
 KNOWN = ("utt_id", "path", "label", "speaker", "attack")
 
@@ -184,6 +201,7 @@ def read_manifest(path, check_files: bool = True, name: str | None = None) -> Da
     delim = "\t" if mpath.suffix.lower() == ".tsv" else ","
     utts: list[Utterance] = []
     first_line: dict[str, int] = {}
+    by_path: dict[Path, tuple[int, str, str]] = {}   # path -> (first line, label, utt_id) naming it
     try:
         text = mpath.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -229,6 +247,7 @@ def read_manifest(path, check_files: bool = True, name: str | None = None) -> Da
                 raise ManifestError(mpath, f"duplicate id {uid!r}, first on line {first_line[uid]}{hint}",
                                     line=line, column="utt_id" if has_id else "path")
             first_line[uid] = line
+            _check_relisted(mpath, by_path, p, line, label, uid)
             attrs = {k: v for k, v in rec.items() if k not in KNOWN}
             utts.append(Utterance(uid, p, label, rec.get("speaker") or UNKNOWN,
                                   rec.get("attack") or UNKNOWN, attrs))

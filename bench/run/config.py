@@ -33,6 +33,9 @@ class RunConfig:
     retry_problems: bool = False               # retry inputs that failed to read/perturb/score finitely before
     precision: str = "fp32"                    # scoring arithmetic: fp32 | bf16 | fp16 (part of the identity)
     compile: str = "off"                       # torch.compile for scoring (checked against eager; not identity)
+    max_seconds: float | None = 600.0          # longer audio files are refused before decoding (None: no limit)
+    rescore_changed: bool = False              # score files again whose content changed since (else refused)
+    wait_for_service: float | None = None      # seconds to wait for a served detector to come back (inf: no limit)
     calibration: tuple[str, ...] = ()          # CAL.json files: results_calibrated.csv (not identity: scores same)
     operating_point: str | None = None         # far=1% | frr=.. | eer | threshold=T | bayes (results.csv columns)
 
@@ -56,6 +59,15 @@ class RunConfig:
         if self.shard_size is not None:
             integer("shard_size", self.shard_size, 1)
         integer("n_boot", self.n_boot, 1)
+
+        def seconds(name: str, v: Any, zero_ok: bool) -> None:
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v != v
+                                  or v < 0 or (v == 0 and not zero_ok)):
+                raise ValueError(f"--{name} must be a {'non-negative' if zero_ok else 'positive'} number of "
+                                 f"seconds, got {v!r}")
+
+        seconds("max-seconds", self.max_seconds, False)
+        seconds("wait-for-service", self.wait_for_service, True)
         if self.prepare_on not in ("auto", "device", "cpu"):
             raise ValueError(f"--prepare-on {self.prepare_on!r}: choose device, cpu or auto")
         if self.executor not in ("local", "ray"):

@@ -54,9 +54,9 @@ class LocalExecutor:
 
     def __init__(self, workers: int, seed: int, sr: int, bonafide: Sequence[tuple[str, str]],
                  resources: Mapping[str, str], prefetch: int = 64, cache_dir: str | None = None,
-                 codec_device: str | None = None, **_: Any):
+                 codec_device: str | None = None, max_seconds: float | None = 600.0, **_: Any):
         self.workers = int(workers)
-        self.init = (seed, sr, tuple(bonafide), dict(resources), cache_dir, codec_device)
+        self.init = (seed, sr, tuple(bonafide), dict(resources), cache_dir, codec_device, max_seconds)
         self.prefetch = max(1, prefetch, 4 * self.workers)   # tasks in flight: enough to keep every worker busy
         self._pool: ProcessPoolExecutor | None = None
         #: seconds the scorer waited for prepared audio, and spent scoring (run.json's ``timing``)

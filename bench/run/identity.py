@@ -1,9 +1,13 @@
 """What a run's results depend on, made into its identity before any work.
 
 A run folder is bound to the *content* of what scores: each model's checkpoint digest (sha256), and
-for a user's own class (``package.module:Class``) the module's file path and digest too. Giving the
-same command after a checkpoint file was overwritten with other weights is then refused, never
-resumed into (see :func:`bench.run.runner._check_identity`).
+for a user's own class (``package.module:Class``) the module's file path and digest too; for a served
+detector (``http://HOST:PORT``) what its ``/health`` says it serves (model, checkpoint sha256, the digest
+of its whole configuration, rate, input length; :func:`models.remote.served_identity`), asked when the run
+starts or resumes. Giving the same command after a checkpoint file was overwritten with other weights, or
+after other weights were served at the same URL, is then refused naming both digests, never resumed into
+(see :func:`check_identity`). :func:`check_loaded` then checks that the weights actually loaded are the
+ones the run was bound to (a file swapped between the two is refused).
 """
 from __future__ import annotations
 
@@ -47,17 +51,32 @@ def _is_training_folder(name: str) -> bool:
         return False
 
 
-def model_identity(name: str, checkpoint: str | None) -> dict[str, Any]:
+def served(spec: str, wait_s: float | None = 0.0) -> dict[str, Any]:
+    """What the service at ``spec`` says it serves (``GET /health``); ``wait_s``: how long to wait for it to answer
+    (0: not at all; None: without limit)."""
+    from models.remote import probe, served_identity, wait_until_up
+
+    health = probe(spec) if wait_s == 0 else wait_until_up(spec, wait_s)
+    ident = served_identity(health)
+    if not (ident.get("checkpoint_sha256") or ident.get("config_sha256")):
+        log.warning("the service at %s reports no digest of its weights or configuration: a run against it is "
+                    "bound to its model name only (%s)", spec, ident.get("model", "none reported"))
+    return ident
+
+
+def model_identity(name: str, checkpoint: str | None, wait_s: float | None = 0.0) -> dict[str, Any]:
     """``{"model", "checkpoint", "checkpoint_sha256"[, "class_file", "class_sha256"]}``, computed without
     importing torch or the user's module (a finished run given again stays cheap).
 
     A card's own file (no ``--checkpoint``) is pinned by the card's sha256, which loading verifies, so its
-    name suffices; an explicit checkpoint is digested; a user class adds its module file and digest."""
+    name suffices; an explicit checkpoint is digested; a user class adds its module file and digest. A served
+    detector (``http://``) is ``{"model", "served"}``, asked of the service (its client imports torch; waiting
+    ``wait_s`` seconds for it to answer, see :func:`served`)."""
     out: dict[str, Any] = {"model": name}
-    if name.startswith(("http://", "https://")):
-        return out   # a remote detector: its weights are the server's
+    if name.startswith(("http://", "https://")):   # a remote detector: what the server says it serves
+        return {**out, "served": served(name, wait_s)}
     if name.lower().startswith("fuse:"):   # a fusion: its file and its members, each by content
-        return fusion_identity(name, checkpoint)
+        return fusion_identity(name, checkpoint, wait_s)
     if _is_training_folder(name):   # a bench train folder: its weights and its record, by content
         folder = Path(name).expanduser()
         weights = Path(checkpoint) if checkpoint is not None else folder / "best.safetensors"
@@ -87,7 +106,7 @@ def model_identity(name: str, checkpoint: str | None) -> dict[str, Any]:
     return out
 
 
-def fusion_identity(name: str, checkpoint: str | None) -> dict[str, Any]:
+def fusion_identity(name: str, checkpoint: str | None, wait_s: float | None = 0.0) -> dict[str, Any]:
     """A ``fuse:M1+M2@FILE`` model: the fusion file's digest and each member's identity (without file paths)."""
     from models.fusion import parse_spec
 
@@ -98,11 +117,34 @@ def fusion_identity(name: str, checkpoint: str | None) -> dict[str, Any]:
     if not p.is_file():
         raise ValueError(f"fusion file {p} does not exist (write it with `bench calibrate --fuse RUN --out {p.name}`)")
     return {"model": name, "fusion_file": str(p.resolve()), "fusion_sha256": _digest_path(p),
-            "members": [{k: v for k, v in model_identity(m, None).items() if k not in _PATHS} for m in members]}
+            "members": [{k: v for k, v in model_identity(m, None, wait_s).items() if k not in _PATHS}
+                        for m in members]}
 
 
-def models_identity(models: tuple[str, ...] | list[str], checkpoint: str | None) -> list[dict[str, Any]]:
-    return [model_identity(m, checkpoint) for m in models]
+def models_identity(models: tuple[str, ...] | list[str], checkpoint: str | None,
+                    wait_s: float | None = 0.0) -> list[dict[str, Any]]:
+    return [model_identity(m, checkpoint, wait_s) for m in models]
+
+
+def check_loaded(ident: Mapping[str, Any], loaded) -> None:
+    """The detectors loaded are those the run is bound to: a checkpoint's loaded bytes have the digest taken
+    when the run started, a service still serves what it said then. Raises ValueError naming both digests."""
+    from models.remote import describe_served, served_identity
+
+    for want, ld in zip(ident.get("models") or [], loaded):
+        if not isinstance(want, dict):
+            continue
+        if "served" in want:
+            now = served_identity((ld.card.extra or {}).get("health") or {})
+            if now != want["served"]:
+                raise ValueError(f"{ld.name} served {describe_served(want['served'])} when this run started, but "
+                                 f"now serves {describe_served(now)}; give the command again")
+        elif want.get("checkpoint_sha256") and not str(want.get("model", "")).startswith("hf:") \
+                and ld.sha256 and ld.sha256 != want["checkpoint_sha256"]:
+            raise ValueError(f"model {ld.name}: the run is bound to {want.get('checkpoint')} with sha256 "
+                             f"{want['checkpoint_sha256'][:16]}..., but the weights loaded from it have sha256 "
+                             f"{ld.sha256[:16]}...: the file was replaced after the run started. Give the command "
+                             "again (a checkpoint with other content is another run)")
 
 
 #: where a model's files were: recorded for messages, not compared
@@ -138,6 +180,7 @@ def check_identity(store, out: Path, ident: Mapping[str, Any]) -> None:
         for a, b in zip(old.get("models") or [], ident.get("models") or []):
             if not (isinstance(a, dict) and isinstance(b, dict)):
                 continue
+            _check_served(out, a, b)
             for key, what in (("checkpoint_sha256", "checkpoint"), ("class_sha256", "class_file"),
                               ("fusion_sha256", "fusion_file")):
                 if a.get(key) != b.get(key):
@@ -151,6 +194,22 @@ def check_identity(store, out: Path, ident: Mapping[str, Any]) -> None:
         raise ValueError(f"{out} holds a run with a different configuration (differs in: {', '.join(diff)}); "
                          "choose another --out folder to start a new run")
     log.info("resuming the run in %s", out)
+
+
+def _check_served(out: Path, a: Mapping[str, Any], b: Mapping[str, Any]) -> None:
+    """A served detector's part of the identity: the stored one ``a`` against the service now, ``b``."""
+    from models.remote import describe_served
+
+    if "served" not in b or a.get("served") == b.get("served"):
+        return
+    if "served" not in a:
+        raise ValueError(f"{out} was started by an earlier version of bench, which did not bind a run to what "
+                         f"{b.get('model')} serves: its scores cannot be verified against the service now. Choose "
+                         "another --out folder (or move this one away)")
+    raise ValueError(f"{out} holds scores of {a.get('model')} serving {describe_served(a['served'])}, but it now "
+                     f"serves {describe_served(b['served'])}: mixing scores of two models would give a wrong verdict. "
+                     "Serve the original model there again to resume, or choose another --out folder (without "
+                     "--out a new folder is derived)")
 
 
 def _upgrade_card_identity(store, old: Mapping[str, Any], ident: Mapping[str, Any]) -> bool:

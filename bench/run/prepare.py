@@ -2,7 +2,9 @@
 
 These functions run in worker processes (or in-process with ``workers=0``). They depend only on
 their arguments, so the audio for (seed, utterance, condition) is the same in any process, order
-or machine.
+or machine. Reading goes through :func:`bench.run.inputs.read_input`: every prepared clip carries its
+file's content digest and its level warnings (silence, too short, channels that cancel, far above full
+scale), and a perturbation that left a clip unchanged is warned about per condition.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from bench.run.inputs import FileDigest, read_input, unchanged_note
+from foundation.audio import MAX_SECONDS
 from foundation.seeding import rng_for
 
 log = logging.getLogger(__name__)
@@ -43,20 +47,16 @@ class Prepared:
     note: str | None = None      # a warning about a usable input (recorded in problems.csv, stage "level")
     #: (snr_db, pesq, stoi) of ``wav`` against the clean input (bench/metrics/quality.py); None when not measured
     quality: tuple[float, float, float] | None = None
+    digest: FileDigest | None = None   # the content the audio was read from (bench/run/inputs.py)
+    cond_note: str | None = None       # a warning about this clip under this condition (stage "level")
 
 
-#: a float file whose peak exceeds this many times full scale is scored as read, with a warning recorded
-LOUD_PEAK = 2.0
 _WARNED: set[str] = set()
 
 
-@functools.lru_cache(maxsize=64)
-def read_clean(path: str, sr: int) -> np.ndarray:
-    from foundation.audio import load_audio
-
-    wav, _info = load_audio(path, target_sr=sr)
-    wav.setflags(write=False)
-    return wav
+def read_clean(path: str, sr: int, max_seconds: float | None = MAX_SECONDS) -> np.ndarray:
+    """The clean waveform of ``path`` at ``sr`` (cached per process with its digest and level notes)."""
+    return read_input(path, int(sr), max_seconds)[0]
 
 
 @functools.lru_cache(maxsize=256)
@@ -80,9 +80,10 @@ class WorkerContext:
     resources: Mapping[str, str] = field(default_factory=dict)
     cache_dir: str | None = None
     device: str | None = None     # where models inside perturbations (neural codecs) run: the scoring device
+    max_seconds: float | None = MAX_SECONDS   # longer files are refused before decoding (--max-seconds)
 
     def read_clean(self, path: str) -> np.ndarray:
-        return read_clean(path, self.sr)
+        return read_clean(path, self.sr, self.max_seconds)
 
     def bonafide_pool(self, rng: np.random.Generator, n: int, exclude: str = "") -> list[np.ndarray]:
         """Other bona fide utterances of the set (for babble), chosen by the caller's rng."""
@@ -119,24 +120,23 @@ class WorkerContext:
         import json
 
         try:
-            clean = self.read_clean(task.path)
+            clean, digest, notes = read_input(task.path, self.sr, self.max_seconds)
         except Exception as e:  # noqa: BLE001 - one bad file must not kill a run; the reason is recorded
             return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "read")
-        peak = float(np.max(np.abs(clean))) if clean.size else 0.0
-        note = (f"peak {peak:.4g} is far above full scale (1.0): a float file that is not normalised? "
-                "Scored as read, not rescaled" if peak > LOUD_PEAK else None)
+        note = "; ".join(notes) or None
         if note is not None and task.path not in _WARNED:   # once per file and process, not per condition
             _WARNED.add(task.path)
             log.warning("%s: %s", task.path, note)
         if task.kind in ("attack", "device"):   # crafted / perturbed (and measured) by the scorer on its device
-            return Prepared(task.utt_id, task.condition_key, np.array(clean), note=note)
+            return Prepared(task.utt_id, task.condition_key, np.array(clean), note=note, digest=digest)
         cached = self.cache_path(task)
         if cached is not None and cached.is_file():
             try:
                 wav = np.load(cached)
                 if wav.shape == clean.shape:
-                    return Prepared(task.utt_id, task.condition_key, wav, note=note,
-                                    quality=quality_of(task, clean, wav, self.sr))
+                    return Prepared(task.utt_id, task.condition_key, wav, note=note, digest=digest,
+                                    quality=quality_of(task, clean, wav, self.sr),
+                                    cond_note=self._unchanged(task, clean, wav))
             except (OSError, ValueError) as e:
                 log.warning("ignoring unreadable cache entry %s: %s", cached, e)
         try:
@@ -146,11 +146,17 @@ class WorkerContext:
             if not np.all(np.isfinite(wav)):
                 raise ValueError("the perturbation produced non-finite samples")
         except Exception as e:  # noqa: BLE001 - recorded per utterance and condition
-            return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "perturb", note)
+            return Prepared(task.utt_id, task.condition_key, None, f"{type(e).__name__}: {e}", "perturb", note,
+                            digest=digest)
         if cached is not None:
             _cache_put(cached, wav)
         return Prepared(task.utt_id, task.condition_key, wav, quality=quality_of(task, clean, wav, self.sr),
-                        note=note)
+                        note=note, digest=digest, cond_note=self._unchanged(task, clean, wav))
+
+    @staticmethod
+    def _unchanged(task: Task, clean: np.ndarray, wav: np.ndarray) -> str | None:
+        sev = int(task.spec.get("severity", 0))
+        return unchanged_note(clean, wav, str(task.spec.get("family", "")), sev) if sev else None
 
 
 def quality_of(task: Task, clean: np.ndarray, wav: np.ndarray, sr: int) -> tuple[float, float, float] | None:
@@ -171,11 +177,12 @@ _CONTEXT = WorkerContext()   # this process's context (replaced by init_worker)
 
 
 def init_worker(seed: int, sr: int, bonafide: Sequence[tuple[str, str]], resources: Mapping[str, str],
-                cache_dir: str | None = None, device: str | None = None) -> WorkerContext:
+                cache_dir: str | None = None, device: str | None = None,
+                max_seconds: float | None = MAX_SECONDS) -> WorkerContext:
     """Sets this process's :class:`WorkerContext` (the pool initializer; also called in the main process)."""
     global _CONTEXT
-    _CONTEXT = WorkerContext(int(seed), int(sr), tuple(bonafide), dict(resources), cache_dir, device)
-    read_clean.cache_clear()
+    _CONTEXT = WorkerContext(int(seed), int(sr), tuple(bonafide), dict(resources), cache_dir, device, max_seconds)
+    read_input.cache_clear()
     return _CONTEXT
 
 

@@ -83,7 +83,7 @@ class _ScorerActor:
         prepared = [p if p.wav is None or p.wav.flags.writeable else replace(p, wav=np.array(p.wav))
                     for chunk in chunks for p in chunk]
         res = self.scorer(unit, prepared)
-        return res.scores, res.problems, res.quality, res.segments
+        return res.scores, res.problems, res.quality, res.segments, res.files
 
 
 @dataclass
@@ -126,9 +126,11 @@ class RayExecutor:
     def __init__(self, workers: int, seed: int, sr: int, bonafide: Sequence[tuple[str, str]],
                  resources: Mapping[str, str], scorer_spec: ScorerSpec, address: str | None = None,
                  num_scorers: int | None = None, inflight_per_scorer: int = 2, chunk_size: int = 8,
-                 max_attempts: int = 3, threads_per_scorer: int = 1, cache_dir: str | None = None, **_: Any):
+                 max_attempts: int = 3, threads_per_scorer: int = 1, cache_dir: str | None = None,
+                 max_seconds: float | None = 600.0, **_: Any):
         self.init = (int(seed), int(sr), tuple((u, _absolute(p)) for u, p in bonafide),
-                     {k: _absolute(v) for k, v in resources.items()}, _absolute(cache_dir) if cache_dir else None)
+                     {k: _absolute(v) for k, v in resources.items()}, _absolute(cache_dir) if cache_dir else None,
+                     None, max_seconds)
         self.key = hashlib.sha256(pickle.dumps(self.init)).hexdigest()[:16]
         self.spec = scorer_spec
         self.address = address
@@ -265,7 +267,7 @@ class RayExecutor:
             job = pending.pop(ready[0])
             load[job.slot] -= 1
             try:
-                scores, problems, quality, segments = ray.get(ready[0])
+                scores, problems, quality, segments, files = ray.get(ready[0])
             except RETRYABLE as e:
                 if isinstance(e, RayActorError) and job.generation == self._generation[job.slot]:
                     self._replace_actor(job.slot, e)
@@ -279,7 +281,7 @@ class RayExecutor:
                     continue
                 yield self._failed(job, e)
                 continue
-            yield UnitResult(job.unit, scores, problems, quality, segments)
+            yield UnitResult(job.unit, scores, problems, quality, segments, files)
 
     def _failed(self, job: _Job, err: BaseException) -> UnitResult:
         cond = job.unit.condition

@@ -27,6 +27,9 @@ RESULT_COLUMNS = ["model", "suite", "family", "severity", "n_bonafide", "n_spoof
                   "cllr", "actdcf", "min_dcf",
                   # black-box attacks: the median of the detector calls spent per utterance
                   "queries",
+                  # scored clips of the condition with a level warning (silent, too short, channels that cancel,
+                  # far above full scale, left unchanged by the perturbation): problems.csv, stage "level"
+                  "n_warnings",
                   # bench run --operating-point: FAR/FRR at the threshold it chose on the model's clean condition
                   *OP_COLUMNS]
 #: a condition's structure (bench.suites.suite.Condition.columns), in results.csv and scores.csv
@@ -92,7 +95,8 @@ def results_from_store(store, suite: str, conditions: Sequence, n_boot: int = 10
         labels, scores = store.group_scores(model, "clean", 0)
         clean[model] = _clean_threshold(np.asarray(labels), np.asarray(scores, float))
         ops[model] = _op_threshold(operating, model, np.asarray(labels), np.asarray(scores, float))
-    return _table(groups(), suite, conditions, n_boot, seed, speakers, clean, _op(operating, ops))
+    return _table(groups(), suite, conditions, n_boot, seed, speakers, clean, _op(operating, ops),
+                  warned=store.warned)
 
 
 def _op_threshold(operating, model: str, labels: np.ndarray, scores: np.ndarray) -> float:
@@ -120,7 +124,7 @@ def _clean_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
 
 def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: int, seed: int,
            speakers: Mapping[str, str] | None, clean_thr: Mapping[str, float],
-           op: tuple[str, Mapping[str, float]] | None = None) -> pd.DataFrame:
+           op: tuple[str, Mapping[str, float]] | None = None, warned=None) -> pd.DataFrame:
     from bench import metrics
     from bench.metrics import costs
     from bench.metrics.quality import medians
@@ -170,6 +174,7 @@ def _table(groups: Iterable[tuple], suite: str, conditions: Sequence, n_boot: in
                      "far_ci_high": far_hi, "frr_at_clean_threshold": frr, "frr_ci_low": frr_lo,
                      "frr_ci_high": frr_hi, "cllr": float(cllr), "actdcf": float(actdcf), "min_dcf": float(mindcf),
                      "queries": float(np.median(queries)) if len(queries) else float("nan"), **at_op,
+                     "n_warnings": len(set(ids) & warned(family, severity)) if warned and ids is not None else 0,
                      "_order": order.get((family, severity), len(order)), "_m": models[model]})
     df = pd.DataFrame(rows, columns=RESULT_COLUMNS + ["_order", "_m"])
     return df.sort_values(["_m", "_order"]).drop(columns=["_order", "_m"]).reset_index(drop=True)

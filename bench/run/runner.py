@@ -19,16 +19,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
 
 from bench.run.config import RunConfig
 from bench.run.executors import make_executor
-from bench.run.identity import by_content as _by_content, check_identity as _check_identity
-from bench.run.prepare import Task
+from bench.run.identity import by_content as _by_content, check_identity as _check_identity, check_loaded
+from bench.run.inputs import check_contents
+from bench.run.outage import after_outage, wait_seconds
+from bench.run.plan import _count_scores, _units
+from bench.run.resources import check_resources
 from bench.run.progress import Progress as _Progress
 from bench.run.provenance import data_digest, run_provenance, timing_summary
 from bench.run.store import RunLock, Store
-from bench.run.units import Scorer, ScorerSpec, Unit
+from bench.run.units import Scorer, ScorerSpec, unavailable
 from foundation.device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -74,7 +78,7 @@ def run(cfg: RunConfig, show_progress: bool = True, progress=None) -> RunResult:
     conditions = universal_conditions(suite.expand(), cfg.models)   # universal attacks: one per source model
     resources_used = check_resources(conditions)   # e.g. a neural codec's weights: refused before any audio is read
     policy = parse_policy(cfg.policy or suite.policy)
-    model_ids = models_identity(cfg.models, cfg.checkpoint)
+    model_ids = models_identity(cfg.models, cfg.checkpoint, wait_seconds(cfg))
     dataset = load_dataset(cfg.data, limit=cfg.limit, seed=cfg.seed)
     if not dataset.utterances:
         raise ValueError(f"data set {cfg.data!r} has no usable utterances"
@@ -143,6 +147,7 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
     split = universal_training_split(conditions, dataset)
     with RunLock(out), Store(out / "store.sqlite") as store:
         _check_identity(store, out, ident)
+        check_contents(store, dataset, out, cfg.rescore_changed)   # the files' bytes, not only their names
         store.clear_problems("manifest")   # the manifest's missing files are re-listed from this reading
         for path, reason in dict.fromkeys(dataset.problems):   # a file listed twice is one problem
             store.add_problem(path, path, "manifest", reason)
@@ -177,6 +182,7 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
             """Loads the detectors; the local executor calls this once its workers are busy preparing."""
             scorer = Scorer(spec if cfg.executor == "local" else replace(spec, device="cpu", precision="fp32",
                                                                            compile="off"))
+            check_loaded(ident, scorer.loaded)   # the weights loaded are those the run is bound to
             for ld in scorer.loaded:
                 if ld.detector.sample_rate != sr:
                     raise ValueError(f"model {ld.name}: its class declares sample_rate {sr} but the loaded "
@@ -193,66 +199,42 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
             return scorer
 
         bona = [(u.utt_id, str(u.path)) for u in dataset.utterances if u.label == "bonafide"]
-        # lazy: memory does not grow with the set
         size = cfg.shard_size or (256 if str(device).startswith("cuda") else 32)   # GPU batches can fill
-        units = _units(cfg, conditions, dataset, store, models, on_device=on_device, split=split, size=size)
-        with _Progress(show_progress, total, progress) as bar, make_executor(
-                cfg.executor, workers=workers, seed=cfg.seed, sr=sr, bonafide=bona,
-                resources=cfg.resources, scorer_spec=spec, address=cfg.address, cache_dir=cfg.cache_dir,
-                codec_device=device if cfg.executor == "local" else None) as ex:
-            seen: set[tuple] = set()
-            # local: the detectors load while the workers start; Ray scores remotely and the driver's
-            # copy (on its CPU) only gives the provenance
-            for res in ex.run(units, build_scorer if cfg.executor == "local" else build_scorer()):
-                cond = res.unit.condition
-                for prob in res.problems:
-                    store.add_problem(*prob)
-                    if prob[2] == "level":   # a usable input with a warning (logged by its worker)
-                        continue
-                    if (prob[2], prob[4], prob[5], prob[3]) not in seen:  # log each distinct reason once
-                        seen.add((prob[2], prob[4], prob[5], prob[3]))
-                        log.warning("%s failed for %s (%s@%s): %s (further such inputs: see problems.csv)",
-                                    prob[2], prob[0], prob[4] or "-", prob[5], prob[3])
-                store.add_scores(res.scores, res.quality, res.segments)
-                bar.describe(f"{cond.family}@{cond.severity}")
-                bar.advance(res.unit.n_scores)
+        seen: set[tuple] = set()
+        timing: dict[str, float] = {}
+        while True:   # once, or again after a served detector that went away answers again (--wait-for-service)
+            # lazy: memory does not grow with the set
+            units = _units(cfg, conditions, dataset, store, models, on_device=on_device, split=split, size=size)
+            try:
+                with _Progress(show_progress, total, progress) as bar, make_executor(
+                        cfg.executor, workers=workers, seed=cfg.seed, sr=sr, bonafide=bona,
+                        resources=cfg.resources, scorer_spec=spec, address=cfg.address, cache_dir=cfg.cache_dir,
+                        codec_device=device if cfg.executor == "local" else None, max_seconds=cfg.max_seconds) as ex:
+                    # local: the detectors load while the workers start; Ray scores remotely and the driver's
+                    # copy (on its CPU) only gives the provenance
+                    scorer = scorers[0] if scorers else build_scorer if cfg.executor == "local" else build_scorer()
+                    try:
+                        for res in ex.run(units, scorer):
+                            _store_result(store, res, seen)
+                            bar.describe(f"{res.unit.condition.family}@{res.unit.condition.severity}")
+                            bar.advance(res.unit.n_scores)
+                    finally:
+                        for k, v in getattr(ex, "timing", {}).items():
+                            timing[k] = timing.get(k, 0.0) + v
+                break
+            except Exception as e:
+                if not unavailable(e):
+                    raise
+                after_outage(e, cfg, ident, out, {**prev, **prov}, store.n_scores(),   # waits, or raises
+                             _count_scores(conditions, dataset, store, models, split))
+                total = _count_scores(conditions, dataset, store, models, split)
         if cfg.executor == "local" and scorers:   # what the engines chose and measured (Ray: in its actors)
             prov["inference"] = scorers[0].inference_report()
-            prov["timing"] = timing_summary(ex.timing, prev.get("timing"))
+            prov["timing"] = timing_summary(timing, prev.get("timing"))
         result = _finish(out, store, suite, conditions, cfg, {**prov, "status": "complete",
                                                               "elapsed_s": round(time.time() - started, 2)},
                          dataset, speakers)
     return result
-
-
-def check_resources(conditions) -> dict[str, Any]:
-    """Every perturbation (and attack-through perturbation) has what it needs beyond its parameters;
-    the first that does not stops the run with its own one-line message, naming the condition. Returns
-    the weights folders found (family -> {folder, sha256 per file}) for the provenance."""
-    from foundation.weights import sha256_file
-
-    checked: set[str] = set()
-    found: dict[str, Any] = {}
-    for cond in conditions:
-        pert = cond.build_through() if cond.kind == "attack" else cond.build()
-        if pert is None:
-            continue
-        k = pert.key()
-        if k in checked:
-            continue
-        checked.add(k)
-        try:
-            pert.check_resources()
-        except Exception as e:  # noqa: BLE001 - re-raised as one line naming the condition
-            raise RuntimeError(f"condition {cond.family}@{cond.severity}: {e}") from e
-        for step in getattr(pert, "steps", None) or (pert,):
-            if hasattr(step, "weights_folder"):
-                folder = step.weights_folder()
-                if str(folder) not in (v["folder"] for v in found.values()):
-                    found[f"{step.family}:{folder}"] = {
-                        "family": step.family, "folder": str(folder),
-                        "sha256": {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file()}}
-    return found
 
 
 def default_workers(device: str) -> int:
@@ -263,6 +245,24 @@ def default_workers(device: str) -> int:
     if str(device).startswith("cuda"):
         return max(1, min(32, cores - 1))
     return max(1, min(4, cores - 1))
+
+
+def _store_result(store: Store, res, seen: set[tuple]) -> None:
+    """Commits one unit's rows; logs each distinct failure reason once (every one is in problems.csv)."""
+    changed = store.conflicting_files(res.files)
+    if changed:
+        raise ValueError(f"{', '.join(changed[:5])}: the audio changed while this run was scoring it (another "
+                         "sha256 than when it was first read); give the command again (--rescore-changed scores "
+                         "the new content)")
+    for prob in res.problems:
+        store.add_problem(*prob)
+        if prob[2] == "level":   # a usable input with a warning (logged by its worker)
+            continue
+        if (prob[2], prob[4], prob[5], prob[3]) not in seen:
+            seen.add((prob[2], prob[4], prob[5], prob[3]))
+            log.warning("%s failed for %s (%s@%s): %s (further such inputs: see problems.csv)",
+                        prob[2], prob[0], prob[4] or "-", prob[5], prob[3])
+    store.add_scores(res.scores, res.quality, res.segments, res.files)
 
 
 def _sample_rate(models: list[str]) -> int:
@@ -291,56 +291,6 @@ def _speakers(dataset) -> dict[str, str] | None:
     return sp
 
 
-def _todo(conditions, dataset, store: Store, models: list[str], split=None):
-    """Per condition: the utterances some model still lacks, and what each model has (from the store).
-    Utterances that failed to read or perturb are not retried; a universal attack scores only the held-out half."""
-    from bench.suites.universal import is_universal
-
-    bad_read = store.failed("read")
-    for cond in conditions:
-        bad = bad_read | store.failed("perturb", cond.family, cond.severity)
-        # a non-finite score is that model's answer: recorded in problems, not recomputed on resume
-        done = {m: store.done(m, cond.family, cond.severity) | store.failed_for("nonfinite", m, cond.family,
-                                                                                 cond.severity)
-                for m in models}
-        held = split[1] if split is not None and is_universal(cond) else None
-        todo = [u for u in dataset.utterances if u.utt_id not in bad and (held is None or u.utt_id in held)
-                and any(u.utt_id not in done[m] for m in models)]
-        yield cond, todo, done
-
-
-def _count_scores(conditions, dataset, store: Store, models: list[str], split=None) -> int:
-    return sum(sum(u.utt_id not in done[m] for u in todo for m in models)
-               for _cond, todo, done in _todo(conditions, dataset, store, models, split))
-
-
-def _units(cfg: RunConfig, conditions, dataset, store: Store, models: list[str], on_device: bool = False,
-           split=None, size: int | None = None):
-    """Units for what the store still lacks, made as the executor asks for them (never all at once).
-    With ``on_device``, a perturbation that can run on the scoring device gets tasks of kind ``device``:
-    workers only read the clean audio and the scorer perturbs it there (see ``Scorer._perturb_on_device``).
-    A universal attack's units carry its training clips (``Unit.train``, see
-    :func:`bench.suites.universal.universal_training_split`)."""
-    from bench.run.segments import segments_of
-    from bench.suites.universal import is_universal
-
-    for cond, todo, done in _todo(conditions, dataset, store, models, split):
-        kind = "device" if on_device and cond.kind != "attack" and cond.build().on_device else cond.kind
-        train: tuple[Task, ...] = ()
-        if split is not None and is_universal(cond):
-            cap = int(cond.build().train_clips)
-            train = tuple(Task(u.utt_id, str(u.path), u.label, cond.key(), cond.spec, cond.kind)
-                          for u in split[0][:cap])
-        size = size or cfg.shard_size or 32
-        for i in range(0, len(todo), size):
-            shard = todo[i:i + size]
-            needs = tuple((m, ids) for m in models
-                          if (ids := tuple(u.utt_id for u in shard if u.utt_id not in done[m])))
-            tasks = tuple(Task(u.utt_id, str(u.path), u.label, cond.key(), cond.spec, kind, segments_of(u))
-                          for u in shard)
-            yield Unit(cond, tasks, needs, train)
-
-
 class RunFailed(RuntimeError):
     """A run that finished without a usable result (nothing scored for some model); tables are written."""
 
@@ -367,20 +317,43 @@ def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: di
     if isinstance(prov.get("config"), dict):   # a finished run given again keeps its config, but not these
         prov["config"] = {**prov["config"], "calibration": list(cfg.calibration),
                           "operating_point": cfg.operating_point}
-    scored = {m for m, _f, _s in store.groups()}
-    empty = [m for m in cfg.models if m not in scored]
+    why = _failure(cfg, conditions, store, problems, results, out)
     prov = {**prov, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "n_scores": store.n_scores(), "n_problems": len(problems),
             "bootstrap": "speaker clusters" if speakers else "utterances"}
-    if empty:
-        prov["status"] = "failed"
+    if why:
+        prov.update(status="failed", failure=why)
     _write_json(out / "run.json", prov)
-    if empty:
-        bad = problems[problems["stage"] != "level"] if len(problems) else problems
-        first = f"; first reason: {bad.iloc[0]['reason']}" if len(bad) else ""
-        raise RunFailed(f"nothing could be scored for {', '.join(empty)}: {len(bad)} inputs failed{first} "
-                        f"(every one is in {out / 'problems.csv'})")
+    if why:
+        raise RunFailed(why)
     return RunResult(out, results, problems, prov)
+
+
+def _failure(cfg: RunConfig, conditions, store: Store, problems: pd.DataFrame, results: pd.DataFrame,
+             out: Path) -> str | None:
+    """Why a run that went to its end has no usable result, or None: a model with no score at all, a condition
+    that could not run for any clip (e.g. its perturbation failed on every one), or no condition with an EER."""
+    groups = store.groups()
+    bad = problems[problems["stage"] != "level"] if len(problems) else problems
+    where = f"(every one is in {out / 'problems.csv'})"
+    empty = [m for m in cfg.models if m not in {g[0] for g in groups}]
+    if empty:
+        first = f"; first reason: {bad.iloc[0]['reason']}" if len(bad) else ""
+        return f"nothing could be scored for {', '.join(empty)}: {len(bad)} inputs failed{first} {where}"
+    have = {(f, int(sev)) for _m, f, sev in groups}
+    missing = [c for c in conditions if (c.family, int(c.severity)) not in have]
+    if missing:
+        c = missing[0]
+        own = bad[(bad["family"] == c.family) & (bad["severity"] == c.severity)] if len(bad) else bad
+        first = f": {own.iloc[0]['reason']}" if len(own) else ""
+        names = ", ".join(f"{x.family}@{x.severity}" for x in missing[:5])
+        return (f"{len(missing)} condition(s) could not run for any clip ({names}); {c.family}@{c.severity} "
+                f"failed{first} {where}")
+    if len(results) and not np.isfinite(results["eer"].astype(float)).any():
+        nb, ns = int(results["n_bonafide"].max()), int(results["n_spoof"].max())
+        return (f"no condition has an EER: the scored clips hold {nb} bona fide and {ns} spoof at most per "
+                "condition, and an EER needs both classes (a larger --limit, or data with both labels)")
+    return None
 
 
 def _read_json(path: Path) -> dict:

@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS problems (
     PRIMARY KEY (utt_id, stage, family, severity, model)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    utt_id TEXT PRIMARY KEY, path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS quality (
     model TEXT NOT NULL, family TEXT NOT NULL, severity INTEGER NOT NULL, utt_id TEXT NOT NULL,
     snr_db REAL, pesq REAL, stoi REAL,
@@ -47,6 +51,8 @@ CREATE TABLE IF NOT EXISTS segments (
     PRIMARY KEY (model, family, severity, utt_id, start_s)
 );
 """
+# ``files`` (added later; empty in older run folders, filled as they resume): the content each utterance's
+# scores were computed from, (size, mtime_ns, sha256) of its file (bench/run/inputs.py).
 # ``quality`` (added later; created in older run folders when they are opened, left empty for what
 # they had already scored): the measured quality of a condition's audio against its clean input
 # (bench/metrics/quality.py); model "" for perturbations (one audio for every model), the scored model for
@@ -145,12 +151,15 @@ class Store:
                                (model, family, severity))
         return {r[0] for r in rows}
 
-    def add_scores(self, rows: Iterable[tuple], quality: Iterable[tuple] = (), segments: Iterable[tuple] = ()) -> None:
+    def add_scores(self, rows: Iterable[tuple], quality: Iterable[tuple] = (), segments: Iterable[tuple] = (),
+                   files: Iterable[tuple] = ()) -> None:
         """rows: (model, family, severity, utt_id, label, score, policy, condition_key[, queries]); quality:
         (model, family, severity, utt_id, snr_db, pesq, stoi); segments: (model, family, severity, utt_id, start_s,
-        end_s, spoofed, score); one commit for all."""
+        end_s, spoofed, score); files: (utt_id, path, size, mtime_ns, sha256) of the audio the scores came from;
+        one commit for all."""
         rows = [tuple(r) + (None,) * (9 - len(r)) for r in rows]
         with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", [tuple(f) for f in files])
             self.db.executemany("INSERT OR REPLACE INTO segments VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(segments))
             self.db.executemany("INSERT OR REPLACE INTO quality VALUES (?, ?, ?, ?, ?, ?, ?)",
                                 [tuple(q[:4]) + tuple(_real(v) for v in q[4:]) for q in quality])
@@ -177,6 +186,40 @@ class Store:
         with self.db:
             cur = self.db.execute(f"DELETE FROM problems WHERE stage IN ({','.join('?' * len(stages))})", stages)
         return cur.rowcount
+
+    # --- file contents (bench/run/inputs.py) ------------------------------------------------------
+    def file_digests(self) -> dict[str, tuple[str, int, int, str]]:
+        """utt_id -> (path, size, mtime_ns, sha256) of the file its scores were computed from."""
+        return {r[0]: tuple(r[1:]) for r in self.db.execute("SELECT utt_id, path, size, mtime_ns, sha256 FROM files")}
+
+    def add_files(self, rows: Iterable[tuple]) -> None:
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", [tuple(r) for r in rows])
+
+    def conflicting_files(self, rows: Iterable[tuple]) -> list[str]:
+        """Paths of ``rows`` (utt_id, path, size, mtime_ns, sha256) whose stored sha256 is another one."""
+        out = []
+        for r in rows:
+            have = self.db.execute("SELECT sha256 FROM files WHERE utt_id=?", (r[0],)).fetchone()
+            if have is not None and have[0] != r[4]:
+                out.append(str(r[1]))
+        return out
+
+    def forget(self, utt_ids: Iterable[str]) -> int:
+        """Drops everything stored about these utterances (scores, quality, problems, digests), so they are
+        computed again; returns how many scores were dropped."""
+        ids = [(u,) for u in utt_ids]
+        with self.db:
+            before = self.n_scores()
+            for table in ("scores", "quality", "problems", "files"):
+                self.db.executemany(f"DELETE FROM {table} WHERE utt_id=?", ids)
+        return before - self.n_scores()
+
+    def warned(self, family: str, severity: int) -> set[str]:
+        """Utterances with a level warning that applies to this condition (the clip's own, or the condition's)."""
+        rows = self.db.execute("SELECT DISTINCT utt_id FROM problems WHERE stage='level' AND ((family='' AND "
+                               "severity=-1) OR (family=? AND severity=?))", (family, severity))
+        return {r[0] for r in rows}
 
     def failed(self, stage: str, family: str = "", severity: int = -1) -> set[str]:
         rows = self.db.execute("SELECT utt_id FROM problems WHERE stage=? AND family=? AND severity=?",

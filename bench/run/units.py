@@ -8,6 +8,7 @@ built from a :class:`ScorerSpec` so that a remote worker can build its own.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,13 @@ import numpy as np
 from bench.run.prepare import Prepared, Task
 
 log = logging.getLogger(__name__)
+
+
+def unavailable(e: BaseException) -> bool:
+    """A :class:`models.base.DetectorUnavailable` (a detector that stopped answering), told without importing
+    torch: an exception from a detector means its package is loaded."""
+    base = sys.modules.get("models.base")
+    return base is not None and isinstance(e, base.DetectorUnavailable)
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,7 @@ class UnitResult:
     problems: list[tuple] = field(default_factory=list)  # (utt_id, path, stage, reason, family, severity, model)
     quality: list[tuple] = field(default_factory=list)   # rows for Store.add_quality
     segments: list[tuple] = field(default_factory=list)  # window rows of partially spoofed data (run/segments.py)
+    files: list[tuple] = field(default_factory=list)     # (utt_id, path, size, mtime_ns, sha256): what was read
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,11 @@ class Scorer:
         for p in prepared:
             if getattr(p, "note", None):   # scored, but worth knowing (e.g. a float file far above full scale)
                 res.problems.append((p.utt_id, paths[p.utt_id], "level", p.note, "", -1, ""))
+            if getattr(p, "cond_note", None):   # e.g. the perturbation left this clip unchanged
+                res.problems.append((p.utt_id, paths[p.utt_id], "level", p.cond_note, cond.family, cond.severity, ""))
+            if getattr(p, "digest", None) is not None and p.wav is not None:
+                d = p.digest
+                res.files.append((p.utt_id, paths[p.utt_id], d.size, d.mtime_ns, d.sha256))
             if p.wav is None:
                 read = p.stage == "read"
                 res.problems.append((p.utt_id, paths[p.utt_id], p.stage, p.error or "",
@@ -135,6 +149,8 @@ class Scorer:
                 crafted, crafted_q = self._craft(cond.source, self.source(cond.source).detector, cond, want, ok,
                                                  labels, unit)
             except Exception as e:  # noqa: BLE001 - recorded for every model that needed these utterances
+                if unavailable(e):
+                    raise   # the detector, not these clips: the run stops (bench/run/outage.py)
                 log.error("%s@%d: crafting on %s failed: %s", cond.family, cond.severity, cond.source, e)
                 res.problems.extend((u, paths[u], "score", f"crafting on {cond.source}: {type(e).__name__}: {e}",
                                      cond.family, cond.severity, name) for name, ids in unit.needs
@@ -151,6 +167,8 @@ class Scorer:
                 scores, queries = self._score(self.by_name[name], cond, [ok[u] for u in todo],
                                               [labels[u] for u in todo], todo, unit, res.quality)
             except Exception as e:  # noqa: BLE001 - a failing batch is recorded, the run goes on
+                if unavailable(e):
+                    raise   # the detector, not these clips: the run stops (bench/run/outage.py)
                 log.error("%s %s@%d: scoring failed: %s", name, cond.family, cond.severity, e)
                 res.problems.extend((u, paths[u], "score", f"{type(e).__name__}: {e}", cond.family,
                                      cond.severity, name) for u in todo)
@@ -177,6 +195,7 @@ class Scorer:
         (``rng_for(seed, utt, key)``, as in the CPU workers); a failure is that utterance's problem."""
         import torch
 
+        from bench.run.inputs import unchanged_note
         from bench.run.prepare import quality_of, worker_context
         from foundation.seeding import rng_for
 
@@ -196,6 +215,8 @@ class Scorer:
             q = quality_of(Task(u, paths[u], "", key, cond.spec, "device"), wav, out[u], ctx.sr)
             if q is not None:
                 res.quality.append(("", cond.family, cond.severity, u, *q))
+            if cond.severity and (note := unchanged_note(wav, out[u], cond.family, cond.severity)):
+                res.problems.append((u, paths[u], "level", note, cond.family, cond.severity, ""))
         return out
 
     def _learned(self, name: str, detector, cond, unit: Unit):

@@ -3,7 +3,8 @@
 Protocol (what ``--model http://HOST:PORT``, models/remote.py, speaks):
 
 * ``GET /health`` -> 200 ``{"status": "ok", "model", "architecture", "checkpoint_sha256", "sample_rate",
-  "nb_samp", "policy", "output", "max_bytes", ...}``.
+  "nb_samp", "policy", "output", "max_bytes", ..., "config_sha256"}`` (the digest of everything that determines
+  the scores: a run against the service is bound to it).
 * ``POST /score`` with an audio file as the body (any format ``foundation.audio.load_audio`` reads: wav,
   flac, ogg, mp3, m4a ...; any rate, resampled to the model's) -> 200 ``{"score": float}`` (higher = more
   bona fide, the input policy of the card or ``--policy``), or with ``--output decision``
@@ -13,7 +14,8 @@ Protocol (what ``--model http://HOST:PORT``, models/remote.py, speaks):
 * Every other answer is JSON ``{"error": reason}``: 400 for an empty or unreadable body (the decoder's reason),
   404/405 for another path or method, 408 when the head or body arrives too slowly (``--header-timeout``,
   ``--read-timeout``), 413 when the body exceeds ``--max-bytes`` (checked on Content-Length before reading and while
-  reading), 422 when the detector gives a non-finite score, 431 for a head over ``--max-header-bytes``, 503 with
+  reading), 400 too for more than ``--max-seconds`` of audio (checked on its header before decoding), 422 when the
+  detector gives a non-finite score, 431 for a head over ``--max-header-bytes``, 503 with
   ``Retry-After`` when ``--max-concurrent`` requests are scoring and ``--max-queue`` more wait (decided before the
   body is read) or the bodies in flight would exceed ``--max-body-memory``, 500 with the exception's name otherwise.
 
@@ -24,7 +26,9 @@ and is logged as a warning (the service has no authentication and no TLS; put it
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import logging
 import math
 import os
@@ -44,6 +48,7 @@ DEFAULT_MAX_STREAMS = 16
 DEFAULT_STREAM_MAX_SECONDS = 3600.0
 DEFAULT_STREAM_IDLE_TIMEOUT = 10.0
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+DEFAULT_MAX_SECONDS = 60.0   # longest audio file /score decodes (its header checked first; None: no limit)
 OUTPUTS = ("score", "decision")
 
 
@@ -78,7 +83,8 @@ class Service:
                  max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES, max_connections: int = DEFAULT_MAX_CONNECTIONS,
                  max_streams: int = DEFAULT_MAX_STREAMS, stream_max_seconds: float = DEFAULT_STREAM_MAX_SECONDS,
                  stream_idle_timeout: float = DEFAULT_STREAM_IDLE_TIMEOUT,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 max_seconds: float | None = DEFAULT_MAX_SECONDS):
         from bench.scoring.windows import parse_policy
 
         if output not in OUTPUTS:
@@ -108,6 +114,7 @@ class Service:
         self.stream_max_seconds = _positive("--stream-max-seconds", stream_max_seconds)
         self.stream_idle_timeout = _positive("--stream-idle-timeout", stream_idle_timeout)
         self.max_message_bytes = int(max_message_bytes)
+        self.max_seconds = None if max_seconds is None else _positive("--max-seconds", max_seconds)
         det = loaded.detector
         self.sample_rate, self.nb_samp = int(det.sample_rate), int(det.nb_samp)
         self.window = self.policy.window_for(det)
@@ -123,13 +130,20 @@ class Service:
 
     def health(self) -> dict[str, Any]:
         det = self.loaded.detector
-        return {"status": "ok", "model": self.loaded.name, "architecture": self.loaded.card.architecture,
-                "checkpoint_sha256": self.loaded.sha256, "sample_rate": int(det.sample_rate),
-                "nb_samp": int(det.nb_samp), "policy": str(self.policy), "output": self.output,
-                **({"threshold": self.decision_threshold} if self.output == "decision" or self.threshold is not None
-                   else {}),
-                "max_bytes": self.max_bytes, "max_concurrent": self.max_concurrent, "max_queue": self.max_queue,
-                "batch_wait_ms": self.batch_wait_s * 1000.0, "max_streams": self.max_streams}
+        doc = {"status": "ok", "model": self.loaded.name, "architecture": self.loaded.card.architecture,
+               "checkpoint_sha256": self.loaded.sha256, "sample_rate": int(det.sample_rate),
+               "nb_samp": int(det.nb_samp), "policy": str(self.policy), "output": self.output,
+               **({"threshold": self.decision_threshold} if self.output == "decision" or self.threshold is not None
+                  else {}),
+               "max_bytes": self.max_bytes, "max_concurrent": self.max_concurrent, "max_queue": self.max_queue,
+               "max_seconds": self.max_seconds, "batch_wait_ms": self.batch_wait_s * 1000.0,
+               "max_streams": self.max_streams}
+        # everything that determines the scores, in one digest a client binds its run to (models/remote.py)
+        served = {k: doc.get(k) for k in ("model", "architecture", "checkpoint_sha256", "sample_rate", "nb_samp",
+                                          "policy", "output", "threshold")}
+        served["card_config"] = dict(self.loaded.card.config)
+        doc["config_sha256"] = hashlib.sha256(json.dumps(served, sort_keys=True, default=str).encode()).hexdigest()
+        return doc
 
     def decode(self, body: bytes | bytearray):
         """One audio file (bytes) as mono float32 at the detector's rate; ``foundation.audio.AudioError`` if bad."""
@@ -139,7 +153,7 @@ class Service:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(body)
-            wav, _info = load_audio(tmp, target_sr=self.sample_rate)
+            wav, _info = load_audio(tmp, target_sr=self.sample_rate, max_seconds=self.max_seconds)
         except AudioError as e:
             raise AudioError("request body", e.reason.replace(tmp, "the request body")) from None
         finally:

@@ -83,6 +83,9 @@ def add_parser(sub, label_map_help: str) -> None:
                    help=f"a stream silent this many seconds is closed (default {A.DEFAULT_STREAM_IDLE_TIMEOUT:g})")
     s.add_argument("--max-message-bytes", type=int, default=A.DEFAULT_MAX_MESSAGE_BYTES,
                    help=f"largest WebSocket message (default {A.DEFAULT_MAX_MESSAGE_BYTES}, 1 MiB)")
+    s.add_argument("--max-seconds", type=finite, default=A.DEFAULT_MAX_SECONDS, metavar="S",
+                   help="refuse (400) a /score body holding more than this many seconds of audio, checked on its "
+                   f"header before decoding (default {A.DEFAULT_MAX_SECONDS:g}; 0 = no limit)")
     s.add_argument("--output", default="score", choices=["score", "decision"],
                    help="answer the score (default) or only the decision (a decision-only service)")
     s.add_argument("--threshold", type=finite,
@@ -103,5 +106,6 @@ def cmd_serve(a: argparse.Namespace) -> int:
           batch_wait_ms=a.batch_wait_ms, max_body_memory=a.max_body_memory, read_timeout=a.read_timeout,
           header_timeout=a.header_timeout, max_header_bytes=a.max_header_bytes, max_connections=a.max_connections,
           max_streams=a.max_streams, stream_max_seconds=a.stream_max_seconds,
-          stream_idle_timeout=a.stream_idle_timeout, max_message_bytes=a.max_message_bytes)
+          stream_idle_timeout=a.stream_idle_timeout, max_message_bytes=a.max_message_bytes,
+          max_seconds=a.max_seconds or None)
     return 0

@@ -24,6 +24,10 @@ relative to a measured baseline. ``include: [other, suites]`` merges built-in su
 A ``source:`` naming a Python class (``package.module:Class``) imports and runs that module's code, so a
 suite file holding one is refused unless the caller trusts it (``load_suite(..., trust_code=True)``,
 ``bench run --trust-code``).
+
+A suite file is untrusted input: its size, includes and YAML alias expansion are bounded before it is
+parsed (:mod:`bench.suites.untrusted`). ``severities: [0]`` is refused: severity 0 is the clean input, which
+every run measures once as the condition ``clean``.
 """
 from __future__ import annotations
 
@@ -34,9 +38,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from bench.suites.conditions import Condition, ConditionSpec, SuiteError, attack_label  # noqa: F401 (the suite's API)
+from bench.suites.untrusted import MAX_SUITE_FILES, parse_yaml as _parse_yaml, read_bounded
 
 
 @dataclass(frozen=True)
@@ -149,9 +152,7 @@ def builtin_names() -> list[str]:
 def _read(name_or_path: str) -> tuple[str, bytes]:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():
-        if not p.is_file():
-            raise SuiteError(f"suite file {p} does not exist")
-        return str(p), p.read_bytes()
+        return str(p), read_bounded(p)
     res = resources.files("bench") / "suites" / f"{name_or_path}.yaml"
     if not res.is_file():
         raise SuiteError(f"unknown suite {name_or_path!r}; built-in suites: {', '.join(builtin_names())}, "
@@ -166,15 +167,18 @@ KNOWN_METRICS = ("eer", "auc", "far_at_clean_threshold", "frr_at_clean_threshold
 _THROUGH = {"family", "severity", "params", "eot"}
 
 
-def load_suite(name_or_path: str, _stack: tuple[str, ...] = (), *, trust_code: bool = False) -> Suite:
+def load_suite(name_or_path: str, _stack: tuple[str, ...] = (), *, trust_code: bool = False,
+               _files: list[str] | None = None) -> Suite:
     """Parse and validate a suite. ``trust_code``: allow ``source: package.module:Class`` (imports code)."""
     source, raw = _read(name_or_path)
     if source in _stack:
         raise SuiteError(f"{source}: include cycle {' -> '.join(_stack + (source,))}")
-    try:
-        doc = yaml.safe_load(raw) or {}
-    except yaml.YAMLError as e:
-        raise SuiteError(f"{source}: not valid YAML ({e})") from e
+    _files = [] if _files is None else _files
+    _files.append(source)
+    if len(_files) > MAX_SUITE_FILES:
+        raise SuiteError(f"{_stack[0] if _stack else source}: loads more than {MAX_SUITE_FILES} suite files "
+                         "through include:; refused (does an include list repeat a suite?)")
+    doc = _parse_yaml(source, raw)
     if not isinstance(doc, dict):
         raise SuiteError(f"{source}: the top level must be a mapping with name and conditions")
     unknown = sorted(set(doc) - _TOP)
@@ -186,7 +190,7 @@ def load_suite(name_or_path: str, _stack: tuple[str, ...] = (), *, trust_code: b
     if not isinstance(includes, list):
         raise SuiteError(f"{source}: 'include' must be a list of suite names or paths, got {includes!r}")
     for inc in includes:
-        sub = load_suite(str(inc), _stack + (source,), trust_code=trust_code)
+        sub = load_suite(str(inc), _stack + (source,), trust_code=trust_code, _files=_files)
         conds.extend(sub.conditions)
         digest.update(sub.sha256.encode())
     items = doc.get("conditions") or []
@@ -236,6 +240,11 @@ def _parse_condition(source: str, i: int, item: Any, trust_code: bool = False) -
         raise SuiteError(f"{where}: 'severities' must be a list of integers, got {sev!r}")
     if len(set(sev)) != len(sev):
         raise SuiteError(f"{where}: 'severities' lists a severity twice: {sev!r}")
+    if 0 in sev:
+        raise SuiteError(f"{where}: severity 0 is the clean input, which every run measures once (condition "
+                         "'clean'); list severities from 1, e.g. [1, 3, 5]")
+    if not sev:
+        raise SuiteError(f"{where}: 'severities' is empty; list at least one, e.g. [1, 3, 5]")
     if "chain" in item:
         steps = item["chain"]
         if not isinstance(steps, list) or not steps:

@@ -56,6 +56,20 @@ def codec_device(context: Context | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+def check_safetensors(family: str, folder: Path) -> None:
+    """Refuses a weights folder without ``*.safetensors`` weights, naming any pickled ones it holds."""
+    if any(Path(folder).glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for p in Path(folder).iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+    what = (f"holds pickled weights ({', '.join(pickled)}), which are refused: unpickling runs code" if pickled
+            else "holds no *.safetensors weights")
+    raise ValueError(f"{family}: the weights folder {folder} {what}; save the model with save_pretrained "
+                     "(safe_serialization, the default) to get model.safetensors")
+
+
 @functools.lru_cache(maxsize=8)   # (class, folder, device): three codecs on two devices fit
 def _load(class_name: str, folder: str, device: str):
     try:
@@ -65,7 +79,7 @@ def _load(class_name: str, folder: str, device: str):
                           f"({e})") from e
     cls = getattr(transformers, class_name)
     try:
-        model = cls.from_pretrained(folder, local_files_only=True)
+        model = cls.from_pretrained(folder, local_files_only=True, use_safetensors=True)   # never a pickle
     except (OSError, ValueError) as e:
         raise ValueError(f"cannot load a {class_name} from {folder}: {e}") from e
     import multiprocessing
@@ -114,7 +128,10 @@ class NeuralCodec(Perturbation):
         return resolve_folder(self.WEIGHTS, self.checkpoint)
 
     def check_resources(self) -> None:
-        self.weights_folder()
+        """The weights folder exists and holds safetensors weights: pickled weights (``.bin``, ``.pt``, ...) are
+        refused here, before any audio is read, rather than failing on every clip (the run could then end with
+        the condition silently missing)."""
+        check_safetensors(self.family, self.weights_folder())
 
     def model(self, device: str | None = None):
         model = _load(self.MODEL_CLASS, str(self.weights_folder()), device or codec_device())
