@@ -1,4 +1,6 @@
-"""Training and fine-tuning detectors with the benchmark's own perturbations and attacks.
+"""Training and fine-tuning detectors with the benchmark's own perturbations and attacks (``bench train``).
 
-May import foundation/, models/, perturbations/, attacks/ and the other bench sub-packages, never bench.cli/bench.api.
+May import: ``bench.data``, ``bench.suites``, ``bench.metrics``, ``bench.scoring``, ``bench.run`` (worker-side
+preparation, the run lock, provenance, progress), ``bench.terminal`` (tables), ``foundation`` and the plug-in packages;
+never ``bench.cli``, ``bench.api`` or ``bench.serve``.
 """
