@@ -33,6 +33,7 @@ from reports import render as R
 from reports import tables as T
 from reports.load import CLEAN, Run, RunError, condition_name, conditions, families, load_run
 from reports.pairing import differences, pair_models, paired_diff_ci
+from reports.safecsv import write_csv
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +249,7 @@ def write_compare(cmp: Comparison, out: str | Path, plots: bool = True, style: s
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
-    cmp.table.to_csv(out / "compare.csv", index=False)
+    write_csv(cmp.table, out / "compare.csv")
     files["compare.csv"] = out / "compare.csv"
     summ = summary(cmp)
     shown = display_names(cmp)

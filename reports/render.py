@@ -6,7 +6,10 @@ import re
 from reports.tables import Table
 
 def md_escape(s: str) -> str:
-    return str(s).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+    """Text as Markdown shows it, never as markup that does something: table bars, raw HTML and link or image
+    syntax (``[``, ``]``: a model or speaker named ``![t](http://...)`` or ``[x](javascript:...)`` stays text)."""
+    return (str(s).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+            .replace("[", "\\[").replace("]", "\\]"))
 
 
 def to_markdown(t: Table) -> str:

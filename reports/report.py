@@ -24,6 +24,7 @@ from reports import plots as P
 from reports import render as R
 from reports import tables as T
 from reports.load import Run, RunError, condition_name, conditions, families, family_kind, load_run
+from reports.safecsv import write_csv
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
     competent, ref = _competent(res, models, reference, rep)
     deg = T.degradation(competent, ref, scores=scores)
     rep.degradation = deg
-    T.rounded(deg).to_csv(out / "degradation.csv", index=False)
+    write_csv(T.rounded(deg), out / "degradation.csv")
     rep.files["degradation.csv"] = out / "degradation.csv"
 
     fam_tables = [T.eer_table(res, f, models) for f in families(res)]
@@ -238,7 +239,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
         if scores is None:
             raise RunError(f"--by {col} needs scores.csv in {run.path}")
         bd = breakdown(scores, col)
-        bd.to_csv(out / f"by_{col}.csv", index=False)
+        write_csv(bd, out / f"by_{col}.csv")
         rep.files[f"by_{col}.csv"] = out / f"by_{col}.csv"
         by_tables += [breakdown_table(bd, res, col, m) for m in models]
         why = empty_breakdown(bd, col)
