@@ -29,6 +29,8 @@ not fit in ``--budget-s`` is skipped and said so, and everything measured so far
 6. pipeline: ``bench.run.runner.run`` (suite clean, model aasist, --limit 96; then the compression suite at
    batch 32, whose codecs the CPU workers prepare) in process against pure
    ``score_batch`` of the same clips (batch 8, shards of 32), alternated a b a;
+6c. train: bench train's step (forward + backward + Adam) for AASIST-L and AASIST at batch 24 and 128 in fp32,
+   torch's defaults and bf16: examples/s and the first loss against fp32 (benchmarks/_gpu_train.py);
 6b. latency: batch-1 latency per window (p50/p95/p99) and the real-time factor of every detector on the device
    (benchmarks/_gpu_latency.py; benchmarks/latency.py's window section);
 7. the rest: AASIST-L and RawNet2 scoring, AASIST without channels_last, cudnn.benchmark on,
@@ -68,6 +70,7 @@ from benchmarks._gpu_engine import sec_engine  # noqa: E402
 from benchmarks._gpu_latency import sec_latency  # noqa: E402
 from benchmarks._gpu_summary import summary  # noqa: E402
 from benchmarks._gpu_prepare import sec_prepare  # noqa: E402
+from benchmarks._gpu_train import sec_train  # noqa: E402
 from benchmarks._gpu_lib import (
     NOMINAL,
     T0,
@@ -92,7 +95,7 @@ from benchmarks._gpu_lib import (
 # run order and estimated seconds on a GPU: the figures the issue asks for first (the engine, whose CUDA-graph
 # compile may take a minute or two, after the pipeline so that it cannot crowd out the waiting share)
 PLAN = (("machine", 20), ("aasist", 90), ("pgd", 45), ("cuda-parity", 30), ("prepare", 20), ("pipeline", 150),
-        ("engine", 60), ("latency", 60), ("aasist-l", 45), ("rawnet2", 40), ("nchw", 25), ("cudnn-benchmark", 30),
+        ("engine", 60), ("latency", 60), ("train", 60), ("aasist-l", 45), ("rawnet2", 40), ("nchw", 25), ("cudnn-benchmark", 30),
         ("compile", 150))
 
 
@@ -310,7 +313,8 @@ def sec_compile() -> None:
 SECTIONS = {"machine": sec_machine, "aasist": lambda: sec_scoring("aasist"), "engine": sec_engine, "pgd": sec_pgd,
             "cuda-parity": sec_cuda_parity, "prepare": sec_prepare, "pipeline": sec_pipeline,
             "aasist-l": lambda: sec_scoring("aasist-l"), "rawnet2": lambda: sec_scoring("rawnet2"),
-            "nchw": sec_nchw, "cudnn-benchmark": sec_cudnn_benchmark, "compile": sec_compile, "latency": sec_latency}
+            "nchw": sec_nchw, "cudnn-benchmark": sec_cudnn_benchmark, "compile": sec_compile, "latency": sec_latency,
+            "train": sec_train}
 
 
 def main(argv: list[str] | None = None) -> int:
