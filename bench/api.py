@@ -22,16 +22,23 @@ def models() -> pd.DataFrame:
     """Detectors and known checkpoints (one row per card)."""
     from models import list_cards
 
+    from foundation.weights import availability
+
     rows = []
     for c in list_cards():
+        where, recorded = availability(c)   # no hashing, no network
         rows.append({"name": c.name, "architecture": c.architecture, "params": c.params,
                      "training_data": c.training_data, "published_eer": c.published_eer,
                      "licence": c.licence, "checkpoint": c.filename, "url": c.url, "sha256": c.sha256,
-                     "input_policy": c.input_policy, "description": c.description})
+                     "input_policy": c.input_policy, "description": c.description,
+                     "weights": where + (f" (sha256 {recorded[:12]}..., recorded at first download)"
+                                         if recorded else ""),
+                     "recorded_sha256": recorded})
     from models.hf import cached_models
 
     for r in cached_models():   # hf: models seen in the user cache, with their revision and labels
         rows.append({"params": None, "training_data": "", "published_eer": "", "licence": "", "url": None,
+                     "weights": "cached",
                      "input_policy": "whole", "description": f"Hugging Face checkpoint; labels {r['labels']}",
                      **r})
     df = pd.DataFrame(rows).astype(object)

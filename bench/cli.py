@@ -20,6 +20,7 @@ EPILOG = """examples:
   bench perturb --family mp3 --severity 3 in.wav out.wav
   bench perturb --family encodec --severity 5 --param checkpoint=FOLDER in.wav out.wav
   bench weights encodec dac                     fetch the neural codecs' weights ahead
+  bench weights rawnet2                         download the ASVspoof 2021 RawNet2 (sha256 recorded on first use)
   bench run --suite compression                 the main job, on the built-in demo set
   bench run --suite noise --model aasist,aasist-l --data manifest.csv --limit 200
   bench report runs/<folder>                    tables, plots and an HTML page
@@ -47,7 +48,8 @@ def cmd_models(a: argparse.Namespace) -> int:
         rows = df.to_dict(orient="records")
         hf = [r for r in rows if str(r.get("name", "")).startswith("hf:")]
         _table([r for r in rows if r not in hf],
-               ["name", "architecture", "params", "training_data", "published_eer", "licence", "checkpoint"],
+               ["name", "architecture", "params", "training_data", "published_eer", "licence", "checkpoint",
+                "weights"],
                "Detectors and checkpoints")
         if hf:
             _table(hf, ["name", "architecture", "revision", "labels", "checkpoint"],
@@ -101,9 +103,25 @@ def cmd_score(a: argparse.Namespace) -> int:
     return 1 if any(r["error"] for r in rows) else 0
 
 
-def cmd_weights(a: argparse.Namespace) -> int:
+def _weights_source_file(card: Any, source: str) -> Any:
+    """The file `bench weights --from DIR` takes for a card: its zip for an archive card, else DIR/<filename>."""
     from pathlib import Path
 
+    from foundation.tofu import is_archive_card
+
+    if is_archive_card(card):
+        zip_name = Path(card.url).name
+        inner = Path(source) / Path(card.filename).parent / zip_name
+        return inner if inner.is_file() else Path(source) / zip_name
+    return Path(source) / card.filename
+
+
+def _weights_page(card: Any) -> str:
+    page = card.extra.get("weights_page")
+    return f" (the authors publish it at {page})" if page else ""
+
+
+def cmd_weights(a: argparse.Namespace) -> int:
     from foundation.weights import WeightsError, install, install_folder
     from models import CARDS
     from perturbations.codecs._neural import CODEC_WEIGHTS
@@ -119,15 +137,16 @@ def cmd_weights(a: argparse.Namespace) -> int:
                 rows.append({"model": name, "status": how, "path": str(path), "sha256": ""})
                 continue
             card = CARDS.get(name)
-            if a.source and card.filename and not (Path(a.source) / card.filename).is_file():
+            wanted = _weights_source_file(card, a.source) if a.source and card.filename else None
+            if wanted is not None and not wanted.is_file():
                 # a folder of some official files: what it lacks is skipped (said), not a failure
-                msg = f"{Path(a.source) / card.filename} does not exist"
+                msg = f"{wanted} does not exist" + _weights_page(card)
                 sys.stderr.write(f"{name}: skipped, {msg}\n")
                 failed += named
                 rows.append({"model": name, "status": "skipped", "path": "", "sha256": card.sha256 or "",
                              "error": msg})
                 continue
-            path, how = install(card, a.source)
+            path, how = install(card, a.source, accept_new=a.accept_new)
             rows.append({"model": name, "status": how, "path": str(path), "sha256": card.sha256 or ""})
         except (KeyError, ValueError, WeightsError) as e:
             failed += 1
@@ -283,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "codecs encodec, dac (their weights folders)")
     s.add_argument("--from", dest="source", metavar="DIR",
                    help="a folder of the official files (e.g. aasist/AASIST.pth) instead of downloading")
+    s.add_argument("--accept-new", action="store_true",
+                   help="for a checkpoint with no published digest (rawnet2's zip): download it again and trust a "
+                   "file other than the one whose sha256 was recorded at the first download")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_weights)
 

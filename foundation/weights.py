@@ -14,6 +14,9 @@ Folders (a neural codec's ``save_pretrained`` layout: ``config.json`` + ``model.
 same way with :class:`FolderCard`, :func:`resolve_folder` and :func:`install_folder`: an explicit folder,
 then ``$BENCH_WEIGHTS_DIR/<folder>``, then the cache, then a download from the Hugging Face hub into the
 cache. ``BENCH_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``) forbids every download; the tests set it.
+
+A checkpoint published only inside a zip with no digest (RawNet2's) is downloaded, unzipped and trusted on first
+use by :mod:`foundation.tofu`; :func:`availability` says where each card's weights are, for ``bench models``.
 """
 from __future__ import annotations
 
@@ -94,9 +97,13 @@ def resolve(card: "Card", explicit: str | os.PathLike | None = None, download: b
     candidates.append(cached)
     for p in candidates:
         if p.is_file():
-            if card.sha256 and verify:
+            if verify and (card.sha256 or _archive(card)):
                 check_card_digest(card, p, sha256_file(p))
             return p
+    if download and _archive(card):   # a zip with no published digest: foundation/tofu.py
+        from foundation.tofu import download as download_archive
+
+        return download_archive(card)[0]
     if download and card.url:
         try:
             return _download(card.url, cached, card.sha256)
@@ -108,7 +115,13 @@ def resolve(card: "Card", explicit: str | os.PathLike | None = None, download: b
     raise WeightsError(f"no checkpoint for {card.name!r} at {where}; set BENCH_WEIGHTS_DIR to a folder "
                        f"holding {card.filename} (or install it once: bench weights --from FOLDER), "
                        "pass --checkpoint PATH"
-                       + (f", or go online to download {card.url}" if card.url else ""))
+                       + (f", or go online to download {card.url}" if card.url else "") + _page(card))
+
+
+def _page(card: "Card") -> str:
+    """Where a card's files are published by hand (``extra["weights_page"]``), as the end of an error."""
+    page = (getattr(card, "extra", None) or {}).get("weights_page")
+    return f" (the authors publish {Path(card.filename or '').name} at {page}; download it there)" if page else ""
 
 
 def check_card_digest(card: "Card", path: str | os.PathLike, got: str) -> None:
@@ -116,22 +129,45 @@ def check_card_digest(card: "Card", path: str | os.PathLike, got: str) -> None:
     if card.sha256 and got != card.sha256:
         raise WeightsError(f"{path} has sha256 {got}, but the card of {card.name!r} says "
                            f"{card.sha256}; refusing to load it (delete or replace the file)")
+    if _archive(card):   # no digest on the card: the one recorded at the first download
+        from foundation.tofu import check_recorded
+
+        check_recorded(card, path, got)
 
 
-def install(card: "Card", source_dir: str | os.PathLike | None = None) -> tuple[Path, str]:
+def _archive(card: "Card") -> bool:
+    from foundation.tofu import is_archive_card
+
+    return is_archive_card(card)
+
+
+def install(card: "Card", source_dir: str | os.PathLike | None = None,
+            accept_new: bool = False) -> tuple[Path, str]:
     """Puts a card's checkpoint into the user cache (for machines that will be offline later).
 
     From ``source_dir/<card.filename>`` when given (copied only if its sha256 matches the card), else
     downloaded from the card's address. Returns ``(path in the cache, "present" | "copied" | "downloaded")``.
+    A card whose checkpoint is in a zip with no published digest goes through :mod:`foundation.tofu`
+    (``accept_new``: download again and trust a zip other than the one recorded at the first download).
     """
     if not card.filename:
         raise WeightsError(f"model {card.name!r} has no published checkpoint; pass one with --checkpoint PATH")
     cached = cache_dir() / "weights" / card.filename
+    if _archive(card):
+        from foundation import tofu
+
+        if cached.is_file() and tofu.recorded(card) and not accept_new:
+            check_card_digest(card, cached, sha256_file(cached))
+            return cached, "present"
+        if source_dir is not None:
+            return tofu.install_from(card, source_dir, accept_new)
+        return tofu.download(card, accept_new)
     if cached.is_file() and (not card.sha256 or sha256_file(cached) == card.sha256):
         return cached, "present"
     if source_dir is None:
         if not card.url:
-            raise WeightsError(f"model {card.name!r} has no download address; give --from DIR")
+            raise WeightsError(f"model {card.name!r} has no download address; give --from DIR, a folder holding "
+                               f"{card.filename}" + _page(card))
         try:
             return _download(card.url, cached, card.sha256), "downloaded"
         except OSError as e:
@@ -139,7 +175,7 @@ def install(card: "Card", source_dir: str | os.PathLike | None = None) -> tuple[
                                f"give --from DIR, a folder holding {card.filename}") from e
     src = Path(source_dir) / card.filename
     if not src.is_file():
-        raise WeightsError(f"{src} does not exist; --from must be a folder holding {card.filename}")
+        raise WeightsError(f"{src} does not exist; --from must be a folder holding {card.filename}" + _page(card))
     got = sha256_file(src)
     if card.sha256 and got != card.sha256:
         raise WeightsError(f"{src} has sha256 {got}, but the card of {card.name!r} says {card.sha256}; "
@@ -324,3 +360,27 @@ def install_folder(card: FolderCard, source_dir: str | os.PathLike | None = None
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return cached, "copied"
+
+
+# --- what `bench models` says about a card's weights ------------------------------------------------
+def availability(card: "Card") -> tuple[str, str | None]:
+    """Where a card's trained weights are on this machine, cheaply (no hashing, no network):
+    ``("BENCH_WEIGHTS_DIR" | "cached" | "downloadable" | "bring your own", digest recorded at first download)``."""
+    recorded_digest = None
+    if card.filename and _archive(card):
+        from foundation.tofu import recorded
+
+        try:
+            rec = recorded(card)
+        except WeightsError as e:
+            log.warning("%s", e)
+            rec = None
+        recorded_digest = rec["sha256"] if rec else None
+    if card.filename:
+        if os.environ.get("BENCH_WEIGHTS_DIR") and (Path(os.environ["BENCH_WEIGHTS_DIR"]) / card.filename).is_file():
+            return "BENCH_WEIGHTS_DIR", recorded_digest
+        if (cache_dir() / "weights" / card.filename).is_file():
+            return "cached", recorded_digest
+        if card.url:
+            return "downloadable", recorded_digest
+    return "bring your own", recorded_digest

@@ -260,22 +260,32 @@ def _n_params(config: Mapping[str, Any]) -> int:
     return total + g * fc + fc + fc * ncls + ncls
 
 
+# The ASVspoof 2021 organisers' pre-trained model (linked from asvspoof-challenge/2021 LA|DF/Baseline-RawNet2/
+# README.md): a zip with no published digest, trusted on first use (foundation/tofu.py). The README runs it as
+# ``--model_path pre_trained_DF_model.pth``; if the zip names it otherwise, its one .pth is taken.
+DF_ZIP_URL = "https://www.asvspoof.org/asvspoof2021/pre_trained_DF_RawNet2.zip"
+
 register_card(Card(
     name="rawnet2",
     architecture="rawnet2",
     config=CONFIG,
-    filename=None,
-    url=None,
-    licence="MIT (asvspoof-challenge/2021 baseline code); weights: your own",
-    training_data="ASVspoof 2021 LA baseline recipe (ASVspoof 2019 LA train)",
-    published_eer="9.50% EER, min t-DCF 0.4257 (ASVspoof 2021 LA eval, baseline B04); "
-                  "22.38% EER (ASVspoof 2021 DF eval)",
+    filename="rawnet2/pre_trained_DF_model.pth",
+    url=DF_ZIP_URL,
+    sha256=None,
+    licence="MIT (asvspoof-challenge/2021 baseline code); the pre-trained DF model states no licence of its own",
+    training_data="ASVspoof 2019 LA train (the organisers' DF-track model; mel-scaled sinc filters)",
+    published_eer="22.38% EER (ASVspoof 2021 DF eval, baseline B04 RawNet2; ASVspoof 2021 summary paper, "
+                  "arXiv:2210.02437); 9.50% EER, min t-DCF 0.4257 on LA eval for the LA-track baseline",
     params=_n_params(CONFIG),
     description=("RawNet2 end-to-end baseline of ASVspoof 2021 (fixed mel-scaled sinc front end, "
-                 "residual blocks with filter-wise gates, GRU). The AASIST release publishes no "
-                 "RawNet2 weights: train your own with the official recipe (or use the DF-track "
-                 "model the ASVspoof 2021 organisers published as pre_trained_DF_RawNet2.zip) and "
-                 "pass it with --checkpoint PATH. Score: log-probability of bona fide."),
+                 "residual blocks with filter-wise gates, GRU). Weights: the DF-track model the ASVspoof 2021 "
+                 "organisers published as pre_trained_DF_RawNet2.zip, downloaded and unzipped into the cache "
+                 "on first use (`bench weights rawnet2`); no digest is published, so the first download's "
+                 "sha256 is recorded and a different file later is refused (`bench weights rawnet2 "
+                 "--accept-new` trusts it). Or train your own with the official recipe and pass it with "
+                 "--checkpoint PATH. Score: log-probability of bona fide."),
     extra={"score": "log_softmax[:, 1]", "min_samples": 1024 + 3 ** _N_POOLS,
-           "reference": "asvspoof-challenge/2021 LA/Baseline-RawNet2/model.py"},
+           "reference": "asvspoof-challenge/2021 LA/Baseline-RawNet2/model.py",
+           "archive": "zip", "archive_member": "pre_trained_DF_model.pth",
+           "weights_readme": "https://github.com/asvspoof-challenge/2021/blob/main/LA/Baseline-RawNet2/README.md"},
 ))

@@ -299,6 +299,8 @@ class SSLAASIST(Detector):
         return self.logits(wav)[:, 1]
 
 
+WEIGHTS_PAGE = "https://drive.google.com/drive/folders/1c4ywztEVlYVijfwbGLl9OEa1SNtFKppB"
+
 register_card(Card(
     name="ssl-aasist",
     architecture="ssl-aasist",
@@ -310,13 +312,23 @@ register_card(Card(
     published_eer="0.82% EER, min t-DCF 0.2066 (ASVspoof 2021 LA eval); 2.85% EER (ASVspoof 2021 DF eval)",
     params=315_885_962,  # XLS-R 300M as Wav2Vec2Model (315,438,720) + back end (447,242)
     description=("wav2vec 2.0 XLS-R 300M front end fine-tuned with an AASIST-style graph back end (Tak et "
-                 "al., Odyssey 2022). Download LA_model.pth from the authors' Google Drive folder linked in "
-                 "github.com/TakHemlata/SSL_Anti-spoofing and put it at $BENCH_WEIGHTS_DIR/ssl-aasist/"
-                 "LA_model.pth, or pass --checkpoint PATH (Best_LA_model_for_DF.pth, saved with a "
-                 "'module.' prefix, loads too). The checkpoint holds the fine-tuned XLS-R weights, so only "
+                 "al., Odyssey 2022). The authors publish LA_model.pth (LA track: 0.82% EER) and "
+                 "Best_LA_model_for_DF.pth (DF track: 2.85% EER) behind a file-sharing page, " + WEIGHTS_PAGE +
+                 " (linked from github.com/TakHemlata/SSL_Anti-spoofing): download them by hand, then `bench "
+                 "weights ssl-aasist --from DIR` (DIR holding ssl-aasist/LA_model.pth), or put it "
+                 "at $BENCH_WEIGHTS_DIR/ssl-aasist/LA_model.pth, or pass --checkpoint PATH (the DF file, "
+                 "saved with a 'module.' prefix, loads too). The checkpoint holds the fine-tuned XLS-R weights, so only "
                  "its architecture (this card's frontend_config) is needed; to start from a local XLS-R "
                  "300M in HF format (e.g. facebook/wav2vec2-xls-r-300m) set frontend_path. The fairseq "
                  "keys are renamed to transformers'. Score: the bona-fide logit."),
     extra={"score": "logits[:, 1]", "reference": "TakHemlata/SSL_Anti-spoofing model.py",
-           "backend_params": 447_242},
+           "backend_params": 447_242,
+           # TakHemlata/SSL_Anti-spoofing README, "Pre-trained SSL antispoofing models are available for LA and DF"
+           "weights_page": WEIGHTS_PAGE,
+           "published_checkpoints": {
+               "LA": {"file": "LA_model.pth", "eer": "0.82% EER, min t-DCF 0.2066 (ASVspoof 2021 LA eval)"},
+               "DF": {"file": "Best_LA_model_for_DF.pth", "eer": "2.85% EER (ASVspoof 2021 DF eval)"}},
+           # without a detector checkpoint (training from scratch), the XLS-R front end the release reads from
+           # fairseq's xlsr2_300m.pt comes from transformers' port: config frontend_path (+ allow_download)
+           "pretrained_frontend": "facebook/wav2vec2-xls-r-300m"},
 ))

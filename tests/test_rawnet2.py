@@ -155,10 +155,13 @@ def test_too_short_input_is_refused_with_the_minimum(model):
 
 def test_card_and_loader(model, tmp_path):
     card = CARDS.get("rawnet2")
-    assert card.architecture == "rawnet2" and card.filename is None and card.url is None
+    # the organisers' DF-track zip (tests/test_weights_archive.py runs its download over loopback)
+    assert card.architecture == "rawnet2" and card.sha256 is None and card.extra["archive"] == "zip"
+    assert card.url == "https://www.asvspoof.org/asvspoof2021/pre_trained_DF_RawNet2.zip"
+    assert card.published_eer.startswith("22.38% EER (ASVspoof 2021 DF eval")
     assert card.params == sum(p.numel() for p in model.parameters())
     assert "--checkpoint" in card.description
-    with pytest.raises(WeightsError, match="--checkpoint"):
+    with pytest.raises(WeightsError, match="--checkpoint"):   # the tests are offline (conftest)
         load_detector("rawnet2")
     path = tmp_path / "mine.pth"
     torch.save(model.state_dict(), path)
