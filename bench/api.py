@@ -236,7 +236,7 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
         label_map: str | None = None, trust_code: bool = False, retry_problems: bool = False,
         precision: str = "fp32", compile: str = "off", calibration: Sequence[str | Path] | str | None = None,
         operating_point: str | None = None, max_seconds: float | None = 600.0,
-        rescore_changed: bool = False, wait_for_service: float | None = None,
+        rescore_changed: bool = False, wait_for_service: float | None = None, skip_unavailable: bool = False,
         progress: bool | Callable[[int, int, str], None] = True) -> RunResult:
     """Python mirror of ``bench run``; returns a :class:`RunResult` (``.results`` DataFrame, ``.scores``,
     ``.problems``, ``.provenance``, ``.out`` the run folder).
@@ -270,6 +270,8 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
       rescore_changed files whose content changed since they were scored are scored again (else refused)
       wait_for_service  seconds to wait for a served detector that stops answering (inf: no limit); None
                   (default): the run stops as incomplete (:class:`bench.run.outage.RunIncomplete`)
+      skip_unavailable  a family that cannot run here (a missing system library or weights) is skipped and
+                  named (run.json "skipped", skipped.csv, summary, report, check); False (default): refused
       progress    True: a progress bar on a terminal, log lines otherwise; False: quiet; or a function
                   ``progress(done, total, condition)`` called after every unit of work.
 
@@ -292,7 +294,8 @@ def run(suite: str = "compression", *, models: Sequence[str] | str = ("aasist",)
                     retry_problems=retry_problems, precision=precision, compile=compile,
                     calibration=(calibration,) if isinstance(calibration, (str, Path)) else tuple(calibration or ()),
                     operating_point=operating_point, max_seconds=max_seconds,
-                    rescore_changed=rescore_changed, wait_for_service=wait_for_service)
+                    rescore_changed=rescore_changed, wait_for_service=wait_for_service,
+                    skip_unavailable=skip_unavailable)
     callback = progress if callable(progress) else None
     return _run(cfg, show_progress=progress is True, progress=callback)
 

@@ -152,8 +152,17 @@ def missing_eer(res, ctx: dict) -> Section | None:
     return Section(notes=notes) if notes else None
 
 
+def skipped(res, ctx: dict) -> Section | None:
+    """Families ``--skip-unavailable`` left out (run.json "skipped", skipped.csv): each named with its reason."""
+    recs = (getattr(res, "provenance", None) or {}).get("skipped") or []
+    notes = [f"SKIPPED {s['family']} (severities {', '.join(map(str, s['severities']))}): not in these results: "
+             f"{s['reason']}" for s in recs]
+    return Section(notes=notes) if notes else None
+
+
 SECTIONS: list[Callable[[Any, dict], Section | None]] = [eer_table, ci_note, operating_point, competence,
-                                                         small_classes, missing_eer, problems, files_and_next_step]
+                                                         small_classes, missing_eer, problems, skipped,
+                                                         files_and_next_step]
 
 
 def sections(res, ctx: dict | None = None) -> list[Section]:

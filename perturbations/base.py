@@ -26,6 +26,22 @@ from foundation.registry import Registry
 PERTURBATIONS: Registry[type["Perturbation"]] = Registry("perturbation family")
 
 
+class ResourceUnavailable(RuntimeError):
+    """Something a family needs is not installed here (a system library such as libvo-amrwbenc, an encoder
+    this PyAV build lacks): raised by ``check_resources`` with one line naming the family and the fix. The
+    runner refuses the suite (or skips the family under --skip-unavailable); the tests skip the family."""
+
+
+def unavailable(pert: "Perturbation") -> str | None:
+    """Why ``pert`` cannot run here (its :class:`ResourceUnavailable` message), or None when it can. Any
+    other error from ``check_resources`` is raised: a bug is not an absent library."""
+    try:
+        pert.check_resources()
+    except ResourceUnavailable as e:
+        return str(e)
+    return None
+
+
 @dataclass(frozen=True)
 class Context:
     """What a perturbation may need beyond the waveform.

@@ -335,6 +335,9 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
     r_base = base.results.set_index(["model", "family", "severity"])
     g_new, g_base = _scores_by_group(new), _scores_by_group(base)
     far_col, far_point, t_new, t_base, ties = _far_point(new, base, notes)
+    skipped_new = {s.get("family"): s.get("reason", "") for s in new.meta.get("skipped") or [] if isinstance(s, dict)}
+    for fam, why in skipped_new.items():
+        notes.append(f"the new run skipped {fam} (--skip-unavailable): {why}")
     rows = []
     for m, bm in pairs:
         for fam, sev in c_base:
@@ -351,6 +354,12 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, max_increase: floa
                 continue
             mismatch = (p_new.get((fam, sev)) and p_base.get((fam, sev))
                         and p_new[(fam, sev)] != p_base[(fam, sev)])
+            if key_n not in r_new.index and fam in skipped_new:   # named as skipped, never silently missing
+                row.update(status="skipped", failed=not allow_missing,
+                           reason=f"skipped in the new run (--skip-unavailable): {skipped_new[fam]}"
+                           + ("" if not allow_missing else " (allowed by --allow-missing)"))
+                rows.append(row)
+                continue
             if key_n not in r_new.index or mismatch:
                 why = ("its level parameters differ from the baseline's" if mismatch
                        else "missing from the new run")

@@ -24,6 +24,7 @@ def format_result(res: CheckResult) -> str:
            else "mode threshold: the point estimate of the increase is compared with the limit")
     nf = int(res.rows["failed"].sum())
     n_missing = int((res.rows["status"] == "missing").sum())
+    n_skipped = int((res.rows["status"] == "skipped").sum())
     head = (f"OK: {n} conditions checked, none failed" if res.ok
             else f"FAIL: {nf} of {n} conditions failed")
     lines = [head + f" ({rule}; {how})"]
@@ -34,6 +35,9 @@ def format_result(res: CheckResult) -> str:
                                                       ("baseline", res.inputs.get("baseline"))) if d]
     if n_missing:
         lines.append(f"{n_missing} baseline conditions are missing from the new run or differ in their parameters"
+                     + (" (allowed by --allow-missing)" if res.allow_missing else ""))
+    if n_skipped:
+        lines.append(f"{n_skipped} baseline conditions were SKIPPED in the new run (their family could not run there)"
                      + (" (allowed by --allow-missing)" if res.allow_missing else ""))
     far = res.max_far_increase is not None or res.rows["far"].notna().any()
     hdr = ["model", "condition", "base EER %", "new EER %", "diff", "95% CI"]
@@ -51,7 +55,8 @@ def format_result(res: CheckResult) -> str:
         if far:
             fci = f"[{_pct(r.far_ci_low, True)}, {_pct(r.far_ci_high, True)}]" if np.isfinite(r.far_ci_low) else "-"
             cells += [_pct(r.baseline_far), _pct(r.far), _pct(r.far_increase, True), fci]
-        verdict = {"ok": "ok", "missing": "MISSING" if r.failed else "missing (allowed)"}.get(r.status, "FAIL")
+        verdict = {"ok": "ok", "missing": "MISSING" if r.failed else "missing (allowed)",
+                   "skipped": "SKIPPED" if r.failed else "skipped (allowed)"}.get(r.status, "FAIL")
         cells.append(verdict + (f": {r.reason}" if r.reason and r.status == "FAIL" else ""))
         table.append(cells)
     widths = [max(len(row[i]) for row in table) for i in range(len(hdr) - 1)]
@@ -61,7 +66,7 @@ def format_result(res: CheckResult) -> str:
                  "over whole speakers where marked spk, independent where marked unpaired")
     for r in res.failed.itertuples():
         who = r.model if r.model == r.baseline_model else f"{r.model or '-'} (baseline {r.baseline_model})"
-        if r.status == "missing":
+        if r.status in ("missing", "skipped"):
             lines.append(f"  {who} {r.condition}: {r.reason}")
             continue
         new = "none" if not np.isfinite(r.eer) else f"{100 * r.eer:.2f}%"

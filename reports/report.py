@@ -210,6 +210,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, reference: 
         rep.notes.append(DEMO_NOTE)
     if run.meta.get("status") == "running":
         rep.notes.append("run.json says this run had not finished: the tables show what results.csv holds.")
+    for s in run.meta.get("skipped") or []:   # --skip-unavailable: named, never silently absent from the figures
+        if isinstance(s, dict):
+            rep.notes.append(f"SKIPPED {s.get('family')} (severities {', '.join(map(str, s.get('severities', [])))}):"
+                             f" it could not run here and is in no table or figure: {s.get('reason', '')}")
     if len(run.problems):
         n_bad = int((run.problems["stage"] != "level").sum()) if "stage" in run.problems else len(run.problems)
         if n_bad:

@@ -38,6 +38,7 @@ class RunConfig:
     wait_for_service: float | None = None      # seconds to wait for a served detector to come back (inf: no limit)
     calibration: tuple[str, ...] = ()          # CAL.json files: results_calibrated.csv (not identity: scores same)
     operating_point: str | None = None         # far=1% | frr=.. | eer | threshold=T | bayes (results.csv columns)
+    skip_unavailable: bool = False             # run the families that can run here, name the others (not identity)
 
     def validate(self) -> None:
         """Every option checked before any work: a bad value is one clear error naming the option."""

@@ -184,9 +184,12 @@ def check_identity(store, out: Path, ident: Mapping[str, Any]) -> None:
             for key, what in (("checkpoint_sha256", "checkpoint"), ("class_sha256", "class_file"),
                               ("fusion_sha256", "fusion_file")):
                 if a.get(key) != b.get(key):
+                    now = (f"that file's content changed (sha256 now {str(b.get(key))[:16]}...)"
+                           if str(a.get(what)) == str(b.get(what)) else
+                           f"this command names {what} {b.get(what)}, another file (sha256 {str(b.get(key))[:16]}...)")
                     raise ValueError(
                         f"{out} holds scores of {a.get('model')} with {what} {a.get(what)} (sha256 "
-                        f"{str(a.get(key))[:16]}...), but {b.get(what)} now has sha256 {str(b.get(key))[:16]}...: "
+                        f"{str(a.get(key))[:16]}...), but {now}: "
                         "the weights or code changed, and mixing scores of two models would give a wrong "
                         "verdict. Choose another --out folder (without --out a new folder is derived)")
         a, b = by_content(old), json.loads(json.dumps(by_content(ident), default=str))

@@ -32,12 +32,15 @@ def add_reliability_options(s: argparse.ArgumentParser) -> None:
                    help="when a served detector (http://) stops answering, wait for it (at most S seconds; no value: "
                    "without limit) and go on; without it the run stops as incomplete (exit 75) and the same "
                    "command finishes it")
+    s.add_argument("--skip-unavailable", action="store_true",
+                   help="a family that cannot run here (e.g. AMR-WB without libvo-amrwbenc) is skipped and named in "
+                   "the summary, run.json, skipped.csv and the report; without it such a suite is refused up front")
 
 
 def reliability_kwargs(a: argparse.Namespace) -> dict[str, Any]:
     """The options above as ``bench.api.run``'s keyword arguments."""
     return {"max_seconds": max_seconds(a.max_seconds), "rescore_changed": a.rescore_changed,
-            "wait_for_service": a.wait_for_service}
+            "wait_for_service": a.wait_for_service, "skip_unavailable": getattr(a, "skip_unavailable", False)}
 
 
 def incomplete_exit(e: BaseException) -> int:

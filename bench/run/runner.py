@@ -28,7 +28,7 @@ from bench.run.identity import by_content as _by_content, check_identity as _che
 from bench.run.inputs import check_contents
 from bench.run.outage import after_outage, wait_seconds
 from bench.run.plan import _count_scores, _units
-from bench.run.resources import check_resources
+from bench.run.resources import check_resources, drop_unavailable, write_skipped
 from bench.run.progress import Progress as _Progress
 from bench.run.provenance import data_digest, run_provenance, timing_summary
 from bench.run.store import RunLock, Store
@@ -76,6 +76,12 @@ def run(cfg: RunConfig, show_progress: bool = True, progress=None) -> RunResult:
     from bench.suites.universal import universal_conditions
 
     conditions = universal_conditions(suite.expand(), cfg.models)   # universal attacks: one per source model
+    skipped: list[dict[str, Any]] = []
+    if cfg.skip_unavailable:   # families that cannot run here are named in every output, not silently left out
+        conditions, skipped = drop_unavailable(conditions)
+        if not conditions:
+            raise RuntimeError("no family of suite " + repr(cfg.suite) + " can run here: "
+                               + "; ".join(f"{s['family']}: {s['reason']}" for s in skipped))
     resources_used = check_resources(conditions)   # e.g. a neural codec's weights: refused before any audio is read
     policy = parse_policy(cfg.policy or suite.policy)
     model_ids = models_identity(cfg.models, cfg.checkpoint, wait_seconds(cfg))
@@ -93,7 +99,7 @@ def run(cfg: RunConfig, show_progress: bool = True, progress=None) -> RunResult:
     out.mkdir(parents=True, exist_ok=True)
     try:
         return _run_in(out, cfg, suite, conditions, policy, dataset, ident, show_progress, progress,
-                       resources_used)
+                       resources_used, skipped)
     except BaseException:
         if created:
             _remove_if_empty(out)
@@ -140,7 +146,7 @@ def _remove_if_empty(out: Path) -> None:
 
 
 def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident, show_progress: bool,
-            progress, resources_used: Mapping[str, Any] | None = None) -> RunResult:
+            progress, resources_used: Mapping[str, Any] | None = None, skipped=()) -> RunResult:
     from bench.suites.universal import universal_training_split
 
     started = time.time()
@@ -161,7 +167,7 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
         if not total and prev.get("status") == "complete":
             # a finished run given again: nothing to score, so no detector is loaded (warm re-runs are cheap)
             log.info("%s: every score is already stored; rewriting the tables", out)
-            return _finish(out, store, suite, conditions, cfg, prev, dataset, speakers)
+            return _finish(out, store, suite, conditions, cfg, prev, dataset, speakers, skipped)
         # Under Ray the scoring device is the workers' (they resolve "auto" themselves); the driver only
         # loads the detectors on its CPU for provenance.
         device = resolve_device(cfg.device) if cfg.executor == "local" else cfg.device
@@ -233,7 +239,7 @@ def _run_in(out: Path, cfg: RunConfig, suite, conditions, policy, dataset, ident
             prov["timing"] = timing_summary(timing, prev.get("timing"))
         result = _finish(out, store, suite, conditions, cfg, {**prov, "status": "complete",
                                                               "elapsed_s": round(time.time() - started, 2)},
-                         dataset, speakers)
+                         dataset, speakers, skipped)
     return result
 
 
@@ -296,7 +302,7 @@ class RunFailed(RuntimeError):
 
 
 def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: dict, dataset,
-            speakers: Mapping[str, str] | None = None) -> RunResult:
+            speakers: Mapping[str, str] | None = None, skipped=()) -> RunResult:
     from bench.run.results import (by_attack_from_store, results_from_store, utterance_info, with_condition_columns,
                                with_info, write_tables)
 
@@ -312,6 +318,7 @@ def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: di
     by_attack = by_attack_from_store(store, suite.name, conditions, info, n_boot=cfg.n_boot, seed=cfg.seed)
     scores = with_info(with_condition_columns(store.iter_scores(), conditions), info)
     write_tables(out, results, scores, problems, by_attack)
+    write_skipped(out, skipped)
     prov = {**{k: v for k, v in prov.items() if k not in ("calibration", "operating_point")},
             **write_calibrated_tables(out, cals, operating, results, cfg.calibration)}   # this command's own
     if isinstance(prov.get("config"), dict):   # a finished run given again keeps its config, but not these
@@ -320,7 +327,7 @@ def _finish(out: Path, store: Store, suite, conditions, cfg: RunConfig, prov: di
     why = _failure(cfg, conditions, store, problems, results, out)
     prov = {**prov, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "n_scores": store.n_scores(), "n_problems": len(problems),
-            "bootstrap": "speaker clusters" if speakers else "utterances"}
+            "bootstrap": "speaker clusters" if speakers else "utterances", "skipped": list(skipped)}
     if why:
         prov.update(status="failed", failure=why)
     _write_json(out / "run.json", prov)

@@ -25,7 +25,7 @@ from typing import Callable, ClassVar
 import numpy as np
 
 from foundation.audio import resample as _resample
-from perturbations.base import Context, Perturbation
+from perturbations.base import Context, Perturbation, ResourceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,17 @@ class CodecPerturbation(Perturbation):
         if value not in allowed:
             raise ValueError(f"{family}: {name} must be one of {', '.join(map(str, allowed))}, "
                              f"got {value!r}")
+
+    # --- resources -------------------------------------------------------------------------
+    def check_resources(self) -> None:
+        """The codec's encoder and decoder are there (PyAV's FFmpeg build, or a system library such as
+        AMR-WB's libvo-amrwbenc): one real round trip of a short tone at 16 kHz, before any audio is read,
+        so that a family that cannot run is refused up front instead of failing on every clip."""
+        t = np.arange(8000) / 16000.0
+        try:
+            self.encode(0.1 * np.sin(2 * np.pi * 440.0 * t), 16000)
+        except ResourceUnavailable as e:   # any other error is a bug and raised as it is
+            raise ResourceUnavailable(f"{self.family} cannot run here: {e}") from e
 
     # --- behaviour -------------------------------------------------------------------------
     def encode(self, wav: np.ndarray, sr: int, context: Context | None = None) -> Encoded:

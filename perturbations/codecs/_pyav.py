@@ -11,6 +11,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from perturbations.base import ResourceUnavailable
+
 _INSTALL_HINT = "install PyAV (`pip install av`; its wheels bundle FFmpeg)"
 
 
@@ -36,7 +38,7 @@ def has_codec(name: str, mode: str = "w") -> bool:
 def require_codec(name: str, mode: str, family: str) -> None:
     if not has_codec(name, mode):
         kind = "encoder" if mode == "w" else "decoder"
-        raise RuntimeError(f"{family}: this PyAV build has no {name!r} {kind}; "
+        raise ResourceUnavailable(f"{family}: this PyAV build has no {name!r} {kind}; "
                            f"{_INSTALL_HINT} (a wheel whose FFmpeg includes {name})")
 
 

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from perturbations.base import register
+from perturbations.base import ResourceUnavailable, register
 from perturbations.codecs import _pyav
 from perturbations.codecs._base import CodecPerturbation
 
@@ -43,7 +43,7 @@ def _encoder_lib():
     try:
         lib = ctypes.CDLL(name)
     except OSError as e:
-        raise RuntimeError(f"amr-wb: cannot load {name} ({e}); {_HINT}") from e
+        raise ResourceUnavailable(f"amr-wb: cannot load {name} ({e}); {_HINT}") from e
     lib.E_IF_init.restype = ctypes.c_void_p
     lib.E_IF_init.argtypes = []
     lib.E_IF_encode.restype = ctypes.c_int
