@@ -6,10 +6,11 @@ import re
 from reports.tables import Table
 
 def md_escape(s: str) -> str:
-    """Text as Markdown shows it, never as markup that does something: table bars, raw HTML and link or image
-    syntax (``[``, ``]``: a model or speaker named ``![t](http://...)`` or ``[x](javascript:...)`` stays text)."""
+    """Text as Markdown shows it, never as markup that does something: table bars, raw HTML, and link or image
+    syntax: a ``]`` followed by ``(`` or ``[`` gets that bracket escaped, so a model or speaker named
+    ``![t](http://...)`` or ``[x](javascript:...)`` stays text, while a CI like ``[0.0, 20.0]`` stays as it is."""
     return (str(s).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
-            .replace("[", "\\[").replace("]", "\\]"))
+            .replace("](", "]\\(").replace("][", "]\\["))
 
 
 def to_markdown(t: Table) -> str:

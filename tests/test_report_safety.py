@@ -15,7 +15,7 @@ EVIL_CSV = '=HYPERLINK("http://203.0.113.9","x")'
 
 def test_markdown_escape_breaks_link_and_image_syntax():
     out = md_escape(f"{EVIL_MD} [a](javascript:alert(1))")
-    assert "[t](" not in out and "[a](" not in out            # no unescaped opener: neither an image nor a link
+    assert "](" not in out and "][" not in out                 # no link destination follows a bracket
     assert out.replace("\\", "") == f"{EVIL_MD} [a](javascript:alert(1))"   # the text itself is kept
 
 
@@ -32,7 +32,7 @@ def test_report_of_a_run_with_hostile_model_names(tmp_path):
                    fams={"mp3": ("perturbation", (1, 2))})
     rep = build_report(run, plots=False)
     md = (rep.out / "report.md").read_text()
-    assert "![t](" not in md and "\\!\\[t\\]" not in md and "!\\[t\\](http" in md
+    assert "![t](" not in md and "![t]\\(http" in md
     deg = pd.read_csv(rep.out / "degradation.csv")
     assert "'" + EVIL_CSV in set(deg["model"]) and EVIL_CSV not in set(deg["model"])
     results = pd.read_csv(run / "results.csv")
