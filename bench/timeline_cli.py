@@ -10,24 +10,14 @@ llr is the Bayes threshold of the file's application (:func:`bench.run.calibrate
 from __future__ import annotations
 
 import argparse
+
+from bench.terminal import finite_float
 import logging
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("bench")
-
-
-def finite_float(text: str) -> float:
-    """argparse type: a finite number (``nan`` and ``inf`` are refused)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return v
 
 
 def add_options(s: argparse.ArgumentParser) -> None:

@@ -3,24 +3,13 @@ from __future__ import annotations
 
 import argparse
 
+from bench.terminal import finite_float
+
 from bench.serve import app as A
 from bench.serve.protocol import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES
 
 DEFAULT_MAX_BYTES, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_QUEUE = A.DEFAULT_MAX_BYTES, A.DEFAULT_MAX_CONCURRENT, \
     A.DEFAULT_MAX_QUEUE
-
-
-def finite(text: str) -> float:
-    """argparse type: a finite number (nan and inf refused at start)."""
-    import math
-
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return v
 
 
 def add_parser(sub, label_map_help: str) -> None:
@@ -53,7 +42,7 @@ def add_parser(sub, label_map_help: str) -> None:
     s.add_argument("--policy", help="input policy (default: the card's, official)")
     s.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
     s.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
-    s.add_argument("--batch-wait-ms", type=finite, default=A.DEFAULT_BATCH_WAIT_MS,
+    s.add_argument("--batch-wait-ms", type=finite_float, default=A.DEFAULT_BATCH_WAIT_MS,
                    help="dynamic batching: how long the first waiting window waits for others (from concurrent "
                    f"requests and streams) to share its forward pass (default {A.DEFAULT_BATCH_WAIT_MS:g}); 0 turns "
                    "it off (each request scored alone, --max-concurrent at a time)")
@@ -67,9 +56,9 @@ def add_parser(sub, label_map_help: str) -> None:
     s.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE,
                    help=f"requests waiting beyond those, else 503 before the body is read (default "
                    f"{DEFAULT_MAX_QUEUE})")
-    s.add_argument("--read-timeout", type=finite, default=A.DEFAULT_READ_TIMEOUT,
+    s.add_argument("--read-timeout", type=finite_float, default=A.DEFAULT_READ_TIMEOUT,
                    help=f"seconds for a whole request body, else 408 (default {A.DEFAULT_READ_TIMEOUT:g})")
-    s.add_argument("--header-timeout", type=finite, default=DEFAULT_HEADER_TIMEOUT,
+    s.add_argument("--header-timeout", type=finite_float, default=DEFAULT_HEADER_TIMEOUT,
                    help=f"seconds for a request's head, else 408 (default {DEFAULT_HEADER_TIMEOUT:g})")
     s.add_argument("--max-header-bytes", type=int, default=DEFAULT_MAX_HEADER_BYTES,
                    help=f"largest request head, else 431 (default {DEFAULT_MAX_HEADER_BYTES})")
@@ -77,18 +66,18 @@ def add_parser(sub, label_map_help: str) -> None:
                    help=f"open connections, else 503 (default {DEFAULT_MAX_CONNECTIONS})")
     s.add_argument("--max-streams", type=int, default=A.DEFAULT_MAX_STREAMS,
                    help=f"open /stream WebSockets, else closed with 1013 (default {A.DEFAULT_MAX_STREAMS})")
-    s.add_argument("--stream-max-seconds", type=finite, default=A.DEFAULT_STREAM_MAX_SECONDS,
+    s.add_argument("--stream-max-seconds", type=finite_float, default=A.DEFAULT_STREAM_MAX_SECONDS,
                    help=f"longest stream in seconds of audio (default {A.DEFAULT_STREAM_MAX_SECONDS:g})")
-    s.add_argument("--stream-idle-timeout", type=finite, default=A.DEFAULT_STREAM_IDLE_TIMEOUT,
+    s.add_argument("--stream-idle-timeout", type=finite_float, default=A.DEFAULT_STREAM_IDLE_TIMEOUT,
                    help=f"a stream silent this many seconds is closed (default {A.DEFAULT_STREAM_IDLE_TIMEOUT:g})")
     s.add_argument("--max-message-bytes", type=int, default=A.DEFAULT_MAX_MESSAGE_BYTES,
                    help=f"largest WebSocket message (default {A.DEFAULT_MAX_MESSAGE_BYTES}, 1 MiB)")
-    s.add_argument("--max-seconds", type=finite, default=A.DEFAULT_MAX_SECONDS, metavar="S",
+    s.add_argument("--max-seconds", type=finite_float, default=A.DEFAULT_MAX_SECONDS, metavar="S",
                    help="refuse (400) a /score body holding more than this many seconds of audio, checked on its "
                    f"header before decoding (default {A.DEFAULT_MAX_SECONDS:g}; 0 = no limit)")
     s.add_argument("--output", default="score", choices=["score", "decision"],
                    help="answer the score (default) or only the decision (a decision-only service)")
-    s.add_argument("--threshold", type=finite,
+    s.add_argument("--threshold", type=finite_float,
                    help="bona fide iff score >= this (a finite number): the decision of --output decision "
                    "(default 0), and a decision beside each stream window's score when given")
     s.set_defaults(func=cmd_serve)
