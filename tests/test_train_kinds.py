@@ -26,7 +26,7 @@ def _check_folder(out, data_dir, arch):
 
 def test_rawnet2_from_random_initialisation(tmp_path):
     df = api.train("rawnet2", _manifest(tmp_path, n=8), tmp_path / "r", epochs=1, batch_size=4, device="cpu",
-                   progress=False)
+                   from_scratch=True, progress=False)
     assert len(df) == 1 and np.isfinite(df["train_loss"]).all()
     rec = _check_folder(tmp_path / "r", tmp_path, "rawnet2")
     assert rec["model"]["start"]["from"] == "random initialisation"

@@ -37,6 +37,8 @@ def add_parser(sub) -> None:
     s.add_argument("--model", required=True, help="card name (aasist, aasist-l, rawnet2, ssl-aasist, ...), "
                    "package.module:Class, hf:FOLDER, or a training folder to train further")
     s.add_argument("--checkpoint", help="starting weights (default: the card's published ones, if any)")
+    s.add_argument("--from-scratch", action="store_true", help="start from a random initialisation drawn from "
+                   "--seed, even where published weights exist")
     s.add_argument("--data", required=True, help="training data: any data spec (demo, a manifest, a corpus)")
     s.add_argument("--dev", help="dev data for model selection (default: a seeded split of --data, by speaker "
                    "when it names speakers, recorded in train.json)")
@@ -81,9 +83,9 @@ def cmd_train(a: argparse.Namespace) -> int:
                       dev_share=a.dev_share, limit=a.limit, epochs=a.epochs, seed=a.seed, recipe=a.recipe,
                       batch_size=a.batch_size, lr=a.lr, augment=a.augment, augment_prob=a.augment_prob,
                       rawboost=a.rawboost, adversarial=a.adversarial, adversarial_prob=a.adversarial_prob,
-                      patience=a.patience, checkpoint_every=a.checkpoint_every, device=a.device,
-                      precision=a.precision, workers=a.workers, search=a.search, search_only=a.search_only,
-                      search_epochs=a.search_epochs, layers=a.layers, channels=a.channels)
+                      from_scratch=a.from_scratch, patience=a.patience, checkpoint_every=a.checkpoint_every,
+                      device=a.device, precision=a.precision, workers=a.workers, search=a.search,
+                      search_only=a.search_only, search_epochs=a.search_epochs, layers=a.layers, channels=a.channels)
     df = train(cfg, progress=not a.json)
     if a.json or a.search_only:
         print_json(df.to_dict(orient="records"))

@@ -62,6 +62,7 @@ class TrainConfig:
     layers: int | None = None            # DARTS: cells (search and derived network)
     channels: int | None = None          # DARTS: initial channels
     model_config: Any = None             # configuration overrides of the architecture (a mapping; JSON)
+    from_scratch: bool = False           # a seeded random initialisation even where published weights exist
 
     def validate(self) -> None:
         for name in ("model", "data", "out"):
@@ -94,6 +95,8 @@ class TrainConfig:
         _positive_int(self.channels, "--channels")
         if (self.search_only or self.search_epochs or self.layers or self.channels) and not self.search:
             raise ValueError("--search-only, --search-epochs, --layers and --channels belong to --search")
+        if self.from_scratch and self.checkpoint:
+            raise ValueError("--from-scratch and --checkpoint exclude each other: choose the starting weights")
         if self.model_config is not None and not isinstance(self.model_config, dict):
             raise ValueError(f"model_config must be a mapping, got {type(self.model_config).__name__}")
 

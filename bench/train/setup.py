@@ -78,13 +78,15 @@ def _start_model(cfg: TrainConfig, device: str) -> tuple[Any, dict[str, Any]]:
     spec = cfg.model
     if spec.startswith(("http://", "https://")):
         raise ValueError(f"--model {spec}: a served detector has no weights here to train")
-    if cfg.checkpoint or spec.startswith("hf:") or is_training_folder(spec):
+    if cfg.from_scratch and (spec.startswith("hf:") or is_training_folder(spec)):
+        raise ValueError(f"--from-scratch: {spec} brings its own weights; it applies to cards and user classes")
+    if (cfg.checkpoint or spec.startswith("hf:") or is_training_folder(spec)) and not cfg.from_scratch:
         ld = load_detector(spec, checkpoint=cfg.checkpoint, device=device, fast_inference=False)
         start = {"from": "checkpoint" if cfg.checkpoint else "model", "path": ld.checkpoint, "sha256": ld.sha256}
         return ld.detector, {"spec": spec, "name": ld.name, "architecture": ld.card.architecture,
                              "config": dict(ld.card.config), "start": start}
     card = CARDS.get(spec) if ":" not in spec else None
-    if card is not None and card.filename and not cfg.model_config:
+    if card is not None and card.filename and not cfg.model_config and not cfg.from_scratch:
         try:
             ld = load_detector(spec, device=device, fast_inference=False)
             start = {"from": "published weights", "path": ld.checkpoint, "sha256": ld.sha256}
@@ -93,7 +95,8 @@ def _start_model(cfg: TrainConfig, device: str) -> tuple[Any, dict[str, Any]]:
         except WeightsError as e:
             if card.url:   # downloadable, but not here: an error, never a silent fresh start
                 raise ValueError(f"--model {spec}: its published weights are not available ({e}); give "
-                                 "--checkpoint, or fill the cache with `bench weights`") from e
+                                 "--checkpoint, fill the cache with `bench weights`, or train from a random "
+                                 "initialisation with --from-scratch") from e
             log.warning("%s: its published weights are not here (%s)", spec, e)
     if card is None:
         from models import _user_class
