@@ -23,7 +23,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from foundation.weights import WeightsError, cache_dir, offline, sha256_file
+from foundation.cache import WeightsError, cache_dir, offline, sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,8 @@ import urllib.request
 from pathlib import Path
 from typing import Protocol
 
+from foundation.cache import WeightsError, cache_dir, offline, sha256_file  # noqa: F401 (this module's API)
+
 log = logging.getLogger(__name__)
 
 
@@ -37,22 +39,6 @@ class Card(Protocol):
     filename: str | None
     url: str | None
     sha256: str | None
-
-
-class WeightsError(RuntimeError):
-    """A checkpoint that cannot be found, fetched, verified or read; the message says what to do."""
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("BENCH_CACHE_DIR", Path.home() / ".cache" / "deepfake-bench"))
 
 
 def _download(url: str, dest: Path, sha256: str | None) -> Path:
@@ -239,12 +225,6 @@ def _parse_state(path: Path, data: bytes) -> dict:
 
 
 # --- folders of files (Hugging Face save_pretrained layout) ---------------------------------------
-def offline() -> bool:
-    """True when downloads are forbidden (``BENCH_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``; the tests set it)."""
-    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
-               for k in ("BENCH_OFFLINE", "HF_HUB_OFFLINE"))
-
-
 class FolderCard:
     """A checkpoint that is a folder of files (``config.json``, ``model.safetensors``, ...), as
     ``save_pretrained`` writes it: ``folder`` is its name under ``$BENCH_WEIGHTS_DIR`` and the cache,
