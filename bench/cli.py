@@ -72,8 +72,8 @@ def _remote(models: str, output: str | None) -> str:
 def cmd_score(a: argparse.Namespace) -> int:
     from bench import api
 
-    if getattr(a, "timeline", False):   # bench score --timeline: bench/timeline_cli.py
-        from bench.timeline_cli import cmd_timeline
+    if getattr(a, "timeline", False):   # bench score --timeline: bench/commands/timeline.py
+        from bench.commands.timeline import cmd_timeline
 
         a.model = _remote(a.model, a.remote_output)
         return cmd_timeline(a)
@@ -88,7 +88,7 @@ def cmd_score(a: argparse.Namespace) -> int:
     rows = [{**r, "error": r["error"] if isinstance(r["error"], str) and r["error"] else None}
             for r in df.to_dict(orient="records")]   # a missing error may come back as NaN (truthy)
     if a.calibration:   # llr and decision at the calibration's Bayes threshold
-        from bench.calibrate_cli import with_llr
+        from bench.commands.calibrate import with_llr
 
         rows = with_llr(rows, a.calibration, a.model)
     for r in rows:
@@ -159,7 +159,7 @@ def _params(items: Sequence[str] | None) -> dict[str, Any]:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from bench import api
-    from bench.summary import render
+    from bench.commands.summary import render
 
     models = tuple(m.strip() for m in _remote(a.model, a.remote_output).split(",") if m.strip())
     if a.label_map:   # models.hf imports torch, which a finished run given again never needs
@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    from bench.calibrate_cli import add_run_options, add_score_options
+    from bench.commands.calibrate import add_run_options, add_score_options
 
     s = sub.add_parser("models", help="list detectors and known checkpoints")
     s.add_argument("--json", action="store_true", help="print a JSON array")
@@ -232,12 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_max_seconds(s)
     s.add_argument("files", nargs="+", metavar="FILE", help="wav, flac, mp3, ogg, m4a ... at any rate")
     add_score_options(s)
-    from bench.timeline_cli import add_options as add_timeline_options
+    from bench.commands.timeline import add_options as add_timeline_options
 
     add_timeline_options(s)
     s.set_defaults(func=cmd_score)
 
-    from bench.weights_cli import add_parser as add_weights_parser
+    from bench.commands.weights import add_parser as add_weights_parser
 
     add_weights_parser(sub)
 
@@ -322,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parser(sub)
 
-    from bench.calibrate_cli import add_parser as add_calibrate_parser
+    from bench.commands.calibrate import add_parser as add_calibrate_parser
 
     add_calibrate_parser(sub)
 

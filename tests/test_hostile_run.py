@@ -217,7 +217,7 @@ def test_a_run_without_any_eer_exits_non_zero_saying_why(tmp_path, capsys):
 def test_the_summary_says_why_a_cell_has_no_eer():
     from types import SimpleNamespace
 
-    from bench.summary import SECTIONS, missing_eer
+    from bench.commands.summary import SECTIONS, missing_eer
 
     results = pd.DataFrame([{"model": "m", "family": "clean", "severity": 0, "n_bonafide": 3, "n_spoof": 3,
                              "eer": 0.1}, {"model": "m", "family": "mp3", "severity": 2, "n_bonafide": 3,

@@ -65,7 +65,7 @@ def test_far_and_frr_at_the_clean_threshold_by_hand():
     assert res.loc["mp3", "actdcf"] == pytest.approx(C.act_dcf(b, s))
     from types import SimpleNamespace
 
-    from bench.summary import operating_point
+    from bench.commands.summary import operating_point
     sec = operating_point(SimpleNamespace(results=res.reset_index()), {})
     assert sec.columns == ["family", "clean", "s1"] and sec.rows[0][0] == "mp3"
     assert sec.rows[0][2].startswith("75.0\n[") and sec.rows[0][2].endswith("FRR 75.0")

@@ -108,7 +108,7 @@ class _Res:
 
 
 def test_summary_has_ci_cells_in_severity_order_a_small_class_warning_and_the_next_step(tmp_path):
-    from bench.summary import render, sections
+    from bench.commands.summary import render, sections
 
     run = make_run(tmp_path / "r", models=("m",), fams={"mp3": ("perturbation", (3, 1, 2))}, n_bonafide=20,
                    n_spoof=25, n_boot=20)

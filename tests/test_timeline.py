@@ -165,7 +165,7 @@ def test_unreadable_file_is_named_and_the_rest_scored(tmp_path, capsys):
 def test_threshold_from_a_calibration_file(tmp_path, capsys):
     from bench.metrics import calibration as C
     from bench.run.calibrate import fit_calibration, save_calibration
-    from bench.timeline_cli import calibration_threshold
+    from bench.commands.timeline import calibration_threshold
 
     rng = np.random.default_rng(5)
     n = 200

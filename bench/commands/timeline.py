@@ -3,7 +3,7 @@
 Scores of sliding windows over each file (:mod:`bench.scoring.timeline`), printed as CSV (``path``, ``start_s``,
 ``end_s``, ``score``; ``decision`` with a threshold) or, with ``--json``, one object per file with ``path`` and
 ``timeline`` (a list of ``{"start_s", "end_s", "score"}``); ``--figures DIR`` draws each file's score against
-time with the threshold (:mod:`bench.timeline_plot`). The threshold is ``--threshold`` (a score) or, from a
+time with the threshold (:mod:`bench.commands.timeline_plot`). The threshold is ``--threshold`` (a score) or, from a
 calibration file (``bench score``'s ``--calibration CAL.json``, see ``bench calibrate``), the score whose calibrated
 llr is the Bayes threshold of the file's application (:func:`bench.run.calibrated.score_threshold`).
 """
@@ -78,7 +78,7 @@ def cmd_timeline(a: argparse.Namespace) -> int:
         cols = ["path", "start_s", "end_s", "score"] + (["decision"] if threshold is not None else [])
         df[df["start_s"].notna()].to_csv(sys.stdout, columns=cols, index=False, float_format="%.6g")
     if a.figures:
-        from bench.timeline_plot import save_timeline_figures
+        from bench.commands.timeline_plot import save_timeline_figures
 
         for p in save_timeline_figures(df, a.figures, threshold=threshold, model=str(df["model"].iloc[0])
                                        if len(df) else a.model):
