@@ -144,6 +144,11 @@ def p2sgrad_loss(cos_theta: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(cos_theta, F.one_hot(target.long(), cos_theta.shape[1]).to(cos_theta.dtype))
 
 
+def reduction_layers(layers: int) -> tuple[int, int]:
+    """Indices of the two reduction cells (1/3 and 2/3 of the depth, as the release places them)."""
+    return layers // 3, 2 * layers // 3
+
+
 class DARTSBase(Detector):
     """Front end, stem and back end of the DARTS family; subclasses build ``self.cells`` and ``run_cells``."""
 
@@ -173,6 +178,23 @@ class DARTSBase(Detector):
         self.stem = nn.Sequential(nn.Conv1d(c, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm1d(c),
                                   nn.LeakyReLU(negative_slope=SLOPE))
         return c
+
+    def _build_cells(self, c: int, layers: int, make: Any) -> int:
+        """The release's cell stack after a stem of ``c`` channels: reduction cells double the channels, each cell
+        takes the outputs of the two before it. ``make(c_prev_prev, c_prev, c, reduction, reduction_prev)`` returns
+        ``(cell, multiplier)`` (the states a cell concatenates). Returns the last cell's output channels."""
+        c_prev_prev, c_prev, c_curr = c, c, c
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in reduction_layers(layers)
+            if reduction:
+                c_curr *= 2
+            cell, multiplier = make(c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
+            self.cells.append(cell)
+            reduction_prev = reduction
+            c_prev_prev, c_prev = c_prev, multiplier * c_curr
+        return c_prev
 
     def _build_back(self, c_prev: int, cfg: Mapping[str, Any]) -> None:
         h = cfg["gru_hsize"]

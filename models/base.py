@@ -79,6 +79,13 @@ def spec_prefix(spec: str) -> tuple[Callable[..., Any], type] | None:
     return next((v for p, v in SPEC_PREFIXES.items() if low.startswith(p)), None)
 
 
+def strip_data_parallel(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict saved from a ``DataParallel`` model (every key prefixed ``module.``) in the bare model's names."""
+    if state and all(k.startswith("module.") for k in state):
+        return {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
 class CheckpointMismatch(ValueError):
     """A state dict that does not fit the architecture; names the missing and unexpected keys."""
 

@@ -36,17 +36,12 @@ from torch import nn
 from models._darts_genotype import RAW_PC_DARTS, parse_genotype
 from models._darts_ops import OPS, align, preprocess_pair
 from models._darts_parts import DEFAULTS, DARTSBase, merge_config
-from models.base import ARCHITECTURES, Card, register_card
+from models.base import ARCHITECTURES, Card, register_card, strip_data_parallel
 from models.ssl_aasist import XLSR_300M
 
 log = logging.getLogger(__name__)
 
 CONFIG_DEFAULTS: dict[str, Any] = {**DEFAULTS, "genotype": RAW_PC_DARTS}
-
-
-def reduction_layers(layers: int) -> tuple[int, int]:
-    """Indices of the two reduction cells (1/3 and 2/3 of the depth, as the release places them)."""
-    return layers // 3, 2 * layers // 3
 
 
 class Cell(nn.Module):
@@ -84,19 +79,11 @@ class DARTS(DARTSBase):
         cfg["genotype"] = parse_genotype(cfg["genotype"])
         self.config = cfg
         self.genotype = cfg["genotype"]
-        c = self._build_front(cfg)
-        c_prev_prev, c_prev, c_curr = c, c, c
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        for i in range(cfg["layers"]):
-            reduction = i in reduction_layers(cfg["layers"])
-            if reduction:
-                c_curr *= 2
-            cell = Cell(self.genotype, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
-            self.cells.append(cell)
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
-        self._build_back(c_prev, cfg)
+        def make(*sizes):
+            cell = Cell(self.genotype, *sizes)
+            return cell, cell.multiplier
+
+        self._build_back(self._build_cells(self._build_front(cfg), cfg["layers"], make), cfg)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "DARTS":
@@ -105,8 +92,7 @@ class DARTS(DARTSBase):
     @classmethod
     def remap_state_dict(cls, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The release's key names are ours; only a DataParallel ``module.`` prefix is removed."""
-        if state and all(k.startswith("module.") for k in state):
-            state = {k[len("module."):]: v for k, v in state.items()}
+        state = strip_data_parallel(state)
         return state
 
     def load_checkpoint_state(self, state: Mapping[str, torch.Tensor]) -> None:

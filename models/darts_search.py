@@ -30,7 +30,6 @@ from torch import nn
 from models._darts_genotype import parse_genotype
 from models._darts_ops import OPS, PRIMITIVES, align, preprocess_pair
 from models._darts_parts import DEFAULTS, DARTSBase, merge_config
-from models.darts import reduction_layers
 
 SEARCH_DEFAULTS: dict[str, Any] = {**DEFAULTS, "steps": 4, "multiplier": 4, "primitives": list(PRIMITIVES),
                                    "partial_k": 2, "alpha_seed": 0}
@@ -113,19 +112,10 @@ class DARTSSearch(DARTSBase):
         self.config = cfg
         self.primitives = list(cfg["primitives"])
         self._steps, self._multiplier = cfg["steps"], cfg["multiplier"]
-        c = self._build_front(cfg)
-        c_prev_prev, c_prev, c_curr = c, c, c
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        for i in range(cfg["layers"]):
-            reduction = i in reduction_layers(cfg["layers"])
-            if reduction:
-                c_curr *= 2
-            self.cells.append(SearchCell(self._steps, self._multiplier, c_prev_prev, c_prev, c_curr, reduction,
-                                         reduction_prev, self.primitives, k))
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, self._multiplier * c_curr
-        self._build_back(c_prev, cfg)
+        def make(*sizes):
+            return SearchCell(self._steps, self._multiplier, *sizes, self.primitives, k), self._multiplier
+
+        self._build_back(self._build_cells(self._build_front(cfg), cfg["layers"], make), cfg)
         n_edges = sum(2 + i for i in range(self._steps))
         g = torch.Generator().manual_seed(int(cfg["alpha_seed"]))
         init = lambda *shape: nn.Parameter(1e-3 * torch.randn(*shape, generator=g))  # noqa: E731

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import ARCHITECTURES, Card, Detector, register_card
+from models.base import ARCHITECTURES, Card, Detector, register_card, strip_data_parallel
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +170,7 @@ class RawNet2(Detector):
     @classmethod
     def remap_state_dict(cls, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Official key names are ours; only a DataParallel ``module.`` prefix is removed."""
-        if state and all(k.startswith("module.") for k in state):
-            state = {k[len("module."):]: v for k, v in state.items()}
+        state = strip_data_parallel(state)
         return state
 
     @property

@@ -42,7 +42,7 @@ from torch import nn
 
 from models._ssl_aasist_blocks import (GraphAttentionLayer, GraphPool, HtrgGraphAttentionLayer,
                                        ResidualBlock2d, wav2vec2_hidden_time_major)
-from models.base import ARCHITECTURES, Card, Detector, register_card
+from models.base import ARCHITECTURES, Card, Detector, register_card, strip_data_parallel
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +205,7 @@ class SSLAASIST(Detector):
         """Release (fairseq) layout -> ours: ``ssl_model.model.*`` renamed to transformers names,
         quantizer/project_q/final_proj (pre-training only) dropped, a ``module.`` prefix stripped.
         Keys already in our layout pass unchanged."""
-        if state and all(k.startswith("module.") for k in state):
-            state = {k[len("module."):]: v for k, v in state.items()}
+        state = strip_data_parallel(state)
         out: dict[str, torch.Tensor] = {}
         for k, v in state.items():
             if k.startswith(_SSL):
