@@ -45,6 +45,8 @@ def _module_file(module: str) -> Path | None:
 
 
 def _is_training_folder(name: str) -> bool:
+    """models.trained.is_training_folder's test, here because importing ``models`` imports torch and every
+    architecture, which the identity of a finished run given again must not pay for."""
     try:
         return Path(name).expanduser().is_dir() and (Path(name).expanduser() / "train.json").is_file()
     except (OSError, ValueError):

@@ -85,15 +85,13 @@ class Augmentation:
     """What happens to a training example before the crop (all of it recorded in train.json)."""
 
     conditions: tuple[tuple[str, str, Mapping[str, Any]], ...] = ()   # (key, kind, spec) of the --augment suite
-    weights: tuple[float, ...] = ()
     prob: float = 0.8
     suite: str | None = None
     rawboost: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"suite": self.suite, "prob": self.prob, "rawboost": self.rawboost,
-                "conditions": [{"key": k, "kind": kind} for k, kind, _ in self.conditions],
-                "weights": list(self.weights)}
+                "conditions": [{"key": k, "kind": kind} for k, kind, _ in self.conditions]}
 
 
 @dataclass
@@ -140,7 +138,7 @@ class ExampleMaker:
         if aug.conditions:
             rng = rng_for(self.seed, utt.utt_id, "#augment|" + tag)
             if rng.random() < aug.prob:
-                i = int(rng.choice(len(aug.conditions), p=np.asarray(aug.weights) / np.sum(aug.weights)))
+                i = int(rng.integers(len(aug.conditions)))
                 key, kind, spec = aug.conditions[i]
                 got = ctx.prepare(Task(utt.utt_id, str(utt.path), utt.label, f"{key}|{tag}", spec, kind))
                 if got.wav is None:
@@ -159,7 +157,7 @@ class ExampleMaker:
 
 def augmentation_from_suite(suite: str | None, prob: float, rawboost: int | None) -> Augmentation:
     """The ``--augment`` suite's perturbation conditions (not its clean row, not its attacks: adversarial
-    training is ``--adversarial``), uniformly weighted unless a condition gives ``weight:``."""
+    training is ``--adversarial``), drawn uniformly."""
     if not suite:
         return Augmentation(prob=prob, rawboost=rawboost)
     from bench.suites.suite import load_suite
@@ -168,6 +166,24 @@ def augmentation_from_suite(suite: str | None, prob: float, rawboost: int | None
     conds = [c for c in s.expand() if c.kind != "attack" and c.severity > 0]
     if not conds:
         raise ValueError(f"--augment {suite}: the suite has no perturbation conditions to train with")
-    weights = tuple(float(dict(c.spec).get("weight", 1.0)) for c in conds)
-    return Augmentation(conditions=tuple((c.key(), c.kind, c.spec) for c in conds), weights=weights, prob=prob,
+    return Augmentation(conditions=tuple((c.key(), c.kind, c.spec) for c in conds), prob=prob,
                         suite=suite, rawboost=rawboost)
+
+
+def make_batch(maker: ExampleMaker, utts: Sequence[Utterance], idx: Any, epoch: int):
+    """The examples ``idx`` of ``utts`` for ``epoch``: ``(x[B, T], y[B], utt_ids, problems)``; an example that
+    cannot be made is left out and listed in ``problems`` as (utt_id, path, reason)."""
+    import torch
+
+    wavs, labels, ids, problems = [], [], [], []
+    for i in idx:
+        u = utts[int(i)]
+        wav, err = maker.make(u, epoch)
+        if wav is None:
+            problems.append((u.utt_id, str(u.path), err))
+            continue
+        wavs.append(wav)
+        labels.append(label_index(u.label))
+        ids.append(u.utt_id)
+    x = torch.from_numpy(np.stack(wavs)) if wavs else torch.zeros(0, maker.crop_samples)
+    return x, torch.tensor(labels, dtype=torch.long), ids, problems

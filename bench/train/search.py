@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import math
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 
 from bench.train import state as st
 from bench.train.config import TrainConfig
-from bench.train.data import epoch_batches, label_index
+from bench.train.data import epoch_batches, make_batch
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +61,9 @@ def _search_config(cfg: TrainConfig, card_config: dict[str, Any]) -> dict[str, A
 
 
 def _batch(maker, utts: list, idx: np.ndarray, epoch: int, problems: list):
-    import torch
-
-    wavs, labels = [], []
-    for i in idx:
-        u = utts[int(i)]
-        wav, err = maker.make(u, epoch)
-        if wav is None:
-            problems.append((u.utt_id, str(u.path), err))
-            continue
-        wavs.append(wav)
-        labels.append(label_index(u.label))
-    if not wavs:
-        return None
-    return torch.from_numpy(np.stack(wavs)), torch.tensor(labels, dtype=torch.long)
+    x, y, _ids, bad = make_batch(maker, utts, idx, epoch)
+    problems.extend(bad)
+    return (x, y) if len(y) else None
 
 
 def run_search(cfg: TrainConfig, out: Path, progress: bool = True) -> dict[str, Any]:
@@ -88,7 +78,7 @@ def run_search(cfg: TrainConfig, out: Path, progress: bool = True) -> dict[str, 
     folder = out / SEARCH_DIR
     folder.mkdir(parents=True, exist_ok=True)
     if (out / GENOTYPE).is_file():
-        return st_read_json(out / GENOTYPE)["genotype"]
+        return json.loads((out / GENOTYPE).read_text())["genotype"]
     setup = prepare(dataclasses.replace(cfg, search=False, search_only=False, search_epochs=None, layers=None,
                                         channels=None), folder)
     if setup.model["architecture"] != "darts":
@@ -109,15 +99,10 @@ def run_search(cfg: TrainConfig, out: Path, progress: bool = True) -> dict[str, 
     s: dict[str, Any] = {"epoch": 0, "step": 0, "history": []}
     saved = st.load_state(folder)
     if saved is not None:
-        model.load_state_dict(saved.pop("model"))
-        w_opt.load_state_dict(saved.pop("w_opt"))
-        a_opt.load_state_dict(saved.pop("a_opt"))
-        st.set_generator_states(model, saved.pop("generators", {}))
-        s.update(saved)
+        s.update(st.restore(saved, model, w_opt=w_opt, a_opt=a_opt))
 
     def checkpoint() -> None:
-        st.save_state(folder, {"model": model.state_dict(), "w_opt": w_opt.state_dict(), "a_opt": a_opt.state_dict(),
-                               "generators": st.generator_states(model), **s})
+        st.save_state(folder, {**st.snapshot(model, w_opt=w_opt, a_opt=a_opt), **s})
 
     record = {"config": config, "recipe": {**recipe, "epochs": epochs, "warm_up_epochs": warm},
               "halves": {"weights": len(half_w), "architecture": len(half_a)}, "seed": cfg.seed}
@@ -152,12 +137,6 @@ def run_search(cfg: TrainConfig, out: Path, progress: bool = True) -> dict[str, 
     return genotype
 
 
-def st_read_json(path: Path) -> dict[str, Any]:
-    import json
-
-    return json.loads(path.read_text())
-
-
 def _alphas_row(model, epoch: int) -> dict[str, Any]:
     import torch.nn.functional as F
 
@@ -183,4 +162,4 @@ def _write_results(out: Path, folder: Path, genotype: dict, derived: dict, histo
 
 def derived_model_config(out: Path) -> dict[str, Any]:
     """The derived network's configuration overrides (genotype, sizes, front end) from DIR/genotype.json."""
-    return dict(st_read_json(out / GENOTYPE)["derived_config"])
+    return dict(json.loads((out / GENOTYPE).read_text())["derived_config"])

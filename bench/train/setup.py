@@ -3,6 +3,7 @@ split, the recipe with the command line's overrides, the starting model, the aug
 folder's identity (the same command resumes; a different one is refused, naming what differs)."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,7 +171,7 @@ def prepare(cfg: TrainConfig, out: Path, dist: Dist | None = None) -> Setup:
     _both_classes(train_utts, "training", "--data")
     _both_classes(dev_utts, "dev", "--dev" if cfg.dev else "--data (its held-out dev split)")
     split.update(n_train=len(train_utts), n_dev=len(dev_utts))
-    aug = augmentation_from_suite(cfg.augment, cfg.augment_prob, None)
+    aug = augmentation_from_suite(cfg.augment, cfg.augment_prob, None)   # the recipe's RawBoost is set below
     for _key, _kind, spec in aug.conditions:   # a neural codec without weights is refused before any work
         from perturbations import Perturbation
 
@@ -178,7 +179,7 @@ def prepare(cfg: TrainConfig, out: Path, dist: Dist | None = None) -> Setup:
     attack = _attack(cfg)
     det, model = _start_model(cfg, device)
     recipe = _recipe(cfg, model["architecture"], int(getattr(det, "nb_samp", 64600)))
-    aug = augmentation_from_suite(cfg.augment, cfg.augment_prob, recipe.rawboost)
+    aug = dataclasses.replace(aug, rawboost=recipe.rawboost)
     sr = int(getattr(det, "sample_rate", 16000))
     bona = tuple((u.utt_id, str(u.path)) for u in train_utts if u.label == BONAFIDE)
     maker = ExampleMaker(cfg.seed, sr, recipe.crop_samples, recipe.crop, aug, bona)

@@ -7,7 +7,6 @@ back with ``weights_only=True``; the weights are safetensors in the architecture
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -37,16 +36,10 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, obj: Mapping[str, Any]) -> None:
-    def clean(x: Any) -> Any:   # strict JSON: NaN and inf become null
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [clean(v) for v in x]
-        return x
+    """Strict JSON (NaN and inf as null), atomically."""
+    from bench.terminal import strict_json
 
-    write_text(path, json.dumps(clean(obj), indent=2, sort_keys=False, default=str) + "\n")
+    write_text(path, strict_json(obj) + "\n")
 
 
 def save_weights(path: Path, module: Any) -> str:
@@ -92,6 +85,22 @@ def set_generator_states(module: Any, states: Mapping[str, Any]) -> None:
     for key, state in states.items():
         path, _, attr = key.rpartition(":")
         getattr(mods[path], attr).set_state(state)
+
+
+def snapshot(model: Any, **stateful: Any) -> dict[str, Any]:
+    """What a step checkpoint holds of the model and of each optimiser or scheduler (by name), generators included."""
+    return {"model": model.state_dict(), "generators": generator_states(model),
+            **{name: obj.state_dict() for name, obj in stateful.items()}}
+
+
+def restore(saved: dict[str, Any], model: Any, **stateful: Any) -> dict[str, Any]:
+    """:func:`snapshot`'s inverse on a loaded state; returns what is left (the loop's counters)."""
+    saved = dict(saved)
+    model.load_state_dict(saved.pop("model"))
+    set_generator_states(model, saved.pop("generators", {}))
+    for name, obj in stateful.items():
+        obj.load_state_dict(saved.pop(name))
+    return saved
 
 
 def load_state(folder: Path) -> dict[str, Any] | None:

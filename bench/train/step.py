@@ -55,14 +55,19 @@ class Stepper:
         self.autocast = precision == "bf16"
         self.chunk: int | None = None   # rows per forward after an out-of-memory split (None: the whole batch)
 
-    def _num_den(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The loss as (sum over rows, normaliser) so that chunks and processes add up to the global loss."""
+    def _numerator(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss summed over rows; divided by :meth:`_denominator` of the global batch it is the recipe's loss,
+        so chunks and processes add up to it."""
         out = out.float()
         if self.recipe.loss == "p2sgrad":   # MSE between cos theta and the one-hot target (Raw PC-DARTS)
-            sq = (out - F.one_hot(y, 2).to(out.dtype)) ** 2
-            return sq.sum(), torch.tensor(float(sq.numel()), device=out.device)
-        per = F.cross_entropy(out, y, weight=self.weights, reduction="none")   # w[y_i] * l_i
-        return per.sum(), self.weights[y].sum()
+            return ((out - F.one_hot(y, 2).to(out.dtype)) ** 2).sum()
+        return F.cross_entropy(out, y, weight=self.weights, reduction="sum")   # sum of w[y_i] * l_i
+
+    def _denominator(self, y: torch.Tensor) -> torch.Tensor:
+        """The global batch's weight: the sum of the class weights (weighted CE's mean), or the count of outputs."""
+        local = (torch.tensor(2.0 * len(y), device=self.device) if self.recipe.loss == "p2sgrad"
+                 else self.weights[y].sum())
+        return self.dist.sum(local)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         ctx = (torch.autocast(device_type=str(self.device).split(":")[0], dtype=torch.bfloat16) if self.autocast
@@ -103,14 +108,13 @@ class Stepper:
         """Forward and backward chunk by chunk (one chunk unless memory ran out); the global loss's value."""
         chunk = self.chunk or len(x)
         parts = [(x[i:i + chunk], y[i:i + chunk]) for i in range(0, len(x), chunk)]
-        den = self.dist.sum(self.weights[y].sum() if self.recipe.loss != "p2sgrad"
-                            else torch.tensor(2.0 * len(y), device=self.device))   # the global batch's weight
+        den = self._denominator(y)
         total = torch.zeros((), device=self.device)
         for i, (xc, yc) in enumerate(parts):
             last = i == len(parts) - 1   # DDP all-reduces the gradients on the last chunk's backward only
             ctx = self.head.no_sync() if (self.dist.world > 1 and not last) else contextlib.nullcontext()
             with ctx:
-                num, _ = self._num_den(self._forward(xc), yc)
+                num = self._numerator(self._forward(xc), yc)
                 (num * self.dist.world / den / acc).backward()   # DDP averages over processes: times world
             total = total + num.detach()
         value = float(self.dist.sum(total)) / float(den)

@@ -25,7 +25,7 @@ import numpy as np
 
 from bench.train import state as st
 from bench.train.config import TrainConfig
-from bench.train.data import epoch_batches, label_index
+from bench.train.data import epoch_batches, make_batch
 from bench.train.setup import Setup, prepare
 
 log = logging.getLogger(__name__)
@@ -44,20 +44,7 @@ class _Batches:
         return len(self.batches)
 
     def __getitem__(self, k: int):
-        import torch
-
-        wavs, labels, ids, problems = [], [], [], []
-        for i in self.batches[k]:
-            u = self.examples[int(i)]
-            wav, err = self.maker.make(u, self.epoch)
-            if wav is None:
-                problems.append((u.utt_id, str(u.path), err))
-                continue
-            wavs.append(wav)
-            labels.append(label_index(u.label))
-            ids.append(u.utt_id)
-        x = torch.from_numpy(np.stack(wavs)) if wavs else torch.zeros(0, self.maker.crop_samples)
-        return x, torch.tensor(labels, dtype=torch.long), ids, problems
+        return make_batch(self.maker, self.examples, self.batches[k], self.epoch)
 
 
 def _loader(ds: _Batches, start: int, workers: int):
@@ -174,11 +161,7 @@ def _loop(setup: Setup, out: Path, progress: bool) -> None:
                          "adversarial": 0, "examples": 0, "nan_streak": 0, "history": [], "best_eer": math.inf,
                          "best_epoch": None, "bad_epochs": 0, "status": "running", "seconds": 0.0}
     if saved is not None:
-        det.load_state_dict(saved.pop("model"))
-        opt.load_state_dict(saved.pop("optimizer"))
-        sched.load_state_dict(saved.pop("scheduler"))
-        st.set_generator_states(det, saved.pop("generators", {}))
-        s.update(saved)
+        s.update(st.restore(saved, det, optimizer=opt, scheduler=sched))
         log.info("resuming %s at epoch %d, step %d", out, s["epoch"] + 1, s["step"])
     if s["status"] != "running":
         log.info("%s: this training has ended (%s); nothing to do", out, s["status"])
@@ -187,8 +170,7 @@ def _loop(setup: Setup, out: Path, progress: bool) -> None:
 
     def checkpoint() -> None:
         if d.main:
-            st.save_state(out, {"model": det.state_dict(), "optimizer": opt.state_dict(),
-                                "scheduler": sched.state_dict(), "generators": st.generator_states(det), **s})
+            st.save_state(out, {**st.snapshot(det, optimizer=opt, scheduler=sched), **s})
 
     total = (recipe.epochs - s["epoch"]) * n_batches - s["step"]
     det.train()
