@@ -81,22 +81,29 @@ def _tex_cell(text: str, head: bool = False, chars: int = LINE_CHARS) -> tuple[s
     return tex_escape(text), len(str(text)) * CHAR_PT
 
 
+def _even_split(items: list[int], fits) -> list[list[int]]:
+    """The fewest runs of consecutive ``items``, of sizes differing by at most one, each of which ``fits``; one item a
+    run when even that does not fit."""
+    n = len(items)
+    for k in range(1, n + 1):
+        size, extra = divmod(n, k)
+        groups, start = [], 0
+        for g in range(k):
+            stop = start + size + (g < extra)
+            groups.append(items[start:stop])
+            start = stop
+        if all(fits(g) for g in groups):
+            return groups
+    return [[i] for i in items]
+
+
 def _parts(widths: list[float], limit: float = TEXT_WIDTH_PT) -> list[list[int]]:
     """Column indices of each part of a table split to fit ``limit``, column 0 repeated in every part: the
     fewest parts, with the columns shared out evenly (never a last part of one stray column)."""
     first = widths[0] + COL_PAD_PT
     rest = [w + COL_PAD_PT for w in widths[1:]]
-    n = len(rest)
-    for k in range(1, n + 1):
-        size, extra = divmod(n, k)
-        groups, start = [], 1
-        for g in range(k):
-            stop = start + size + (g < extra)
-            groups.append(list(range(start, stop)))
-            start = stop
-        if all(first + sum(rest[j - 1] for j in g) <= limit for g in groups):
-            return [[0] + g for g in groups]
-    return [[0, j] for j in range(1, n + 1)] or [[0]]
+    groups = _even_split(list(range(1, len(rest) + 1)), lambda g: first + sum(rest[j - 1] for j in g) <= limit)
+    return [[0] + g for g in groups] or [[0]]
 
 
 def transposed(t: Table) -> Table:
@@ -123,17 +130,7 @@ def _layout(t: Table) -> tuple[list[tuple[str, float]], list[list[tuple[str, flo
 def _row_parts(body: list[list[tuple[str, float]]], limit: int = MAX_LINES) -> list[list[int]]:
     """Row indices of each float of a long table: the fewest, of even size, each at most ``limit`` lines."""
     lines = [max([c[0].count(r"\\") + 1 for c in r] or [1]) for r in body]
-    n = len(body)
-    for k in range(1, n + 1):
-        size, extra = divmod(n, k)
-        groups, start = [], 0
-        for g in range(k):
-            stop = start + size + (g < extra)
-            groups.append(list(range(start, stop)))
-            start = stop
-        if all(sum(lines[i] for i in g) <= limit for g in groups):
-            return groups
-    return [[i] for i in range(n)] or [[]]
+    return _even_split(list(range(len(body))), lambda g: sum(lines[i] for i in g) <= limit) or [[]]
 
 
 def to_latex(t: Table) -> str:
