@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from bench.scoring.engine import Engine, InferenceOptions
-from bench.scoring.windows import AGGREGATE_FUNCS, Policy
+from bench.scoring.windows import Policy
 
 if TYPE_CHECKING:
     from models.base import Detector
@@ -53,5 +53,4 @@ def _aggregate(policy: Policy, owners: list[int], values: list[float], n: int) -
     per_utt: list[list[float]] = [[] for _ in range(n)]
     for i, v in zip(owners, values, strict=True):
         per_utt[i].append(v)
-    agg = AGGREGATE_FUNCS[policy.agg]
-    return np.array([float(agg(np.asarray(v, dtype=np.float64))) for v in per_utt], dtype=np.float64)
+    return np.array([policy.aggregate(v) for v in per_utt], dtype=np.float64)

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 POLICY_NAMES = ("official", "full", "whole")
 AGGREGATES = ("mean", "max", "min", "median")
-AGGREGATE_FUNCS = {"mean": np.mean, "max": np.max, "min": np.min, "median": np.median}
+_AGG_FUNCS = {"mean": np.mean, "max": np.max, "min": np.min, "median": np.median}
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ class Policy:
         return owners, windows
 
     def aggregate(self, window_scores: np.ndarray) -> float:
-        return float(AGGREGATE_FUNCS[self.agg](np.asarray(window_scores, dtype=np.float64)))
+        return float(_AGG_FUNCS[self.agg](np.asarray(window_scores, dtype=np.float64)))
 
 
 def parse_policy(spec: "str | Policy") -> Policy:
